@@ -1,0 +1,155 @@
+/*
+ * config.h: palyrad.conf, parsed in the supervisor only (DESIGN section 10,
+ * palyrad.conf(5)). The parser reads the whole file into memory, tokenizes
+ * it with line and column tracking and fills struct cfg; every error is
+ * reported as "FILE:LINE:COL: message" and nothing is half-applied.
+ */
+#ifndef PALYRA_CONFIG_H
+#define PALYRA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_ERR_LEN 512
+
+enum cfg_provider_type {
+	CFG_PROVIDER_OFFLINE = 0,
+	CFG_PROVIDER_OPENAI,
+	CFG_PROVIDER_ANTHROPIC,
+	CFG_PROVIDER_OPENAI_COMPATIBLE,
+};
+
+enum cfg_durability {
+	CFG_DURABILITY_FULL = 0,
+	CFG_DURABILITY_NORMAL,
+};
+
+enum cfg_tool_policy {
+	CFG_TOOL_ALLOW = 0,
+	CFG_TOOL_ASK,
+	CFG_TOOL_DENY,
+};
+
+enum cfg_budget_unit { CFG_BUDGET_TOKENS = 0, CFG_BUDGET_COST };
+enum cfg_budget_period { CFG_PERIOD_DAY = 0, CFG_PERIOD_MONTH, CFG_PERIOD_TOTAL };
+
+/* Where a directive stood, for later diagnostics. */
+struct cfg_pos {
+	const char	*file;		/* points into cfg->files */
+	int		 line;
+	int		 col;
+};
+
+struct cfg_listen {
+	int		 set;
+	char		*host;		/* numeric address or "localhost" */
+	uint16_t	 port;		/* 0: any free port */
+	int		 tls;
+	char		*tls_certificate;
+	char		*tls_key;
+	struct cfg_pos	 pos;
+};
+
+struct cfg_provider {
+	char		*name;
+	enum cfg_provider_type type;
+	char		*base_url;
+	char		*api_key;	/* "env:NAME", "file:PATH" or "vault:NAME" */
+	char		*model;
+	uint64_t	 timeout_connect_ms;
+	uint64_t	 timeout_first_byte_ms;
+	uint64_t	 timeout_idle_ms;
+	uint64_t	 timeout_total_ms;
+	uint32_t	 max_concurrent;
+	struct cfg_pos	 pos;
+};
+
+struct cfg_pricing {
+	char		*model;
+	double		 input_per_million;
+	double		 output_per_million;
+	struct cfg_pos	 pos;
+};
+
+struct cfg_tool_rule {
+	char		*pattern;	/* tool name or glob */
+	enum cfg_tool_policy policy;
+};
+
+struct cfg_agent {
+	char		*name;
+	char		**providers;	/* ordered failover list */
+	size_t		 nproviders;
+	char		*system_prompt;
+	uint32_t	 max_output_tokens;
+	double		 temperature;
+	struct cfg_tool_rule *tools;
+	size_t		 ntools;
+	struct cfg_pos	 pos;
+};
+
+struct cfg_budget {
+	enum cfg_budget_unit unit;
+	double		 amount;
+	enum cfg_budget_period period;
+	int		 hard;
+	struct cfg_pos	 pos;
+};
+
+struct cfg_tenant {
+	char		*name;
+	uint32_t	 workers;
+	uint64_t	 memory_limit;	/* bytes, 0: none */
+	struct cfg_agent *agents;	/* the first is the default */
+	size_t		 nagents;
+	struct cfg_budget *budgets;
+	size_t		 nbudgets;
+	struct cfg_pos	 pos;
+};
+
+struct cfg {
+	char		*user;		/* service user, NULL: none */
+	char		*state_dir;	/* absolute after parsing */
+	uint32_t	 worker_uid_min;
+	uint32_t	 worker_uid_max;
+	struct cfg_listen grpc;
+	struct cfg_listen http;
+	enum cfg_durability durability;
+	uint64_t	 checkpoint_interval_ms;
+	struct cfg_provider *providers;
+	size_t		 nproviders;
+	struct cfg_pricing *pricing;
+	size_t		 npricing;
+	struct cfg_tenant *tenants;
+	size_t		 ntenants;
+	char		**files;	/* every file read, for cfg_pos */
+	size_t		 nfiles;
+};
+
+/*
+ * Parses path (and its includes). Relative paths inside are resolved
+ * against base_dir (the directory palyrad was started in; NULL: the current
+ * directory). Returns 0 and *out, or -1 with "FILE:LINE:COL: message" in
+ * err (for a file that cannot be read: "FILE: message").
+ */
+int	cfg_load(const char *path, const char *base_dir, struct cfg **out,
+	    char *err, size_t errlen);
+
+/* Parses a buffer as if it were the file named name (tests, fuzzing). */
+int	cfg_parse_buffer(const char *name, const char *buf, size_t len,
+	    const char *base_dir, struct cfg **out, char *err, size_t errlen);
+
+void	cfg_free(struct cfg *);
+
+const struct cfg_tenant *cfg_tenant_find(const struct cfg *, const char *name);
+const struct cfg_provider *cfg_provider_find(const struct cfg *,
+	    const char *name);
+
+/* Checks a tenant, agent or principal name: [A-Za-z0-9._-], 1..NAME_MAX_LEN,
+ * not starting with '.' or '-'. Returns 1 if valid. */
+int	cfg_name_valid(const char *name);
+
+/* Prints the effective configuration in the file's syntax (palyrad -n -v). */
+void	cfg_dump(const struct cfg *, void *stdio_file);
+
+#endif

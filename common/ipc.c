@@ -1,0 +1,320 @@
+/*
+ * ipc.c: the codec and channels of palyrad's internal messages.
+ * Runs in every process. Touches only the descriptors it is given.
+ *
+ * Every byte read from a peer is checked here before anything is allocated
+ * for it: datagram bounds, the declared length against what arrived, the
+ * type, the flags and the descriptor count. Receivers then see only typed,
+ * decoded messages of the kinds they allowed from that peer.
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "ipc.pb-c.h"
+
+struct ipc_kind {
+	const char			*name;
+	const ProtobufCMessageDescriptor *desc;
+	int				 nfds;
+};
+
+static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
+	[IPC_ATTACH_PEER] = { "ATTACH_PEER",
+	    &palyra__ipc__attach_peer__descriptor, 1 },
+	[IPC_TENANT_LIST] = { "TENANT_LIST",
+	    &palyra__ipc__tenant_list__descriptor, 0 },
+	[IPC_FRONT_KEYS] = { "FRONT_KEYS",
+	    &palyra__ipc__front_keys__descriptor, 0 },
+	[IPC_READY] = { "READY", &palyra__ipc__ready__descriptor, 0 },
+	[IPC_TOKEN_STORE] = { "TOKEN_STORE",
+	    &palyra__ipc__token_store__descriptor, 0 },
+	[IPC_TOKEN_STORED] = { "TOKEN_STORED",
+	    &palyra__ipc__token_stored__descriptor, 0 },
+	[IPC_TOKEN_LOOKUP] = { "TOKEN_LOOKUP",
+	    &palyra__ipc__token_lookup__descriptor, 0 },
+	[IPC_TOKEN_INFO] = { "TOKEN_INFO",
+	    &palyra__ipc__token_info__descriptor, 0 },
+	[IPC_RUN_START] = { "RUN_START",
+	    &palyra__ipc__run_start_request__descriptor, 0 },
+	[IPC_RUN_CANCEL] = { "RUN_CANCEL",
+	    &palyra__ipc__run_cancel_request__descriptor, 0 },
+	[IPC_RUN_EVENT] = { "RUN_EVENT",
+	    &palyra__ipc__run_event_msg__descriptor, 0 },
+	[IPC_RUN_ERROR] = { "RUN_ERROR",
+	    &palyra__ipc__run_error_msg__descriptor, 0 },
+	[IPC_JOURNAL_APPEND] = { "JOURNAL_APPEND",
+	    &palyra__ipc__journal_append__descriptor, 0 },
+	[IPC_JOURNAL_ACK] = { "JOURNAL_ACK",
+	    &palyra__ipc__journal_ack__descriptor, 0 },
+	[IPC_WORKER_CONFIG] = { "WORKER_CONFIG",
+	    &palyra__ipc__worker_config__descriptor, 0 },
+	[IPC_JOURNAL_CONFIG] = { "JOURNAL_CONFIG",
+	    &palyra__ipc__journal_config__descriptor, 0 },
+};
+
+const char *
+ipc_type_name(uint32_t type)
+{
+	if (type >= IPC_TYPE_MAX || ipc_kinds[type].name == NULL)
+		return "UNKNOWN";
+	return ipc_kinds[type].name;
+}
+
+static const struct ipc_kind *
+ipc_kind(uint32_t type)
+{
+	if (type >= IPC_TYPE_MAX || ipc_kinds[type].desc == NULL)
+		return NULL;
+	return &ipc_kinds[type];
+}
+
+ssize_t
+ipc_encode(uint8_t *buf, size_t size, enum ipc_type type,
+    uint32_t request_id, const ProtobufCMessage *msg)
+{
+	const struct ipc_kind *k = ipc_kind(type);
+	struct ipc_header h;
+	size_t len;
+
+	if (k == NULL || msg == NULL || msg->descriptor != k->desc)
+		return -EINVAL;
+	len = protobuf_c_message_get_packed_size(msg);
+	if (len > IPC_MAX_PAYLOAD || size < IPC_HEADER_LEN ||
+	    len > size - IPC_HEADER_LEN)
+		return -EMSGSIZE;
+	h.type = type;
+	h.flags = 0;
+	h.request_id = request_id;
+	h.length = (uint32_t)len;
+	memcpy(buf, &h, sizeof(h));
+	if (protobuf_c_message_pack(msg, buf + IPC_HEADER_LEN) != len)
+		return -EINVAL;
+	return (ssize_t)(IPC_HEADER_LEN + len);
+}
+
+int
+ipc_decode(const uint8_t *buf, size_t len, int nfds, struct ipc_msg *out)
+{
+	const struct ipc_kind *k;
+	struct ipc_header h;
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < IPC_MAX_FDS; i++)
+		out->fds[i] = -1;
+	if (buf == NULL || len < IPC_HEADER_LEN)
+		return -EBADMSG;
+	memcpy(&h, buf, sizeof(h));
+	if (h.length > IPC_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	/* Declared and received lengths must agree: nothing missing, nothing
+	 * trailing. */
+	if (h.length != len - IPC_HEADER_LEN)
+		return -EBADMSG;
+	if ((k = ipc_kind(h.type)) == NULL || h.flags != 0)
+		return -EPROTO;
+	if (nfds != k->nfds)
+		return -EPROTO;
+	out->msg = protobuf_c_message_unpack(k->desc, NULL, h.length,
+	    buf + IPC_HEADER_LEN);
+	if (out->msg == NULL)
+		return -EBADMSG;
+	out->hdr = h;
+	return 0;
+}
+
+void
+ipc_msg_clear(struct ipc_msg *m)
+{
+	int i;
+
+	if (m->msg != NULL)
+		protobuf_c_message_free_unpacked(m->msg, NULL);
+	m->msg = NULL;
+	for (i = 0; i < m->nfds && i < IPC_MAX_FDS; i++)
+		if (m->fds[i] >= 0) {
+			close(m->fds[i]);
+			m->fds[i] = -1;
+		}
+	m->nfds = 0;
+}
+
+int
+ipc_sendmsg(int fd, const uint8_t *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
+	} cmsgbuf;
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf,
+	    .iov_len = len };
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (nfds < 0 || nfds > IPC_MAX_FDS)
+		return -EINVAL;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+		mh.msg_control = cmsgbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	return 0;
+}
+
+ssize_t
+ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * (IPC_MAX_FDS + 1))];
+	} cmsgbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	ssize_t n;
+	size_t i, count;
+	int got[IPC_MAX_FDS + 1], ngot = 0;
+
+	*nfds = 0;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cmsgbuf.buf;
+	mh.msg_controllen = sizeof(cmsgbuf.buf);
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < count; i++) {
+			int d;
+
+			memcpy(&d, CMSG_DATA(cm) + i * sizeof(int), sizeof(d));
+			if (ngot < IPC_MAX_FDS + 1)
+				got[ngot++] = d;
+			else
+				close(d);
+		}
+	}
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+	    ngot > IPC_MAX_FDS) {
+		for (i = 0; i < (size_t)ngot; i++)
+			close(got[i]);
+		return -EMSGSIZE;
+	}
+	memcpy(fds, got, sizeof(int) * ngot);
+	*nfds = ngot;
+	return n;
+}
+
+int
+ipc_socketpair(int sv[2])
+{
+	int size = 1024 * 1024, i;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sv) == -1)
+		return -errno;
+	/* Best effort: the kernel caps it at wmem_max, which still carries
+	 * an IPC_DATAGRAM_MAX datagram. */
+	for (i = 0; i < 2; i++)
+		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size,
+		    sizeof(size));
+	return 0;
+}
+
+/* Blocking helpers wait for a full queue or an empty socket politely. */
+static void
+ipc_pause_briefly(void)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+int
+ipc_send_blocking(int fd, enum ipc_type type, uint32_t request_id,
+    const ProtobufCMessage *msg, const int *fds, int nfds)
+{
+	uint8_t *buf;
+	ssize_t len;
+	int rc;
+
+	if ((buf = malloc(IPC_DATAGRAM_MAX)) == NULL)
+		return -ENOMEM;
+	len = ipc_encode(buf, IPC_DATAGRAM_MAX, type, request_id, msg);
+	if (len < 0) {
+		free(buf);
+		return (int)len;
+	}
+	for (;;) {
+		rc = ipc_sendmsg(fd, buf, (size_t)len, fds, nfds);
+		if (rc != -EAGAIN)
+			break;
+		ipc_pause_briefly();
+	}
+	free(buf);
+	return rc;
+}
+
+int
+ipc_recv_blocking(int fd, struct ipc_msg *out)
+{
+	uint8_t *buf;
+	ssize_t n;
+	int fds[IPC_MAX_FDS], nfds, rc, i;
+
+	if ((buf = malloc(IPC_DATAGRAM_MAX)) == NULL)
+		return -ENOMEM;
+	for (;;) {
+		n = ipc_recvmsg(fd, buf, IPC_DATAGRAM_MAX, fds, &nfds);
+		if (n != -EAGAIN)
+			break;
+		ipc_pause_briefly();
+	}
+	if (n <= 0) {
+		free(buf);
+		return n == 0 ? -EPIPE : (int)n;
+	}
+	rc = ipc_decode(buf, (size_t)n, nfds, out);
+	free(buf);
+	if (rc < 0) {
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return rc;
+	}
+	for (i = 0; i < nfds; i++)
+		out->fds[i] = fds[i];
+	out->nfds = nfds;
+	return 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * ipc.h: typed messages between palyrad's processes (DESIGN section 3).
+ *
+ * Every message is one SOCK_SEQPACKET datagram: a fixed ipc_header in host
+ * byte order followed by exactly header.length bytes of a protobuf-c message
+ * from proto/ipc.proto, chosen by header.type, with 0 to IPC_MAX_FDS
+ * descriptors passed by SCM_RIGHTS. The codec checks every bound before it
+ * allocates: datagram size, declared length against received length (no
+ * trailing bytes), known type, payload limit, descriptor count for the type.
+ *
+ * The channel layer drives a descriptor from a libevent loop with a bounded
+ * outbound queue (back-pressure, never unbounded buffering) and rejects any
+ * type the receiver did not allow from that peer.
+ */
+#ifndef PALYRA_IPC_H
+#define PALYRA_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "limits.h"
+
+enum ipc_type {
+	IPC_NONE = 0,
+	IPC_ATTACH_PEER,	/* Palyra__Ipc__AttachPeer + 1 fd */
+	IPC_TENANT_LIST,	/* Palyra__Ipc__TenantList */
+	IPC_FRONT_KEYS,		/* Palyra__Ipc__FrontKeys */
+	IPC_READY,		/* Palyra__Ipc__Ready */
+	IPC_TOKEN_STORE,	/* Palyra__Ipc__TokenStore */
+	IPC_TOKEN_STORED,	/* Palyra__Ipc__TokenStored */
+	IPC_TOKEN_LOOKUP,	/* Palyra__Ipc__TokenLookup */
+	IPC_TOKEN_INFO,		/* Palyra__Ipc__TokenInfo */
+	IPC_RUN_START,		/* Palyra__Ipc__RunStartRequest */
+	IPC_RUN_CANCEL,		/* Palyra__Ipc__RunCancelRequest */
+	IPC_RUN_EVENT,		/* Palyra__Ipc__RunEventMsg */
+	IPC_RUN_ERROR,		/* Palyra__Ipc__RunErrorMsg */
+	IPC_JOURNAL_APPEND,	/* Palyra__Ipc__JournalAppend */
+	IPC_JOURNAL_ACK,	/* Palyra__Ipc__JournalAck */
+	IPC_WORKER_CONFIG,	/* Palyra__Ipc__WorkerConfig */
+	IPC_JOURNAL_CONFIG,	/* Palyra__Ipc__JournalConfig */
+	IPC_TYPE_MAX
+};
+
+#define IPC_TYPE_BIT(t)	(UINT64_C(1) << (t))
+
+struct ipc_header {
+	uint32_t	type;
+	uint32_t	flags;		/* must be 0 */
+	uint32_t	request_id;
+	uint32_t	length;		/* payload bytes after the header */
+};
+
+#define IPC_HEADER_LEN	((size_t)sizeof(struct ipc_header))
+#define IPC_DATAGRAM_MAX (IPC_HEADER_LEN + IPC_MAX_PAYLOAD)
+
+/* A decoded message. The receiver owns msg and the descriptors. */
+struct ipc_msg {
+	struct ipc_header	 hdr;
+	ProtobufCMessage	*msg;
+	int			 fds[IPC_MAX_FDS];
+	int			 nfds;
+};
+
+/* Codec: pure functions, no I/O. */
+
+/* Name of a type for logs ("ATTACH_PEER"), or "UNKNOWN". */
+const char	*ipc_type_name(uint32_t type);
+
+/*
+ * Encodes header and payload into buf. Returns the datagram length, -EINVAL
+ * for an unknown type or a message of the wrong kind, -EMSGSIZE when it does
+ * not fit IPC_MAX_PAYLOAD or size.
+ */
+ssize_t	ipc_encode(uint8_t *buf, size_t size, enum ipc_type type,
+	    uint32_t request_id, const ProtobufCMessage *msg);
+
+/*
+ * Decodes one received datagram that came with nfds descriptors. Returns 0
+ * and fills out (out->msg allocated; free with ipc_msg_clear), -EBADMSG for
+ * a short, truncated, trailing-bytes or undecodable datagram, -EPROTO for an
+ * unknown type, a non-zero flags field or a wrong descriptor count,
+ * -EMSGSIZE for a declared length over IPC_MAX_PAYLOAD. The descriptors are
+ * not touched; the caller closes them on error.
+ */
+int	ipc_decode(const uint8_t *buf, size_t len, int nfds,
+	    struct ipc_msg *out);
+
+/* Frees out->msg and closes descriptors still held (not set to -1). */
+void	ipc_msg_clear(struct ipc_msg *m);
+
+/* Raw datagram I/O on a SOCK_SEQPACKET descriptor. */
+
+/* Sends one datagram with descriptors. Returns 0 or -errno (-EAGAIN). */
+int	ipc_sendmsg(int fd, const uint8_t *buf, size_t len, const int *fds,
+	    int nfds);
+/*
+ * Receives one datagram into buf (size >= IPC_DATAGRAM_MAX) and up to
+ * IPC_MAX_FDS descriptors (close-on-exec). Returns the length, 0 on EOF,
+ * -EAGAIN, -EMSGSIZE if the datagram or its control data was truncated (any
+ * descriptors received are closed), or -errno.
+ */
+ssize_t	ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds);
+
+/* Creates a SOCK_SEQPACKET socketpair, close-on-exec and non-blocking. */
+int	ipc_socketpair(int sv[2]);
+
+/* Blocking helpers for tools and tests: encode+send, receive+decode. */
+int	ipc_send_blocking(int fd, enum ipc_type type, uint32_t request_id,
+	    const ProtobufCMessage *msg, const int *fds, int nfds);
+int	ipc_recv_blocking(int fd, struct ipc_msg *out);
+
+/* Channel: a descriptor driven by a libevent loop. */
+
+struct event_base;
+struct ipc_chan;
+
+/* Called once per valid, allowed message. The channel clears the message
+ * after the callback returns; set m->fds[i] = -1 to keep a descriptor and
+ * m->msg = NULL to keep the message. */
+typedef void	(*ipc_msg_cb)(struct ipc_chan *, struct ipc_msg *m, void *arg);
+/*
+ * Called once when the channel dies: error 0 for EOF, -EBADMSG/-EPROTO/
+ * -EMSGSIZE for a malformed message, -EPERM for a type not allowed from this
+ * peer, -ENOBUFS for a peer that would not drain, or another -errno. The
+ * channel is already shut for I/O; the owner must ipc_chan_free() it (not
+ * from inside this callback is fine too: the channel stays valid).
+ */
+typedef void	(*ipc_close_cb)(struct ipc_chan *, int error, void *arg);
+
+/*
+ * Takes ownership of fd (made non-blocking). allowed is a mask of
+ * IPC_TYPE_BIT()s the receiver accepts from this peer. peer names the peer
+ * in logs ("worker[default]").
+ */
+struct ipc_chan	*ipc_chan_new(struct event_base *base, int fd,
+		    const char *peer, uint64_t allowed, ipc_msg_cb on_msg,
+		    ipc_close_cb on_close, void *arg);
+void		 ipc_chan_free(struct ipc_chan *);
+
+/*
+ * Queues one message (descriptors are duplicated; the caller keeps its
+ * own). Returns 0, -ENOBUFS when the outbound queue is at
+ * IPC_QUEUE_HIGH_WATER, -EPIPE on a dead channel, or a codec error.
+ */
+int		 ipc_chan_send(struct ipc_chan *, enum ipc_type type,
+		    uint32_t request_id, const ProtobufCMessage *msg,
+		    const int *fds, int nfds);
+size_t		 ipc_chan_queued(const struct ipc_chan *);
+int		 ipc_chan_dead(const struct ipc_chan *);
+const char	*ipc_chan_peer(const struct ipc_chan *);
+/* Stop and resume reading (back-pressure towards this peer). */
+void		 ipc_chan_pause(struct ipc_chan *);
+void		 ipc_chan_resume(struct ipc_chan *);
+/* Called whenever the outbound queue becomes empty. */
+void		 ipc_chan_set_drain_cb(struct ipc_chan *,
+		    void (*cb)(struct ipc_chan *, void *));
+
+#endif

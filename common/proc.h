@@ -1,0 +1,42 @@
+/*
+ * proc.h: how the supervisor starts its children (fork + exec), shared by
+ * the supervisor and every child so both sides agree.
+ *
+ * Descriptors at exec (everything else is closed):
+ *   0, 1     /dev/null
+ *   2        the supervisor's stderr (log lines)
+ *   3        PROC_FD_PARENT: SOCK_SEQPACKET channel to the supervisor
+ *   4, 5     front only: the listening gRPC and HTTP sockets
+ *
+ * Command lines:
+ *   palyra-journald -s STATE_DIR [-v] [-d]
+ *   palyra-front [-v] [-d]
+ *   palyra-worker -t TENANT [-v] [-d]
+ * -v: debug logging, -d: log to stderr (else syslog).
+ *
+ * Every other channel arrives later as IPC_ATTACH_PEER with one descriptor
+ * on PROC_FD_PARENT, so that a restarted peer is re-attached the same way:
+ *   journald <- FRONT, WORKER(tenant)     front <- JOURNALD, WORKER(tenant)
+ *   worker   <- JOURNALD, FRONT
+ * Configuration arrives on PROC_FD_PARENT too: IPC_JOURNAL_CONFIG and
+ * IPC_TENANT_LIST (journald), IPC_FRONT_KEYS and IPC_TENANT_LIST (front),
+ * IPC_WORKER_CONFIG (worker). A child sends IPC_READY once it serves.
+ * A child exits when PROC_FD_PARENT reaches EOF, and sets PR_SET_PDEATHSIG.
+ */
+#ifndef PALYRA_PROC_H
+#define PALYRA_PROC_H
+
+#define PROC_FD_PARENT		3
+#define PROC_FD_GRPC_LISTEN	4
+#define PROC_FD_HTTP_LISTEN	5
+
+/* Exit codes of every palyrad process (documented in palyrad(8)). */
+enum proc_exit {
+	PROC_EXIT_OK = 0,	/* asked to stop, or parent channel closed */
+	PROC_EXIT_FATAL = 1,	/* start-up failure or broken invariant */
+	PROC_EXIT_USAGE = 2,	/* bad command line */
+	PROC_EXIT_PEER = 3,	/* the supervisor sent a malformed message */
+	PROC_EXIT_STORAGE = 4,	/* journald: a database failed */
+};
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * wire.c: what the supervisor tells a child that has just started: its
+ * configuration, and a fresh channel to every live peer its kind is wired
+ * to in the process table. Runs in palyrad.
+ *
+ * Channels between children are created here, one socketpair per pair of
+ * processes, and handed to both ends as IPC_ATTACH_PEER. Because the
+ * supervisor names the tenant of a worker channel when it hands it to
+ * journald and the front, their notion of who is speaking never depends on
+ * anything the worker says.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "ipc.h"
+#include "ipc.pb-c.h"
+#include "log.h"
+#include "sup.h"
+
+static void
+send_or_warn(struct sup_child *c, enum ipc_type type,
+    const ProtobufCMessage *msg, const int *fds, int nfds)
+{
+	int rc;
+
+	if (c->chan == NULL)
+		return;
+	if ((rc = ipc_chan_send(c->chan, type, 0, msg, fds, nfds)) < 0)
+		log_warn("%s: cannot send %s: %s", c->label,
+		    ipc_type_name(type), strerror(-rc));
+}
+
+static void
+send_tenant_list(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__TenantList tl = PALYRA__IPC__TENANT_LIST__INIT;
+	char **names;
+	size_t i;
+
+	if ((names = calloc(ctx->cfg->ntenants + 1, sizeof(*names))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < ctx->cfg->ntenants; i++)
+		names[i] = ctx->cfg->tenants[i].name;
+	tl.n_names = ctx->cfg->ntenants;
+	tl.names = names;
+	send_or_warn(c, IPC_TENANT_LIST, &tl.base, NULL, 0);
+	free(names);
+}
+
+static const char *
+provider_type_name(enum cfg_provider_type t)
+{
+	switch (t) {
+	case CFG_PROVIDER_OPENAI:
+		return "openai";
+	case CFG_PROVIDER_ANTHROPIC:
+		return "anthropic";
+	case CFG_PROVIDER_OPENAI_COMPATIBLE:
+		return "openai-compatible";
+	case CFG_PROVIDER_OFFLINE:
+		break;
+	}
+	return "offline";
+}
+
+static void
+send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__WorkerConfig wc = PALYRA__IPC__WORKER_CONFIG__INIT;
+	const struct cfg_tenant *t = c->tenant;
+	Palyra__Ipc__AgentConfig *agents, **agentp;
+	Palyra__Ipc__ProviderConfig *provs, **provp;
+	size_t i, np = ctx->cfg->nproviders;
+
+	agents = calloc(t->nagents + 1, sizeof(*agents));
+	agentp = calloc(t->nagents + 1, sizeof(*agentp));
+	provs = calloc(np + 1, sizeof(*provs));
+	provp = calloc(np + 1, sizeof(*provp));
+	if (agents == NULL || agentp == NULL || provs == NULL || provp == NULL)
+		fatal("calloc");
+	for (i = 0; i < t->nagents; i++) {
+		const struct cfg_agent *a = &t->agents[i];
+
+		palyra__ipc__agent_config__init(&agents[i]);
+		agents[i].name = a->name;
+		agents[i].n_providers = a->nproviders;
+		agents[i].providers = a->providers;
+		agents[i].system_prompt = a->system_prompt != NULL ?
+		    a->system_prompt : "";
+		agents[i].max_output_tokens = a->max_output_tokens;
+		agents[i].temperature = a->temperature;
+		agentp[i] = &agents[i];
+	}
+	for (i = 0; i < np; i++) {
+		const struct cfg_provider *p = &ctx->cfg->providers[i];
+
+		palyra__ipc__provider_config__init(&provs[i]);
+		provs[i].name = p->name;
+		provs[i].type = (char *)provider_type_name(p->type);
+		provs[i].model = p->model != NULL ? p->model : "";
+		provs[i].base_url = p->base_url != NULL ? p->base_url : "";
+		provp[i] = &provs[i];
+	}
+	wc.tenant = t->name;
+	wc.n_agents = t->nagents;
+	wc.agents = agentp;
+	wc.n_providers = np;
+	wc.providers = provp;
+	send_or_warn(c, IPC_WORKER_CONFIG, &wc.base, NULL, 0);
+	free(agents);
+	free(agentp);
+	free(provs);
+	free(provp);
+}
+
+void
+sup_child_configure(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__JournalConfig jc = PALYRA__IPC__JOURNAL_CONFIG__INIT;
+	Palyra__Ipc__FrontKeys fk = PALYRA__IPC__FRONT_KEYS__INIT;
+
+	switch (c->kind->id) {
+	case SUP_KIND_JOURNALD:
+		jc.durability_full =
+		    ctx->cfg->durability == CFG_DURABILITY_FULL;
+		send_or_warn(c, IPC_JOURNAL_CONFIG, &jc.base, NULL, 0);
+		send_tenant_list(ctx, c);
+		break;
+	case SUP_KIND_FRONT:
+		fk.token_hash_key.data = ctx->token_hash_key;
+		fk.token_hash_key.len = sizeof(ctx->token_hash_key);
+		fk.admin_token_hash.data = ctx->admin_token_hash;
+		fk.admin_token_hash.len = sizeof(ctx->admin_token_hash);
+		send_or_warn(c, IPC_FRONT_KEYS, &fk.base, NULL, 0);
+		send_tenant_list(ctx, c);
+		break;
+	case SUP_KIND_WORKER:
+		send_worker_config(ctx, c);
+		break;
+	case SUP_KIND_COUNT:
+		break;
+	}
+}
+
+/* Tells child c about a new channel to peer p (fd is c's end). */
+static void
+attach(struct sup_child *c, const struct sup_child *p, int fd)
+{
+	Palyra__Ipc__AttachPeer ap = PALYRA__IPC__ATTACH_PEER__INIT;
+
+	switch (p->kind->id) {
+	case SUP_KIND_JOURNALD:
+		ap.kind = PALYRA__IPC__PEER_KIND__PEER_JOURNALD;
+		break;
+	case SUP_KIND_FRONT:
+		ap.kind = PALYRA__IPC__PEER_KIND__PEER_FRONT;
+		break;
+	default:
+		ap.kind = PALYRA__IPC__PEER_KIND__PEER_WORKER;
+		ap.tenant = p->tenant->name;
+		break;
+	}
+	ap.generation = p->generation;
+	send_or_warn(c, IPC_ATTACH_PEER, &ap.base, &fd, 1);
+}
+
+void
+sup_child_wire(struct sup_ctx *ctx, struct sup_child *c)
+{
+	struct sup_child *p;
+	size_t i;
+	int sv[2], rc;
+
+	for (i = 0; i < ctx->nchildren; i++) {
+		p = &ctx->children[i];
+		if (p == c || p->chan == NULL ||
+		    (c->kind->peers & (1U << p->kind->id)) == 0)
+			continue;
+		if (p->state != SUP_CHILD_STARTING &&
+		    p->state != SUP_CHILD_READY)
+			continue;
+		if ((rc = ipc_socketpair(sv)) < 0) {
+			log_error("%s <-> %s: socketpair: %s", c->label,
+			    p->label, strerror(-rc));
+			continue;
+		}
+		attach(c, p, sv[0]);
+		attach(p, c, sv[1]);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
