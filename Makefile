@@ -144,6 +144,9 @@ run: deps
 
 # Runs every test of an already built tree.
 check: all $(PY_GEN)/.stamp
+	@out=$$(mandoc -T lint -W warning man/*.[158] 2>&1); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+		echo "man: mandoc -T lint clean"
 	@tests/run-unit.sh $(UNIT_BIN)
 	@PALYRA_BUILD=$(abspath $(B)) /usr/bin/python3 -m pytest -q \
 		-p no:cacheprovider tests/integration

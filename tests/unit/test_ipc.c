@@ -1,0 +1,331 @@
+/*
+ * test_ipc.c: unit tests of the IPC codec and channels (common/ipc*.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "ipc.pb-c.h"
+#include "log.h"
+
+static uint8_t buf[IPC_DATAGRAM_MAX];
+
+static ssize_t
+encode_ready(uint32_t pid, uint32_t reqid)
+{
+	Palyra__Ipc__Ready r = PALYRA__IPC__READY__INIT;
+
+	r.pid = pid;
+	return ipc_encode(buf, sizeof(buf), IPC_READY, reqid, &r.base);
+}
+
+static void
+test_round_trip(void **state)
+{
+	Palyra__Ipc__TokenInfo ti = PALYRA__IPC__TOKEN_INFO__INIT, *out;
+	struct ipc_msg m;
+	ssize_t len;
+
+	ti.found = 1;
+	ti.tenant = "acme";
+	ti.principal = "alice";
+	ti.role = "user";
+	ti.token_id = "0123456789abcdef";
+	len = ipc_encode(buf, sizeof(buf), IPC_TOKEN_INFO, 77, &ti.base);
+	assert_true(len > (ssize_t)IPC_HEADER_LEN);
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), 0);
+	assert_int_equal(m.hdr.type, IPC_TOKEN_INFO);
+	assert_int_equal(m.hdr.request_id, 77);
+	out = (Palyra__Ipc__TokenInfo *)m.msg;
+	assert_true(out->found);
+	assert_string_equal(out->tenant, "acme");
+	assert_string_equal(out->principal, "alice");
+	ipc_msg_clear(&m);
+	assert_null(m.msg);
+}
+
+static void
+test_truncated(void **state)
+{
+	struct ipc_msg m;
+	ssize_t len = encode_ready(1234, 1);
+
+	assert_true(len > 0);
+	assert_int_equal(ipc_decode(buf, 0, 0, &m), -EBADMSG);
+	assert_int_equal(ipc_decode(buf, IPC_HEADER_LEN - 1, 0, &m),
+	    -EBADMSG);
+	/* The header promises more than arrived. */
+	assert_int_equal(ipc_decode(buf, (size_t)len - 1, 0, &m), -EBADMSG);
+	assert_null(m.msg);
+}
+
+static void
+test_trailing_bytes(void **state)
+{
+	struct ipc_msg m;
+	ssize_t len = encode_ready(1234, 1);
+
+	buf[len] = 0x08;
+	assert_int_equal(ipc_decode(buf, (size_t)len + 1, 0, &m), -EBADMSG);
+	assert_null(m.msg);
+}
+
+static void
+test_oversized(void **state)
+{
+	struct ipc_header h = { IPC_READY, 0, 0, IPC_MAX_PAYLOAD + 1 };
+	Palyra__Ipc__TokenStored ts = PALYRA__IPC__TOKEN_STORED__INIT;
+	struct ipc_msg m;
+	char *big;
+
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(ipc_decode(buf, sizeof(buf), 0, &m), -EMSGSIZE);
+	/* The encoder refuses what the decoder would refuse. */
+	big = malloc(IPC_MAX_PAYLOAD + 1);
+	assert_non_null(big);
+	memset(big, 'x', IPC_MAX_PAYLOAD);
+	big[IPC_MAX_PAYLOAD] = '\0';
+	ts.error = big;
+	assert_int_equal(ipc_encode(buf, sizeof(buf), IPC_TOKEN_STORED, 0,
+	    &ts.base), -EMSGSIZE);
+	free(big);
+}
+
+static void
+test_bad_type_flags_fds(void **state)
+{
+	struct ipc_header h;
+	struct ipc_msg m;
+	ssize_t len = encode_ready(1, 1);
+
+	memcpy(&h, buf, sizeof(h));
+	h.type = IPC_TYPE_MAX;
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), -EPROTO);
+	h.type = IPC_NONE;
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), -EPROTO);
+	h.type = IPC_READY;
+	h.flags = 1;
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), -EPROTO);
+	h.flags = 0;
+	memcpy(buf, &h, sizeof(h));
+	/* READY carries no descriptor; one arriving with it is refused. */
+	assert_int_equal(ipc_decode(buf, (size_t)len, 1, &m), -EPROTO);
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), 0);
+	ipc_msg_clear(&m);
+}
+
+static void
+test_garbage_payload(void **state)
+{
+	struct ipc_header h = { IPC_READY, 0, 0, 3 };
+	struct ipc_msg m;
+
+	memcpy(buf, &h, sizeof(h));
+	/* A field tag with a length running past the end. */
+	buf[IPC_HEADER_LEN] = 0x0a;
+	buf[IPC_HEADER_LEN + 1] = 0x7f;
+	buf[IPC_HEADER_LEN + 2] = 0x01;
+	assert_int_equal(ipc_decode(buf, IPC_HEADER_LEN + 3, 0, &m),
+	    -EBADMSG);
+}
+
+static void
+test_wrong_message_kind(void **state)
+{
+	Palyra__Ipc__Ready r = PALYRA__IPC__READY__INIT;
+
+	assert_int_equal(ipc_encode(buf, sizeof(buf), IPC_TOKEN_INFO, 0,
+	    &r.base), -EINVAL);
+	assert_int_equal(ipc_encode(buf, 4, IPC_READY, 0, &r.base),
+	    -EMSGSIZE);
+}
+
+static void
+test_fd_passing(void **state)
+{
+	Palyra__Ipc__AttachPeer ap = PALYRA__IPC__ATTACH_PEER__INIT;
+	struct ipc_msg m;
+	int sv[2], pipefd[2];
+	char c = 0;
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	assert_int_equal(pipe(pipefd), 0);
+	ap.kind = PALYRA__IPC__PEER_KIND__PEER_WORKER;
+	ap.tenant = "acme";
+	assert_int_equal(ipc_send_blocking(sv[0], IPC_ATTACH_PEER, 9,
+	    &ap.base, &pipefd[1], 1), 0);
+	assert_int_equal(ipc_recv_blocking(sv[1], &m), 0);
+	assert_int_equal(m.nfds, 1);
+	assert_true(m.fds[0] >= 0);
+	/* The received descriptor is the pipe's write end. */
+	assert_int_equal(write(m.fds[0], "z", 1), 1);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_int_equal(c, 'z');
+	assert_true(fcntl(m.fds[0], F_GETFD) & FD_CLOEXEC);
+	ipc_msg_clear(&m);
+	/* ATTACH_PEER without its descriptor is malformed. */
+	assert_int_equal(ipc_send_blocking(sv[0], IPC_ATTACH_PEER, 9,
+	    &ap.base, NULL, 0), 0);
+	assert_int_equal(ipc_recv_blocking(sv[1], &m), -EPROTO);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sv[0]);
+	assert_int_equal(ipc_recv_blocking(sv[1], &m), -EPIPE);
+	close(sv[1]);
+}
+
+struct chan_result {
+	int	 messages;
+	int	 closed;
+	int	 error;
+	struct event_base *base;
+};
+
+static void
+on_msg(struct ipc_chan *c, struct ipc_msg *m, void *arg)
+{
+	struct chan_result *r = arg;
+
+	r->messages++;
+}
+
+static void
+on_close(struct ipc_chan *c, int error, void *arg)
+{
+	struct chan_result *r = arg;
+
+	r->closed++;
+	r->error = error;
+	event_base_loopbreak(r->base);
+}
+
+static void
+run_chan(int fd, uint64_t allowed, struct chan_result *r)
+{
+	struct ipc_chan *c;
+
+	memset(r, 0, sizeof(*r));
+	r->base = event_base_new();
+	c = ipc_chan_new(r->base, fd, "test", allowed, on_msg, on_close, r);
+	assert_non_null(c);
+	event_base_dispatch(r->base);
+	ipc_chan_free(c);
+	event_base_free(r->base);
+}
+
+static void
+test_chan_messages_then_eof(void **state)
+{
+	Palyra__Ipc__Ready rd = PALYRA__IPC__READY__INIT;
+	struct chan_result r;
+	int sv[2], i;
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(ipc_send_blocking(sv[0], IPC_READY, i,
+		    &rd.base, NULL, 0), 0);
+	close(sv[0]);
+	run_chan(sv[1], IPC_TYPE_BIT(IPC_READY), &r);
+	assert_int_equal(r.messages, 3);
+	assert_int_equal(r.closed, 1);
+	assert_int_equal(r.error, 0);
+}
+
+static void
+test_chan_not_allowed(void **state)
+{
+	Palyra__Ipc__Ready rd = PALYRA__IPC__READY__INIT;
+	struct chan_result r;
+	int sv[2];
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	assert_int_equal(ipc_send_blocking(sv[0], IPC_READY, 0, &rd.base,
+	    NULL, 0), 0);
+	run_chan(sv[1], IPC_TYPE_BIT(IPC_RUN_EVENT), &r);
+	assert_int_equal(r.messages, 0);
+	assert_int_equal(r.closed, 1);
+	assert_int_equal(r.error, -EPERM);
+	close(sv[0]);
+}
+
+static void
+test_chan_malformed(void **state)
+{
+	struct ipc_header h = { IPC_READY, 0, 0, 10 };
+	struct chan_result r;
+	int sv[2];
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	memcpy(buf, &h, sizeof(h));
+	/* Declares 10 payload bytes, sends 2. */
+	assert_int_equal(ipc_sendmsg(sv[0], buf, IPC_HEADER_LEN + 2, NULL,
+	    0), 0);
+	run_chan(sv[1], IPC_TYPE_BIT(IPC_READY), &r);
+	assert_int_equal(r.messages, 0);
+	assert_int_equal(r.error, -EBADMSG);
+	close(sv[0]);
+}
+
+static void
+test_chan_high_water(void **state)
+{
+	Palyra__Ipc__Ready rd = PALYRA__IPC__READY__INIT;
+	struct event_base *base = event_base_new();
+	struct chan_result r;
+	struct ipc_chan *c;
+	int sv[2], i, rc = 0;
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	memset(&r, 0, sizeof(r));
+	r.base = base;
+	c = ipc_chan_new(base, sv[0], "slow", 0, on_msg, on_close, &r);
+	assert_non_null(c);
+	/* Nobody reads sv[1]: the kernel fills, then our queue, then we
+	 * refuse instead of growing. */
+	for (i = 0; i < 1000000; i++) {
+		rc = ipc_chan_send(c, IPC_READY, (uint32_t)i, &rd.base, NULL,
+		    0);
+		if (rc != 0)
+			break;
+	}
+	assert_int_equal(rc, -ENOBUFS);
+	assert_int_equal(ipc_chan_queued(c), IPC_QUEUE_HIGH_WATER);
+	ipc_chan_free(c);
+	event_base_free(base);
+	close(sv[1]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_trailing_bytes),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_bad_type_flags_fds),
+		cmocka_unit_test(test_garbage_payload),
+		cmocka_unit_test(test_wrong_message_kind),
+		cmocka_unit_test(test_fd_passing),
+		cmocka_unit_test(test_chan_messages_then_eof),
+		cmocka_unit_test(test_chan_not_allowed),
+		cmocka_unit_test(test_chan_malformed),
+		cmocka_unit_test(test_chan_high_water),
+	};
+
+	log_init("test_ipc", NULL, 0, 1);
+	return cmocka_run_group_tests_name("ipc", tests, NULL, NULL);
+}
