@@ -1,0 +1,282 @@
+/*
+ * front.h: the internals of palyra-front, the only inbound network process
+ * of palyrad (DESIGN sections 2, 5, 6, 7).
+ *
+ * Process: palyra-front. It holds the token keyed-hash key and the admin
+ * token hash, never a tenant token in clear beyond one request, and never
+ * runs agent code. It talks to the supervisor (fd 3), journald (tokens) and
+ * one worker per tenant (runs), all over typed IPC channels.
+ *
+ * Modules: front.c (main, context, supervisor channel), peer.c (journald
+ * and worker channels), h2.c (HTTP/2 connections on nghttp2), call.c (gRPC
+ * call state machine and framing), rpc.c (the gRPC methods), auth.c
+ * (tokens), http.c (the HTTP/1.1 surface).
+ */
+#ifndef PALYRA_FRONT_H
+#define PALYRA_FRONT_H
+
+#include <sys/queue.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "ipc.h"
+#include "ipc.pb-c.h"
+#include "limits.h"
+
+#define FE_HASH_LEN 32	/* keyed token hash and its key */
+#define FE_PATH_MAX 128 /* longest :path we route */
+#define FE_ROLE_MAX 16
+#define FE_GRPC_MESSAGE_MAX 256 /* grpc-message text before encoding */
+#define FE_CALL_POOL_MAX 256	/* finished calls kept for reuse */
+#define FE_TOKEN_PREFIX "pt_"
+
+/* gRPC status codes (grpc/status.h); only those we send. */
+enum fe_grpc_status {
+	FE_GRPC_OK = 0,
+	FE_GRPC_CANCELLED = 1,
+	FE_GRPC_UNKNOWN = 2,
+	FE_GRPC_INVALID_ARGUMENT = 3,
+	FE_GRPC_DEADLINE_EXCEEDED = 4,
+	FE_GRPC_NOT_FOUND = 5,
+	FE_GRPC_RESOURCE_EXHAUSTED = 8,
+	FE_GRPC_UNIMPLEMENTED = 12,
+	FE_GRPC_INTERNAL = 13,
+	FE_GRPC_UNAVAILABLE = 14,
+	FE_GRPC_UNAUTHENTICATED = 16,
+};
+
+enum fe_method {
+	FE_METHOD_UNKNOWN = 0,
+	FE_METHOD_HEALTH_CHECK, /* grpc.health.v1.Health/Check */
+	FE_METHOD_GET_HEALTH,	/* palyra.v1.GatewayService/GetHealth */
+	FE_METHOD_RUN_STREAM,	/* palyra.v1.GatewayService/RunStream */
+};
+
+/*
+ * The life of one gRPC call (one HTTP/2 stream). Every change goes through
+ * fe_call_transition(), which rejects moves not listed in call.c.
+ */
+enum fe_call_state {
+	FE_CALL_HEADERS = 0,	/* request headers arriving */
+	FE_CALL_AUTHENTICATING, /* token lookup at journald pending */
+	FE_CALL_WAITING_START,	/* waiting for the first request message */
+	FE_CALL_RUNNING,	/* run started at the worker, relaying events */
+	FE_CALL_HALF_CLOSED,	/* client finished sending, still relaying */
+	FE_CALL_CLOSING,	/* status decided, response being flushed */
+	FE_CALL_CLOSED,		/* stream gone; the call may be released */
+};
+
+enum fe_auth {
+	FE_AUTH_ABSENT = 0,
+	FE_AUTH_MALFORMED,
+	FE_AUTH_PRESENT, /* call->token_hash holds the keyed hash */
+};
+
+struct fe_ctx;
+struct fe_conn;
+struct fe_worker;
+struct fe_jreq;
+
+struct fe_call {
+	TAILQ_ENTRY(fe_call) conn_entry;
+	TAILQ_ENTRY(fe_call) worker_entry;
+	struct fe_conn *conn;
+	int32_t stream_id;
+	enum fe_call_state state;
+	enum fe_method method;
+
+	/* Request headers. */
+	char path[FE_PATH_MAX];
+	int path_too_long;
+	int is_post;
+	int content_type_ok;
+	int timeout_invalid;
+	int64_t timeout_ms; /* -1: none */
+	size_t header_bytes;
+	enum fe_auth auth;
+	uint8_t token_hash[FE_HASH_LEN];
+
+	/* Request messages: partial message bytes across DATA frames. */
+	struct evbuffer *in;
+	int input_ended; /* END_STREAM received */
+	int got_message;
+
+	/* Identity, from the token lookup only. */
+	struct fe_jreq *jreq;
+	char tenant[NAME_MAX_LEN + 1];
+	char principal[NAME_MAX_LEN + 1];
+	char role[FE_ROLE_MAX];
+
+	/* The run at the worker. */
+	struct fe_worker *worker;
+	uint32_t call_id;
+	int64_t deadline_unix_ms;
+	struct event *deadline_timer;
+	struct event *auth_timer;
+
+	/* Response. */
+	struct evbuffer *out; /* framed messages not yet sent */
+	int headers_sent;
+	int trailers_pending;
+	int trailers_sent;
+	uint32_t status;
+	char message[FE_GRPC_MESSAGE_MAX];
+};
+
+TAILQ_HEAD(fe_call_list, fe_call);
+
+struct fe_conn {
+	TAILQ_ENTRY(fe_conn) entry;
+	TAILQ_ENTRY(fe_conn) dirty_entry;
+	struct fe_ctx *ctx;
+	struct bufferevent *bev;
+	nghttp2_session *session;
+	struct fe_call_list calls;
+	int dirty; /* on ctx->dirty, to flush */
+};
+
+TAILQ_HEAD(fe_conn_list, fe_conn);
+
+/* A tenant's worker channel and the calls running on it. */
+struct fe_worker {
+	TAILQ_ENTRY(fe_worker) entry;
+	struct fe_ctx *ctx;
+	struct ipc_chan *chan;
+	char tenant[NAME_MAX_LEN + 1];
+	uint32_t next_call_id;
+	struct fe_call_list calls;
+};
+
+TAILQ_HEAD(fe_worker_list, fe_worker);
+
+enum fe_jreq_kind {
+	FE_JREQ_LOOKUP = 0, /* owner: struct fe_call */
+	FE_JREQ_STORE,	    /* owner: struct fe_http_token */
+};
+
+/* A request to journald awaiting its reply; owner NULL once abandoned. */
+struct fe_jreq {
+	TAILQ_ENTRY(fe_jreq) entry;
+	uint32_t request_id;
+	enum fe_jreq_kind kind;
+	void *owner;
+};
+
+TAILQ_HEAD(fe_jreq_list, fe_jreq);
+
+struct fe_ctx {
+	struct event_base *base;
+	int verbose;
+	int exit_code;
+	int stopping;
+	struct timespec started; /* CLOCK_MONOTONIC */
+
+	struct ipc_chan *parent;
+	int have_keys;
+	int ready_sent;
+	uint8_t token_hash_key[FE_HASH_LEN];
+	uint8_t admin_token_hash[FE_HASH_LEN];
+	char **tenants; /* sorted, for bsearch */
+	size_t ntenants;
+
+	struct ipc_chan *journald;
+	uint32_t next_journal_id;
+	struct fe_jreq_list jreqs;
+	struct fe_worker_list workers;
+
+	struct evconnlistener *grpc_listener;
+	struct fe_conn_list conns;
+	size_t nconns;
+	struct fe_conn_list dirty;
+	struct event *flush_event;
+	struct fe_call_list call_pool;
+	size_t ncall_pool;
+
+	struct evhttp *http;
+	struct event *sigterm_event;
+	struct event *sigint_event;
+};
+
+/* front.c */
+int front_main(int argc, char *argv[]);
+int fe_tenant_known(const struct fe_ctx *, const char *name);
+uint64_t fe_uptime_seconds(const struct fe_ctx *);
+int64_t fe_now_unix_ms(void);
+/* Frees an IPC channel from the event loop, outside its own callbacks. */
+void fe_chan_free_later(struct fe_ctx *, struct ipc_chan *);
+
+/* peer.c: journald and worker channels. */
+int fe_peer_attach(struct fe_ctx *, const Palyra__Ipc__AttachPeer *, int fd);
+void fe_peer_free_all(struct fe_ctx *);
+struct fe_worker *fe_worker_find(struct fe_ctx *, const char *tenant);
+/* Sends a request to journald. Returns 0, -ENOTCONN, -ENOBUFS or -errno. */
+int fe_journal_request(struct fe_ctx *, enum ipc_type, const ProtobufCMessage *,
+    enum fe_jreq_kind, void *owner, struct fe_jreq **out);
+void fe_jreq_abandon(struct fe_jreq *);
+/* Starts and cancels runs on a worker. Return 0 or -errno. */
+int fe_worker_start(
+    struct fe_worker *, struct fe_call *, const Palyra__Ipc__RunStartRequest *);
+int fe_worker_cancel(struct fe_call *, const char *reason, int disconnected);
+void fe_worker_detach(struct fe_call *);
+
+/* h2.c: the gRPC listener and HTTP/2 connections. */
+int fe_h2_listen(struct fe_ctx *, int fd);
+void fe_h2_shutdown(struct fe_ctx *);
+void fe_conn_mark_dirty(struct fe_conn *);
+int fe_h2_submit_headers(struct fe_call *);
+int fe_h2_submit_trailers_only(struct fe_call *);
+int fe_h2_submit_http_error(struct fe_call *, int http_status);
+int fe_h2_resume(struct fe_call *);
+size_t fe_grpc_percent_encode(const char *in, char *out, size_t outsize);
+
+/* call.c: the per-call state machine and gRPC framing. */
+struct fe_call *fe_call_new(struct fe_conn *, int32_t stream_id);
+void fe_call_release(struct fe_call *, int disconnected);
+void fe_call_free_pool(struct fe_ctx *);
+int fe_call_transition(struct fe_call *, enum fe_call_state next);
+int fe_call_header(struct fe_call *, const uint8_t *name, size_t namelen,
+    const uint8_t *value, size_t valuelen);
+void fe_call_headers_done(struct fe_call *);
+void fe_call_data(struct fe_call *, const uint8_t *data, size_t len);
+void fe_call_input_ended(struct fe_call *);
+void fe_call_input_resume(struct fe_call *);
+void fe_call_finish(struct fe_call *, uint32_t status, const char *msg);
+void fe_call_abort(struct fe_call *, uint32_t status, const char *msg);
+int fe_call_auth_timer_start(struct fe_call *);
+int fe_call_send_message(struct fe_call *, const ProtobufCMessage *);
+int fe_grpc_timeout_parse(const char *value, size_t len, int64_t *ms);
+const char *fe_call_state_name(enum fe_call_state);
+
+/* rpc.c: the methods. */
+enum fe_method fe_rpc_route(const char *path);
+int fe_rpc_needs_auth(enum fe_method);
+void fe_rpc_begin(struct fe_call *);
+void fe_rpc_message(struct fe_call *, const uint8_t *msg, size_t len);
+void fe_rpc_input_ended(struct fe_call *);
+void fe_rpc_token_info(struct fe_call *, const Palyra__Ipc__TokenInfo *);
+void fe_rpc_journal_failed(struct fe_call *);
+void fe_rpc_run_event(struct fe_call *, const Palyra__Ipc__RunEventMsg *);
+void fe_rpc_run_error(struct fe_call *, const Palyra__Ipc__RunErrorMsg *);
+void fe_rpc_worker_gone(struct fe_call *);
+
+/* auth.c: tokens. */
+int fe_auth_bearer(
+    const char *value, size_t len, const char **token, size_t *tokenlen);
+int fe_auth_hash(const struct fe_ctx *, const char *token, size_t len,
+    uint8_t out[FE_HASH_LEN]);
+int fe_auth_admin_ok(const struct fe_ctx *, const char *header);
+int fe_auth_new_token(
+    char *token, size_t tokensize, char *token_id, size_t idsize);
+
+/* http.c: the HTTP/1.1 surface. */
+int fe_http_listen(struct fe_ctx *, int fd);
+void fe_http_shutdown(struct fe_ctx *);
+struct fe_http_token;
+void fe_http_token_stored(
+    struct fe_http_token *, const Palyra__Ipc__TokenStored *);
+
+#endif

@@ -1,0 +1,346 @@
+/*
+ * peer.c: palyra-front's channels to journald (token store and lookup) and
+ * to each tenant's worker (runs), as attached by the supervisor.
+ *
+ * Process: palyra-front. Touches only the channels it is handed; a peer
+ * that sends something malformed or unpermitted loses its channel, the
+ * front carries on. Which tenant a worker serves comes from the
+ * supervisor's IPC_ATTACH_PEER, never from the worker.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "front.h"
+#include "log.h"
+
+#define FE_JOURNALD_ALLOWED                                                    \
+	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO))
+#define FE_WORKER_ALLOWED                                                      \
+	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR))
+
+static void
+jreq_fail(struct fe_jreq *jreq)
+{
+	if (jreq->owner == NULL)
+		return;
+	if (jreq->kind == FE_JREQ_LOOKUP)
+		fe_rpc_journal_failed(jreq->owner);
+	else
+		fe_http_token_stored(jreq->owner, NULL);
+}
+
+/* Forgets the journald channel; every request still waiting fails. */
+static void
+journald_drop(struct fe_ctx *ctx)
+{
+	struct fe_jreq *jreq;
+
+	if (ctx->journald == NULL)
+		return;
+	fe_chan_free_later(ctx, ctx->journald);
+	ctx->journald = NULL;
+	while ((jreq = TAILQ_FIRST(&ctx->jreqs)) != NULL) {
+		TAILQ_REMOVE(&ctx->jreqs, jreq, entry);
+		jreq_fail(jreq);
+		free(jreq);
+	}
+}
+
+static void
+journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+	struct fe_jreq *jreq;
+	enum fe_jreq_kind kind;
+
+	if (chan != ctx->journald)
+		return;
+	kind = m->hdr.type == IPC_TOKEN_INFO ? FE_JREQ_LOOKUP : FE_JREQ_STORE;
+	/* Journald answers in order: the match is nearly always the head. */
+	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
+	if (jreq->request_id == m->hdr.request_id)
+		break;
+	if (jreq == NULL || jreq->kind != kind) {
+		log_warn("journald sent an unexpected %s (request %u), "
+			 "dropping its channel",
+		    ipc_type_name(m->hdr.type), m->hdr.request_id);
+		journald_drop(ctx);
+		return;
+	}
+	TAILQ_REMOVE(&ctx->jreqs, jreq, entry);
+	if (jreq->owner != NULL) {
+		if (kind == FE_JREQ_LOOKUP)
+			fe_rpc_token_info(
+			    jreq->owner, (Palyra__Ipc__TokenInfo *)m->msg);
+		else
+			fe_http_token_stored(
+			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);
+	}
+	free(jreq);
+}
+
+static void
+journald_close(struct ipc_chan *chan, int error, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+
+	if (chan != ctx->journald)
+		return;
+	if (error == 0)
+		log_info("journald channel closed");
+	else
+		log_warn("journald channel failed: %s", strerror(-error));
+	journald_drop(ctx);
+}
+
+int
+fe_journal_request(struct fe_ctx *ctx, enum ipc_type type,
+    const ProtobufCMessage *msg, enum fe_jreq_kind kind, void *owner,
+    struct fe_jreq **out)
+{
+	struct fe_jreq *jreq;
+	int rc;
+
+	if (ctx->journald == NULL)
+		return -ENOTCONN;
+	jreq = calloc(1, sizeof(*jreq));
+	if (jreq == NULL)
+		return -ENOMEM;
+	if (ctx->next_journal_id == 0)
+		ctx->next_journal_id = 1;
+	jreq->request_id = ctx->next_journal_id++;
+	jreq->kind = kind;
+	jreq->owner = owner;
+	rc = ipc_chan_send(ctx->journald, type, jreq->request_id, msg, NULL, 0);
+	if (rc < 0) {
+		free(jreq);
+		return rc == -EPIPE ? -ENOTCONN : rc;
+	}
+	TAILQ_INSERT_TAIL(&ctx->jreqs, jreq, entry);
+	*out = jreq;
+	return 0;
+}
+
+void
+fe_jreq_abandon(struct fe_jreq *jreq)
+{
+	/* The reply still has to be matched, so the entry stays queued. */
+	if (jreq != NULL)
+		jreq->owner = NULL;
+}
+
+struct fe_worker *
+fe_worker_find(struct fe_ctx *ctx, const char *tenant)
+{
+	struct fe_worker *w;
+
+	TAILQ_FOREACH(w, &ctx->workers, entry)
+	if (strcmp(w->tenant, tenant) == 0)
+		return w;
+	return NULL;
+}
+
+static struct fe_worker *
+worker_by_chan(struct fe_ctx *ctx, const struct ipc_chan *chan)
+{
+	struct fe_worker *w;
+
+	TAILQ_FOREACH(w, &ctx->workers, entry)
+	if (w->chan == chan)
+		return w;
+	return NULL;
+}
+
+/* Ends every call on the worker's current channel and lets the channel go. */
+static void
+worker_reset(struct fe_worker *w)
+{
+	struct fe_call *call;
+
+	while ((call = TAILQ_FIRST(&w->calls)) != NULL) {
+		fe_worker_detach(call);
+		fe_rpc_worker_gone(call);
+	}
+	fe_chan_free_later(w->ctx, w->chan);
+	w->chan = NULL;
+}
+
+static void
+worker_drop(struct fe_worker *w)
+{
+	worker_reset(w);
+	TAILQ_REMOVE(&w->ctx->workers, w, entry);
+	free(w);
+}
+
+static void
+worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+	struct fe_worker *w;
+	struct fe_call *call;
+	Palyra__Ipc__RunEventMsg *ev;
+
+	if ((w = worker_by_chan(ctx, chan)) == NULL)
+		return;
+	if (m->hdr.type == IPC_RUN_EVENT) {
+		ev = (Palyra__Ipc__RunEventMsg *)m->msg;
+		if (ev->event == NULL) {
+			log_warn("worker[%s] sent a RUN_EVENT without an "
+				 "event, dropping its channel",
+			    w->tenant);
+			worker_drop(w);
+			return;
+		}
+	}
+	TAILQ_FOREACH(call, &w->calls, worker_entry)
+	if (call->call_id == m->hdr.request_id)
+		break;
+	if (call == NULL)
+		return; /* the run outlives its client */
+	if (m->hdr.type == IPC_RUN_EVENT)
+		fe_rpc_run_event(call, (Palyra__Ipc__RunEventMsg *)m->msg);
+	else
+		fe_rpc_run_error(call, (Palyra__Ipc__RunErrorMsg *)m->msg);
+}
+
+static void
+worker_close(struct ipc_chan *chan, int error, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+	struct fe_worker *w;
+
+	if ((w = worker_by_chan(ctx, chan)) == NULL)
+		return;
+	if (error == 0)
+		log_info("worker[%s] channel closed", w->tenant);
+	else
+		log_warn("worker[%s] channel failed: %s", w->tenant,
+		    strerror(-error));
+	worker_drop(w);
+}
+
+static int
+attach_journald(struct fe_ctx *ctx, int fd)
+{
+	struct ipc_chan *chan;
+
+	chan = ipc_chan_new(ctx->base, fd, "journald", FE_JOURNALD_ALLOWED,
+	    journald_msg, journald_close, ctx);
+	if (chan == NULL)
+		return -ENOMEM;
+	journald_drop(ctx);
+	ctx->journald = chan;
+	log_info("journald attached");
+	return 0;
+}
+
+static int
+attach_worker(struct fe_ctx *ctx, const char *tenant, int fd)
+{
+	struct fe_worker *w;
+	struct ipc_chan *chan;
+	char peer[NAME_MAX_LEN + 16];
+
+	if (!cfg_name_valid(tenant))
+		return -EPROTO;
+	snprintf(peer, sizeof(peer), "worker[%s]", tenant);
+	chan = ipc_chan_new(ctx->base, fd, peer, FE_WORKER_ALLOWED, worker_msg,
+	    worker_close, ctx);
+	if (chan == NULL)
+		return -ENOMEM;
+	if ((w = fe_worker_find(ctx, tenant)) != NULL) {
+		log_info("worker[%s] replaced", tenant);
+		worker_reset(w);
+	} else {
+		w = calloc(1, sizeof(*w));
+		if (w == NULL) {
+			ipc_chan_free(chan);
+			return -ENOMEM;
+		}
+		w->ctx = ctx;
+		snprintf(w->tenant, sizeof(w->tenant), "%s", tenant);
+		TAILQ_INIT(&w->calls);
+		w->next_call_id = 1;
+		TAILQ_INSERT_TAIL(&ctx->workers, w, entry);
+		log_info("worker[%s] attached", tenant);
+	}
+	w->chan = chan;
+	return 0;
+}
+
+int
+fe_peer_attach(struct fe_ctx *ctx, const Palyra__Ipc__AttachPeer *ap, int fd)
+{
+	switch (ap->kind) {
+	case PALYRA__IPC__PEER_KIND__PEER_JOURNALD:
+		return attach_journald(ctx, fd);
+	case PALYRA__IPC__PEER_KIND__PEER_WORKER:
+		return attach_worker(ctx, ap->tenant, fd);
+	default:
+		return -EPROTO;
+	}
+}
+
+void
+fe_peer_free_all(struct fe_ctx *ctx)
+{
+	struct fe_worker *w;
+
+	journald_drop(ctx);
+	while ((w = TAILQ_FIRST(&ctx->workers)) != NULL)
+		worker_drop(w);
+}
+
+int
+fe_worker_start(struct fe_worker *w, struct fe_call *call,
+    const Palyra__Ipc__RunStartRequest *req)
+{
+	uint32_t id;
+	int rc;
+
+	if (w->chan == NULL)
+		return -ENOTCONN;
+	id = w->next_call_id++;
+	if (w->next_call_id == 0)
+		w->next_call_id = 1;
+	rc = ipc_chan_send(w->chan, IPC_RUN_START, id, &req->base, NULL, 0);
+	if (rc < 0)
+		return rc == -EPIPE ? -ENOTCONN : rc;
+	call->call_id = id;
+	call->worker = w;
+	TAILQ_INSERT_TAIL(&w->calls, call, worker_entry);
+	return 0;
+}
+
+int
+fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
+{
+	Palyra__Ipc__RunCancelRequest req =
+	    PALYRA__IPC__RUN_CANCEL_REQUEST__INIT;
+	int rc;
+
+	if (call->worker == NULL || call->worker->chan == NULL)
+		return -ENOTCONN;
+	req.reason = (char *)reason;
+	req.disconnected = disconnected != 0;
+	rc = ipc_chan_send(call->worker->chan, IPC_RUN_CANCEL, call->call_id,
+	    &req.base, NULL, 0);
+	if (rc < 0)
+		log_warn("worker[%s]: cannot cancel call %u: %s",
+		    call->worker->tenant, call->call_id, strerror(-rc));
+	return rc;
+}
+
+void
+fe_worker_detach(struct fe_call *call)
+{
+	if (call->worker == NULL)
+		return;
+	TAILQ_REMOVE(&call->worker->calls, call, worker_entry);
+	call->worker = NULL;
+}

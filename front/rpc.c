@@ -1,0 +1,368 @@
+/*
+ * rpc.c: the gRPC methods palyra-front serves: grpc.health.v1.Health/Check,
+ * palyra.v1.GatewayService/GetHealth and RunStream. RunStream authenticates
+ * the bearer token at journald, then relays the run between the client and
+ * the worker of the token's tenant.
+ *
+ * Process: palyra-front. Decodes client request messages (the one place
+ * they are decoded) and worker replies already decoded by the IPC layer;
+ * sends through call.c and peer.c only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "front.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "log.h"
+#include "palyra/v1/gateway.pb-c.h"
+
+#ifndef PALYRA_VERSION
+#define PALYRA_VERSION "0.1.0"
+#endif
+
+#define PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
+#define PATH_GET_HEALTH "/palyra.v1.GatewayService/GetHealth"
+#define PATH_RUN_STREAM "/palyra.v1.GatewayService/RunStream"
+#define HEALTH_SERVING                                                         \
+	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+#define HEALTH_NOT_SERVING                                                     \
+	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+#define CANCEL_REASON_MAX 1024
+
+enum fe_method
+fe_rpc_route(const char *path)
+{
+	if (strcmp(path, PATH_GET_HEALTH) == 0)
+		return FE_METHOD_GET_HEALTH;
+	if (strcmp(path, PATH_RUN_STREAM) == 0)
+		return FE_METHOD_RUN_STREAM;
+	if (strcmp(path, PATH_HEALTH_CHECK) == 0)
+		return FE_METHOD_HEALTH_CHECK;
+	return FE_METHOD_UNKNOWN;
+}
+
+int
+fe_rpc_needs_auth(enum fe_method method)
+{
+	return method == FE_METHOD_RUN_STREAM;
+}
+
+static void
+begin_run_stream(struct fe_call *call)
+{
+	struct fe_ctx *ctx = call->conn->ctx;
+	Palyra__Ipc__TokenLookup lookup = PALYRA__IPC__TOKEN_LOOKUP__INIT;
+	int rc;
+
+	if (call->auth != FE_AUTH_PRESENT) {
+		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED,
+		    "missing or malformed bearer token");
+		return;
+	}
+	if (!ctx->have_keys) {
+		fe_call_finish(call, FE_GRPC_UNAVAILABLE, "not ready");
+		return;
+	}
+	lookup.token_hash.data = call->token_hash;
+	lookup.token_hash.len = sizeof(call->token_hash);
+	rc = fe_journal_request(ctx, IPC_TOKEN_LOOKUP, &lookup.base,
+	    FE_JREQ_LOOKUP, call, &call->jreq);
+	if (rc == -ENOBUFS) {
+		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		return;
+	}
+	if (rc < 0) {
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		return;
+	}
+	fe_call_transition(call, FE_CALL_AUTHENTICATING);
+	if (fe_call_auth_timer_start(call) < 0)
+		fe_call_finish(
+		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+void
+fe_rpc_begin(struct fe_call *call)
+{
+	if (fe_rpc_needs_auth(call->method))
+		begin_run_stream(call);
+	else
+		fe_call_transition(call, FE_CALL_WAITING_START);
+}
+
+void
+fe_rpc_journal_failed(struct fe_call *call)
+{
+	call->jreq = NULL;
+	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+}
+
+void
+fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
+{
+	struct fe_ctx *ctx = call->conn->ctx;
+
+	call->jreq = NULL;
+	if (call->auth_timer != NULL)
+		evtimer_del(call->auth_timer);
+	if (call->state != FE_CALL_AUTHENTICATING)
+		return;
+	if (!info->found) {
+		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED, "invalid token");
+		return;
+	}
+	if (!cfg_name_valid(info->tenant) || !cfg_name_valid(info->principal) ||
+	    strlen(info->role) >= sizeof(call->role)) {
+		log_warn("journald returned a malformed token record");
+		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		return;
+	}
+	if (fe_worker_find(ctx, info->tenant) == NULL) {
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		return;
+	}
+	/* The tenant of the run comes from here and nowhere else. */
+	memcpy(call->tenant, info->tenant, strlen(info->tenant) + 1);
+	memcpy(call->principal, info->principal, strlen(info->principal) + 1);
+	memcpy(call->role, info->role, strlen(info->role) + 1);
+	fe_call_transition(call, FE_CALL_WAITING_START);
+	fe_call_input_resume(call);
+}
+
+static void
+health_check(struct fe_call *call, const uint8_t *msg, size_t len)
+{
+	Grpc__Health__V1__HealthCheckRequest *req;
+	Grpc__Health__V1__HealthCheckResponse resp =
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	int known;
+
+	req = grpc__health__v1__health_check_request__unpack(NULL, len, msg);
+	if (req == NULL) {
+		fe_call_finish(
+		    call, FE_GRPC_INVALID_ARGUMENT, "invalid request message");
+		return;
+	}
+	known = req->service[0] == '\0' ||
+		strcmp(req->service, "palyra.v1.GatewayService") == 0;
+	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+	if (!known) {
+		fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown service");
+		return;
+	}
+	resp.status = call->conn->ctx->journald != NULL ? HEALTH_SERVING
+							: HEALTH_NOT_SERVING;
+	if (fe_call_send_message(call, &resp.base) < 0) {
+		fe_call_finish(
+		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	fe_call_finish(call, FE_GRPC_OK, NULL);
+}
+
+static void
+get_health(struct fe_call *call, const uint8_t *msg, size_t len)
+{
+	Palyra__V1__GetHealthRequest *req;
+	Palyra__V1__GetHealthResponse resp =
+	    PALYRA__V1__GET_HEALTH_RESPONSE__INIT;
+	struct fe_ctx *ctx = call->conn->ctx;
+
+	/* The request has no fields: an empty one needs no decoding. */
+	if (len > 0) {
+		req = palyra__v1__get_health_request__unpack(NULL, len, msg);
+		if (req == NULL) {
+			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			    "invalid request message");
+			return;
+		}
+		palyra__v1__get_health_request__free_unpacked(req, NULL);
+	}
+	resp.status = "SERVING";
+	resp.version = PALYRA_VERSION;
+	resp.uptime_seconds = fe_uptime_seconds(ctx);
+	resp.tenants = (uint32_t)ctx->ntenants;
+	if (fe_call_send_message(call, &resp.base) < 0) {
+		fe_call_finish(
+		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	fe_call_finish(call, FE_GRPC_OK, NULL);
+}
+
+/* Returns NULL if the start is acceptable, else why not. */
+static const char *
+start_invalid(const Palyra__V1__RunStart *start)
+{
+	size_t input = strlen(start->input);
+
+	if (input == 0)
+		return "input is empty";
+	if (input > TEXT_MAX_LEN)
+		return "input too long";
+	if (strlen(start->agent) > NAME_MAX_LEN * 4)
+		return "agent name too long";
+	if (strlen(start->session_key) > NAME_MAX_LEN * 4)
+		return "session_key too long";
+	if (strlen(start->session_id) > NAME_MAX_LEN * 4)
+		return "session_id too long";
+	if (strlen(start->idempotency_key) > NAME_MAX_LEN * 4)
+		return "idempotency_key too long";
+	return NULL;
+}
+
+static void
+run_start(struct fe_call *call, Palyra__V1__RunStart *start)
+{
+	Palyra__Ipc__RunStartRequest req = PALYRA__IPC__RUN_START_REQUEST__INIT;
+	struct fe_worker *w;
+	const char *why;
+	int rc;
+
+	if ((why = start_invalid(start)) != NULL) {
+		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT, why);
+		return;
+	}
+	if ((w = fe_worker_find(call->conn->ctx, call->tenant)) == NULL) {
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		return;
+	}
+	req.principal = call->principal;
+	req.role = call->role;
+	req.start = start;
+	req.deadline_unix_ms = call->deadline_unix_ms;
+	rc = fe_worker_start(w, call, &req);
+	if (rc == -ENOBUFS) {
+		fe_call_finish(
+		    call, FE_GRPC_RESOURCE_EXHAUSTED, "tenant worker busy");
+		return;
+	}
+	if (rc < 0) {
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		return;
+	}
+	fe_call_transition(call, FE_CALL_RUNNING);
+}
+
+static void
+run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
+{
+	Palyra__V1__RunStreamRequest *req;
+
+	req = palyra__v1__run_stream_request__unpack(NULL, len, msg);
+	if (req == NULL) {
+		fe_call_abort(
+		    call, FE_GRPC_INVALID_ARGUMENT, "invalid RunStreamRequest");
+		return;
+	}
+	if (call->state == FE_CALL_WAITING_START) {
+		if (req->msg_case != PALYRA__V1__RUN_STREAM_REQUEST__MSG_START)
+			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			    "RunStream needs a start message");
+		else
+			run_start(call, req->start);
+	} else {
+		switch (req->msg_case) {
+		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_CANCEL:
+			if (strlen(req->cancel->reason) > CANCEL_REASON_MAX)
+				fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+				    "cancel reason too long");
+			else
+				fe_worker_cancel(call, req->cancel->reason, 0);
+			break;
+		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_START:
+			/* Only this stream ends; the run goes on. */
+			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			    "run already started");
+			break;
+		default:
+			fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+			    "empty RunStreamRequest");
+			break;
+		}
+	}
+	palyra__v1__run_stream_request__free_unpacked(req, NULL);
+}
+
+void
+fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
+{
+	switch (call->method) {
+	case FE_METHOD_HEALTH_CHECK:
+		health_check(call, msg, len);
+		break;
+	case FE_METHOD_GET_HEALTH:
+		get_health(call, msg, len);
+		break;
+	case FE_METHOD_RUN_STREAM:
+		run_stream_message(call, msg, len);
+		break;
+	default:
+		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");
+		break;
+	}
+}
+
+void
+fe_rpc_input_ended(struct fe_call *call)
+{
+	if (call->state == FE_CALL_RUNNING) {
+		/* The client is done sending; events keep flowing. */
+		fe_call_transition(call, FE_CALL_HALF_CLOSED);
+		return;
+	}
+	if (call->state != FE_CALL_WAITING_START)
+		return;
+	if (call->method == FE_METHOD_RUN_STREAM)
+		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		    "RunStream needs a start message");
+	else
+		fe_call_finish(
+		    call, FE_GRPC_INTERNAL, "missing request message");
+}
+
+void
+fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
+{
+	int rc;
+
+	if (call->state != FE_CALL_RUNNING &&
+	    call->state != FE_CALL_HALF_CLOSED)
+		return;
+	rc = fe_call_send_message(call, &ev->event->base);
+	if (rc == -ENOBUFS) {
+		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		    "client not reading events");
+		return;
+	}
+	if (rc < 0) {
+		fe_call_abort(call, FE_GRPC_INTERNAL, "internal error");
+		return;
+	}
+	if (ev->last)
+		fe_call_finish(call, FE_GRPC_OK, NULL);
+}
+
+void
+fe_rpc_run_error(struct fe_call *call, const Palyra__Ipc__RunErrorMsg *err)
+{
+	uint32_t status = err->grpc_status;
+
+	if (status == FE_GRPC_OK || status > FE_GRPC_UNAUTHENTICATED)
+		status = FE_GRPC_UNKNOWN;
+	fe_call_finish(call, status, err->message);
+}
+
+void
+fe_rpc_worker_gone(struct fe_call *call)
+{
+	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker restarted");
+}
