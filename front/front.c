@@ -321,7 +321,7 @@ front_main(int argc, char *argv[])
 		usage();
 		return PROC_EXIT_USAGE;
 	}
-	log_init("front", NULL, verbose, to_stderr);
+	log_init("palyra-front", NULL, verbose, to_stderr);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
 		fatal("prctl(PR_SET_PDEATHSIG)");
 	if (getppid() == 1)
