@@ -57,9 +57,6 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)/proto
 	protoc-c --proto_path=proto --c_out=$(GEN)/proto $<
 
-# The generated headers must exist before any C file is compiled.
-$(OBJ)/%.o: | $(PROTO_H)
-
 $(OBJ)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -MMD -MP -c -o $@ $<
@@ -91,9 +88,14 @@ $(eval $(call program,FRONT,front,$(B)/libexec/palyra-front,$$(LIBS_FRONT)))
 $(eval $(call program,WORKER,worker,$(B)/libexec/palyra-worker,$$(LIBS_WORKER)))
 $(eval $(call program,JOURNALD,journald,$(B)/libexec/palyra-journald,$$(LIBS_JOURNALD)))
 
+# The generated headers must exist before any C file is compiled.
+$(COMMON_SRC:%.c=$(OBJ)/%.o) $(SUP_O) $(CTL_O) $(FRONT_O) $(WORKER_O) \
+	$(JOURNALD_O): | $(PROTO_H)
+
 # Unit tests (cmocka): tests/unit/test_NAME.c -> build/tests/test_NAME.
 UNIT_SRC	:= $(wildcard tests/unit/test_*.c)
 UNIT_BIN	:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+$(UNIT_SRC:%.c=$(OBJ)/%.o): | $(PROTO_H)
 $(B)/tests/%: $(OBJ)/tests/unit/%.o $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_A) $(LIBS_TEST) $(call pc_libs,sqlite3 jansson)
@@ -101,6 +103,7 @@ $(B)/tests/%: $(OBJ)/tests/unit/%.o $(COMMON_A)
 # Benchmark helpers: tests/bench/NAME.c -> build/bench/NAME.
 BENCH_SRC	:= $(wildcard tests/bench/*.c)
 BENCH_BIN	:= $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+$(BENCH_SRC:%.c=$(OBJ)/%.o): | $(PROTO_H)
 $(B)/bench/%: $(OBJ)/tests/bench/%.o $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_A) $(call pc_libs,libevent libprotobuf-c sqlite3 libsodium libcrypto)

@@ -16,7 +16,8 @@
 
 #define CHAIN_HASH_LEN 32
 
-/* Computes the link for one event into out. Returns 0, or -EINVAL. */
+/* Computes the link for one event into out. Returns 0, -EINVAL for a NULL
+ * or oversized input, or -ENOMEM/-EIO if the SHA-256 library fails. */
 int	chain_link(const uint8_t prev[CHAIN_HASH_LEN], uint64_t chain_seq,
 	    const char *run_id, uint64_t run_seq, int64_t timestamp_unix_ms,
 	    const uint8_t *payload, size_t payload_len,

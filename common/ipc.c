@@ -245,11 +245,17 @@ ipc_socketpair(int sv[2])
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, sv) == -1)
 		return -errno;
-	/* Best effort: the kernel caps it at wmem_max, which still carries
-	 * an IPC_DATAGRAM_MAX datagram. */
+	/*
+	 * A larger send buffer lets more datagrams wait for the peer, which
+	 * makes journald's group commits larger. Best effort: without
+	 * privilege the kernel caps SO_SNDBUF at wmem_max, which still carries
+	 * an IPC_DATAGRAM_MAX datagram.
+	 */
 	for (i = 0; i < 2; i++)
-		(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size,
-		    sizeof(size));
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &size,
+		    sizeof(size)) == -1)
+			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size,
+			    sizeof(size));
 	return 0;
 }
 

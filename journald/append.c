@@ -1,0 +1,351 @@
+/*
+ * append.c: journal appends and crash reconciliation.
+ * Runs in palyra-journald; touches the tenants' journal.db files through
+ * the open batch (batch.c).
+ *
+ * An append is checked (structure first: failing that drops the worker;
+ * then the run's state), linked into the tenant's hash chain and inserted
+ * into the open transaction; batch.c commits and acknowledges it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journald.h"
+#include "log.h"
+
+/* Errors shown to the worker in JournalAck.error. */
+#define E_UNKNOWN_RUN "unknown run (first event must have seq 1)"
+#define E_FIRST "first event of a run must be status ACCEPTED"
+#define E_FIRST_NAMES "first event needs session_id, principal and agent"
+#define E_SESSION "session belongs to another principal"
+#define E_TERMINAL "run already finished"
+#define E_SEQ "seq is not the run's last seq + 1"
+#define E_ACCEPTED "run already accepted"
+
+static const char *
+event_kind(const Palyra__V1__RunEvent *ev)
+{
+	switch (ev->event_case) {
+	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
+		return "status";
+	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
+		return "token";
+	case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
+		return "final";
+	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
+		return "usage";
+	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
+		return "error";
+	default:
+		return NULL;
+	}
+}
+
+/* Appending. */
+
+/*
+ * Links ev into t's chain inside the open batch. Returns NULL and fills
+ * chain_seq and hash, or the error for the worker; *storage_failed is set
+ * when the batch itself failed (the caller rolls it back).
+ */
+static const char *
+append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
+    const Palyra__V1__RunEvent *ev, const char *principal, const char *agent,
+    uint64_t *chain_seq, uint8_t hash[CHAIN_HASH_LEN], int *storage_failed)
+{
+	struct jnl_run *run;
+	sqlite3_stmt *st;
+	const char *owner, *kind = event_kind(ev);
+	size_t len;
+	int status = -1, rc;
+
+	*storage_failed = 1;
+	if (jnl_batch_begin(ctx, t) < 0 || jnl_run_get(t, ev->run_id, &run) < 0)
+		return JNL_E_STORAGE;
+	if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS)
+		status = ev->status->status;
+	*storage_failed = 0;
+
+	if (run == NULL) {
+		if (ev->seq != 1)
+			return E_UNKNOWN_RUN;
+		if (status != PALYRA__V1__RUN_STATUS__RUN_STATUS_ACCEPTED)
+			return E_FIRST;
+		if (ev->session_id[0] == '\0' || !jnl_name_valid(principal) ||
+		    !jnl_name_valid(agent))
+			return E_FIRST_NAMES;
+		*storage_failed = 1;
+		st = t->st[JNL_ST_SESSION_INSERT];
+		sqlite3_bind_text(st, 1, ev->session_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, principal, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, ev->timestamp_unix_ms);
+		if (jnl_step_done(st) != 0)
+			return JNL_E_STORAGE;
+		st = t->st[JNL_ST_SESSION_OWNER];
+		sqlite3_bind_text(st, 1, ev->session_id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return JNL_E_STORAGE;
+		}
+		owner = (const char *)sqlite3_column_text(st, 0);
+		rc = owner != NULL && strcmp(owner, principal) == 0;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (!rc) {
+			*storage_failed = 0;
+			return E_SESSION;
+		}
+		st = t->st[JNL_ST_RUN_INSERT];
+		sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ev->session_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, principal, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, agent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    st, 5, jnl_status_name(status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, ev->timestamp_unix_ms);
+		sqlite3_bind_int64(st, 7, ev->timestamp_unix_ms);
+		sqlite3_bind_int64(st, 8, 1);
+		if (jnl_step_done(st) != 0 ||
+		    (run = jnl_run_cache_add(t, ev->run_id, status, 1,
+			 ev->timestamp_unix_ms)) == NULL)
+			return JNL_E_STORAGE;
+	} else {
+		if (jnl_status_terminal(run->status))
+			return E_TERMINAL;
+		if (ev->seq != run->last_seq + 1)
+			return E_SEQ;
+		if (status == PALYRA__V1__RUN_STATUS__RUN_STATUS_ACCEPTED)
+			return E_ACCEPTED;
+		*storage_failed = 1;
+	}
+
+	/* The stored payload is our own encoding, not the worker's bytes,
+	 * so equal events always hash alike. */
+	len = protobuf_c_message_pack(&ev->base, ctx->payload_buf);
+	*chain_seq = t->head_seq + 1;
+	if (chain_link(t->head_hash, *chain_seq, ev->run_id, ev->seq,
+		ev->timestamp_unix_ms, ctx->payload_buf, len, hash) < 0)
+		return JNL_E_STORAGE;
+	st = t->st[JNL_ST_EVENT_INSERT];
+	sqlite3_bind_int64(st, 1, (int64_t)*chain_seq);
+	sqlite3_bind_text(st, 2, ev->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)ev->seq);
+	sqlite3_bind_int64(st, 4, ev->timestamp_unix_ms);
+	sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, ctx->payload_buf, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, hash, CHAIN_HASH_LEN, SQLITE_STATIC);
+	if ((rc = jnl_step_done(st)) != 0) {
+		log_error("%s: event insert: %s", t->name, sqlite3_errstr(rc));
+		return JNL_E_STORAGE;
+	}
+
+	t->head_seq = *chain_seq;
+	memcpy(t->head_hash, hash, CHAIN_HASH_LEN);
+	t->batch_count++;
+	if (ev->seq > 1) {
+		run->last_seq = ev->seq;
+		run->updated_ms = ev->timestamp_unix_ms;
+		if (status > 0)
+			run->status = status;
+		if (!run->dirty) {
+			run->dirty = 1;
+			run->dirty_next = t->dirty;
+			t->dirty = run;
+		}
+	}
+	*storage_failed = 0;
+	return NULL;
+}
+
+/* The checks that no honest worker can fail: a failure drops the worker. */
+static const char *
+append_malformed(const Palyra__Ipc__JournalAppend *req)
+{
+	const Palyra__V1__RunEvent *ev = req->event;
+	size_t i;
+
+	if (ev == NULL)
+		return "no event";
+	for (i = 0; ev->run_id[i] != '\0'; i++)
+		if (i >= JNL_RUN_ID_MAX ||
+		    !((ev->run_id[i] >= '0' && ev->run_id[i] <= '9') ||
+			(ev->run_id[i] >= 'a' && ev->run_id[i] <= 'z') ||
+			(ev->run_id[i] >= 'A' && ev->run_id[i] <= 'Z') ||
+			ev->run_id[i] == '_' || ev->run_id[i] == '-'))
+			return "run_id is not 1..64 of [0-9a-zA-Z_-]";
+	if (i == 0)
+		return "run_id is not 1..64 of [0-9a-zA-Z_-]";
+	if (ev->seq == 0)
+		return "seq must start at 1";
+	if (ev->timestamp_unix_ms < 0)
+		return "negative timestamp";
+	if (ev->session_id[0] != '\0' && !jnl_name_valid(ev->session_id))
+		return "invalid session_id";
+	if (event_kind(ev) == NULL)
+		return "event variant not set";
+	if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS &&
+	    (ev->status->status < PALYRA__V1__RUN_STATUS__RUN_STATUS_ACCEPTED ||
+		ev->status->status > JNL_RUN_STATUS_MAX))
+		return "invalid run status";
+	if (strnlen(req->principal, NAME_MAX_LEN + 1) > NAME_MAX_LEN ||
+	    strnlen(req->agent, NAME_MAX_LEN + 1) > NAME_MAX_LEN)
+		return "principal or agent too long";
+	/* Unknown fields would be re-packed into the payload unchecked. */
+	if (ev->base.n_unknown_fields != 0 ||
+	    (ev->status != NULL && ev->status->base.n_unknown_fields != 0))
+		return "unknown fields in event";
+	if (protobuf_c_message_get_packed_size(&ev->base) > JNL_PAYLOAD_MAX)
+		return "event larger than JNL_PAYLOAD_MAX";
+	return NULL;
+}
+
+void
+jnl_handle_append(
+    struct jnl_ctx *ctx, struct jnl_worker *w, const struct ipc_msg *m)
+{
+	const Palyra__Ipc__JournalAppend *req =
+	    (const Palyra__Ipc__JournalAppend *)m->msg;
+	struct jnl_tenant *t = w->tenant;
+	struct jnl_ack ack;
+	const char *err;
+	int storage_failed = 0;
+
+	memset(&ack, 0, sizeof(ack));
+	ack.worker = w;
+	ack.tenant = t;
+	ack.request_id = m->hdr.request_id;
+	if ((err = append_malformed(req)) != NULL) {
+		log_warn("%s: malformed append: %s; dropping the channel",
+		    ipc_chan_peer(w->chan), err);
+		ack.error = err;
+		(void)jnl_ack_send(w, &ack);
+		jnl_worker_fail(ctx, w);
+		return;
+	}
+	if (t->db == NULL)
+		err = "tenant journal unavailable";
+	else
+		err = append_event(ctx, t, req->event, req->principal,
+		    req->agent, &ack.chain_seq, ack.hash, &storage_failed);
+	if (storage_failed)
+		jnl_batch_fail(ctx, t);
+	if (err != NULL) {
+		log_debug("%s: append %s/%llu refused: %s",
+		    ipc_chan_peer(w->chan), req->event->run_id,
+		    (unsigned long long)req->event->seq, err);
+		ack.error = err;
+	} else
+		ack.ok = 1;
+	if (jnl_ack_push(ctx, &ack) < 0) {
+		log_error("out of memory for acks; dropping %s",
+		    ipc_chan_peer(w->chan));
+		jnl_worker_fail(ctx, w);
+		return;
+	}
+	jnl_schedule_commit(ctx);
+	if (t->batch == JNL_BATCH_OPEN && t->batch_count >= JNL_BATCH_MAX)
+		jnl_commit_all(ctx);
+}
+
+/* Crash reconciliation. */
+
+struct live_run {
+	char run_id[JNL_RUN_ID_MAX + 1];
+	char session_id[NAME_MAX_LEN + 1];
+};
+
+/*
+ * Appends a status INTERRUPTED event to every run of t that is not in a
+ * terminal status: their worker is gone, nothing will finish them. The
+ * events go through the normal batch and commit. Returns 0 or -EIO.
+ */
+int
+jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
+{
+	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
+	Palyra__V1__StatusEvent status = PALYRA__V1__STATUS_EVENT__INIT;
+	sqlite3_stmt *st;
+	struct jnl_run *run;
+	struct live_run *ids = NULL, *n;
+	size_t nids = 0, cap = 0, i, done = 0;
+	uint64_t chain_seq;
+	uint8_t hash[CHAIN_HASH_LEN];
+	const char *err, *id, *session;
+	int rc, storage_failed;
+
+	if (t->db == NULL)
+		return 0;
+	if (jnl_db_prepare(t->db,
+		"SELECT run_id, session_id FROM runs"
+		" WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED',"
+		" 'INTERRUPTED')",
+		&st) < 0)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (nids == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((n = reallocarray(ids, cap, sizeof(*ids))) ==
+			    NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			ids = n;
+		}
+		if ((id = (const char *)sqlite3_column_text(st, 0)) == NULL ||
+		    (session = (const char *)sqlite3_column_text(st, 1)) ==
+			NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		snprintf(ids[nids].run_id, sizeof(ids[nids].run_id), "%s", id);
+		snprintf(ids[nids].session_id, sizeof(ids[nids].session_id),
+		    "%s", session);
+		nids++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_error("%s: cannot list live runs", t->name);
+		free(ids);
+		return -EIO;
+	}
+
+	status.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED;
+	status.reason = (char *)reason;
+	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+	ev.status = &status;
+	for (i = 0; i < nids; i++) {
+		if (jnl_run_get(t, ids[i].run_id, &run) < 0) {
+			jnl_batch_fail(ctx, t);
+			break;
+		}
+		/* The cache knows better than the row: it may hold this
+		 * batch's terminal status not yet written. */
+		if (run == NULL || jnl_status_terminal(run->status))
+			continue;
+		ev.run_id = ids[i].run_id;
+		ev.session_id = ids[i].session_id;
+		ev.seq = run->last_seq + 1;
+		ev.timestamp_unix_ms = (int64_t)jnl_now_ms();
+		err = append_event(
+		    ctx, t, &ev, "", "", &chain_seq, hash, &storage_failed);
+		if (storage_failed) {
+			jnl_batch_fail(ctx, t);
+			break;
+		}
+		if (err != NULL) {
+			log_warn("%s: run %s: cannot interrupt: %s", t->name,
+			    ev.run_id, err);
+			continue;
+		}
+		done++;
+		if (t->batch_count >= JNL_BATCH_MAX)
+			jnl_commit_all(ctx);
+	}
+	free(ids);
+	if (done > 0)
+		log_info(
+		    "%s: %zu run(s) interrupted (%s)", t->name, done, reason);
+	return i == nids ? 0 : -EIO;
+}

@@ -1,0 +1,217 @@
+/*
+ * db.c: opening palyra-journald's SQLite databases (system.db and each
+ * tenant's journal.db): file mode, pragmas and versioned migrations.
+ * Runs in palyra-journald only; touches the files it is given.
+ *
+ * The schema version is PRAGMA user_version. Migrations are an ordered array
+ * per database kind; migration i takes the schema from version i to i + 1
+ * and is applied in its own transaction together with the version bump, so
+ * a crash leaves the database at a whole version. A database whose version
+ * is newer than the array is refused: an older binary must not write a
+ * schema it does not understand.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "journald.h"
+#include "log.h"
+
+static const char *const system_migrations[] = {
+    /* 1: tenant tokens, stored as keyed hashes only. */
+    "CREATE TABLE tokens ("
+    " token_id TEXT PRIMARY KEY,"
+    " tenant TEXT NOT NULL,"
+    " principal TEXT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " hash BLOB NOT NULL UNIQUE,"
+    " created_unix INTEGER NOT NULL,"
+    " expires_unix INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0);",
+};
+
+static const char *const journal_migrations[] = {
+    /* 1: sessions, runs and the hash-chained, append-only event tape. */
+    "CREATE TABLE sessions ("
+    " session_id TEXT PRIMARY KEY,"
+    " principal TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE runs ("
+    " run_id TEXT PRIMARY KEY,"
+    " session_id TEXT NOT NULL REFERENCES sessions,"
+    " principal TEXT NOT NULL,"
+    " agent TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL);"
+    "CREATE INDEX runs_session ON runs(session_id);"
+    "CREATE INDEX runs_status ON runs(status);"
+    "CREATE TABLE events ("
+    " chain_seq INTEGER PRIMARY KEY,"
+    " run_id TEXT NOT NULL REFERENCES runs,"
+    " run_seq INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " payload BLOB NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " UNIQUE(run_id, run_seq));"
+    "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;",
+};
+
+static const struct {
+	const char *const *sql;
+	int count;
+} migrations[] = {
+    [JNL_DB_SYSTEM] = {system_migrations,
+	(int)(sizeof(system_migrations) / sizeof(system_migrations[0]))},
+    [JNL_DB_JOURNAL] = {journal_migrations,
+	(int)(sizeof(journal_migrations) / sizeof(journal_migrations[0]))},
+};
+
+int
+jnl_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
+		NULL) != SQLITE_OK) {
+		log_error("%s: cannot prepare statement: %s",
+		    sqlite3_db_filename(db, "main"), sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+db_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_error("%s: %s", sqlite3_db_filename(db, "main"),
+		    err != NULL ? err : sqlite3_errmsg(db));
+		sqlite3_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+db_user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (jnl_db_prepare(db, "PRAGMA user_version", &st) < 0)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+static int
+db_migrate(sqlite3 *db, const char *path, enum jnl_db_kind kind)
+{
+	char bump[64];
+	int version, known = migrations[kind].count;
+
+	if (db_user_version(db, &version) < 0)
+		return -EIO;
+	if (version > known) {
+		log_error("%s: schema version %d is newer than this "
+			  "palyra-journald knows (%d); refusing to open it",
+		    path, version, known);
+		return -ENOTSUP;
+	}
+	while (version < known) {
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;",
+		    version + 1);
+		if (db_exec(db, "BEGIN IMMEDIATE;") < 0)
+			return -EIO;
+		if (db_exec(db, migrations[kind].sql[version]) < 0 ||
+		    db_exec(db, bump) < 0 || db_exec(db, "COMMIT;") < 0) {
+			(void)sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+			log_error("%s: migration to schema version %d failed",
+			    path, version + 1);
+			return -EIO;
+		}
+		log_info(
+		    "%s: migrated to schema version %d", path, version + 1);
+		version++;
+	}
+	return 0;
+}
+
+int
+jnl_db_set_durability(sqlite3 *db, int durability_full)
+{
+	return db_exec(db, durability_full ? "PRAGMA synchronous = FULL;"
+					   : "PRAGMA synchronous = NORMAL;");
+}
+
+int
+jnl_db_open(
+    const char *path, enum jnl_db_kind kind, int durability_full, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+		SQLITE_OPEN_NOFOLLOW,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		log_error("%s: cannot open: %s", path,
+		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	/* The process umask is 077 already; this covers a file created
+	 * earlier by hand or by another tool. */
+	if (chmod(path, S_IRUSR | S_IWUSR) == -1)
+		log_warn("%s: cannot set mode 0600: %s", path, strerror(errno));
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, JNL_BUSY_TIMEOUT_MS);
+
+	/* journal_mode answers with the mode in effect: check it. */
+	if (jnl_db_prepare(db, "PRAGMA journal_mode = WAL", &st) < 0)
+		goto fail;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW ||
+	    sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") !=
+		0) {
+		sqlite3_finalize(st);
+		log_error("%s: cannot switch to WAL mode", path);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (db_exec(db, "PRAGMA foreign_keys = ON;") < 0 ||
+	    jnl_db_set_durability(db, durability_full) < 0)
+		goto fail;
+	if ((rc = db_migrate(db, path, kind)) < 0) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+fail:
+	if (db != NULL)
+		sqlite3_close(db);
+	return -EIO;
+}
+
+void
+jnl_db_close(sqlite3 *db)
+{
+	if (db == NULL)
+		return;
+	if (sqlite3_close(db) != SQLITE_OK)
+		log_warn("%s: close: %s", sqlite3_db_filename(db, "main"),
+		    sqlite3_errmsg(db));
+}

@@ -1,0 +1,569 @@
+/*
+ * journald.c: palyra-journald's entry point, context and channels.
+ * Runs in palyra-journald (service user, no network). Touches STATE_DIR
+ * (system.db, tenants/NAME/journal.db) and the descriptors the supervisor
+ * hands it: PROC_FD_PARENT, then the front and the workers by ATTACH_PEER.
+ *
+ * Who may say what is decided here, by channel: the supervisor configures
+ * and attaches peers, the front stores and looks up tokens, a worker appends
+ * to the journal of the tenant the supervisor attached it for. Anything else
+ * from a peer closes that peer's channel, never this process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "journald.h"
+#include "log.h"
+#include "proc.h"
+
+#define ALLOWED_PARENT                                                         \
+	(IPC_TYPE_BIT(IPC_JOURNAL_CONFIG) | IPC_TYPE_BIT(IPC_TENANT_LIST) |    \
+	    IPC_TYPE_BIT(IPC_ATTACH_PEER))
+#define ALLOWED_FRONT                                                          \
+	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP))
+#define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
+
+#define STOP_POLL_MS 10
+
+uint64_t
+jnl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Same rule as cfg_name_valid(): [A-Za-z0-9._-], 1..NAME_MAX_LEN, not
+ * starting with '.' or '-'. A tenant name becomes a directory name. */
+int
+jnl_name_valid(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || name[0] == '.' || name[0] == '-')
+		return 0;
+	for (i = 0; name[i] != '\0'; i++) {
+		if (i >= NAME_MAX_LEN)
+			return 0;
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+			(name[i] >= 'A' && name[i] <= 'Z') ||
+			(name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
+			name[i] == '_' || name[i] == '-'))
+			return 0;
+	}
+	return i > 0;
+}
+
+struct jnl_tenant *
+jnl_tenant_find(struct jnl_ctx *ctx, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->ntenants; i++)
+		if (strcmp(ctx->tenants[i]->name, name) == 0)
+			return ctx->tenants[i];
+	return NULL;
+}
+
+/*
+ * Opens a tenant's journal and interrupts the runs a previous life left
+ * behind. A schema newer than ours is fatal (PROC_EXIT_STORAGE); any other
+ * failure leaves that tenant unavailable, not the others.
+ */
+static void
+tenant_open(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
+{
+	int rc;
+
+	if (t->db != NULL)
+		return;
+	if ((rc = jnl_tenant_open(ctx, t)) == -ENOTSUP)
+		exit(PROC_EXIT_STORAGE);
+	if (rc < 0) {
+		log_error("tenant %s: journal unavailable", t->name);
+		return;
+	}
+	(void)jnl_reconcile(ctx, t, reason);
+}
+
+static struct jnl_tenant *
+tenant_add(struct jnl_ctx *ctx, const char *name)
+{
+	struct jnl_tenant **tenants, **open, *t;
+	size_t cap;
+
+	if ((t = jnl_tenant_find(ctx, name)) != NULL)
+		return t;
+	if (ctx->ntenants >= CFG_MAX_TENANTS) {
+		log_error(
+		    "more than %d tenants; %s ignored", CFG_MAX_TENANTS, name);
+		return NULL;
+	}
+	if (ctx->ntenants == ctx->tenants_cap) {
+		cap = ctx->tenants_cap ? ctx->tenants_cap * 2 : 16;
+		if ((tenants = reallocarray(
+			 ctx->tenants, cap, sizeof(*tenants))) == NULL)
+			return NULL;
+		ctx->tenants = tenants;
+		if ((open = reallocarray(ctx->open, cap, sizeof(*open))) ==
+		    NULL)
+			return NULL;
+		ctx->open = open;
+		ctx->tenants_cap = cap;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	ctx->tenants[ctx->ntenants++] = t;
+	return t;
+}
+
+/* Workers. */
+
+void
+jnl_worker_fail(struct jnl_ctx *ctx, struct jnl_worker *w)
+{
+	struct jnl_worker **p;
+
+	if (w->closing)
+		return;
+	w->closing = 1;
+	ipc_chan_pause(w->chan);
+	for (p = &ctx->workers; *p != NULL; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	w->next = ctx->dead_workers;
+	ctx->dead_workers = w;
+	if (w->tenant->worker == w)
+		w->tenant->worker = NULL;
+	/* Its runs will never be finished by anyone: say so in the journal.
+	 * At shutdown the next start does it. */
+	if (!ctx->stopping)
+		(void)jnl_reconcile(ctx, w->tenant, "worker exited");
+	jnl_schedule_commit(ctx);
+}
+
+static void
+worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
+{
+	struct jnl_worker *w = arg;
+
+	if (w->closing)
+		return;
+	if (m->hdr.type == IPC_JOURNAL_APPEND)
+		jnl_handle_append(w->ctx, w, m);
+}
+
+static void
+worker_close(struct ipc_chan *chan, int error, void *arg)
+{
+	struct jnl_worker *w = arg;
+
+	if (error == 0)
+		log_info("%s: channel closed", ipc_chan_peer(chan));
+	else
+		log_warn("%s: channel dropped (%s)", ipc_chan_peer(chan),
+		    strerror(-error));
+	jnl_worker_fail(w->ctx, w);
+}
+
+static void
+worker_attach(struct jnl_ctx *ctx, const char *tenant, int fd)
+{
+	struct jnl_worker *w;
+	struct jnl_tenant *t;
+	char peer[NAME_MAX_LEN + 16];
+
+	if (!jnl_name_valid(tenant) || (t = tenant_add(ctx, tenant)) == NULL) {
+		log_warn("supervisor: worker channel for an invalid tenant");
+		close(fd);
+		return;
+	}
+	tenant_open(ctx, t, "journald restarted");
+	/* A new worker channel replaces the old one: that worker is gone. */
+	if (t->worker != NULL) {
+		log_info("%s: replaced", ipc_chan_peer(t->worker->chan));
+		jnl_worker_fail(ctx, t->worker);
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_error("worker[%s]: out of memory", tenant);
+		close(fd);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "worker[%s]", t->name);
+	w->ctx = ctx;
+	w->tenant = t;
+	if ((w->chan = ipc_chan_new(ctx->base, fd, peer, ALLOWED_WORKER,
+		 worker_msg, worker_close, w)) == NULL) {
+		log_error("%s: cannot set up the channel", peer);
+		close(fd);
+		free(w);
+		return;
+	}
+	ipc_chan_set_drain_cb(w->chan, jnl_worker_drained);
+	w->next = ctx->workers;
+	ctx->workers = w;
+	t->worker = w;
+	log_info("%s: attached", peer);
+}
+
+static void
+workers_reap(struct jnl_ctx *ctx)
+{
+	struct jnl_worker *w;
+
+	while ((w = ctx->dead_workers) != NULL) {
+		ctx->dead_workers = w->next;
+		ipc_chan_free(w->chan);
+		free(w->backlog);
+		free(w);
+	}
+}
+
+/* The front. */
+
+static void
+front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+
+	if (chan != ctx->front)
+		return;
+	if (m->hdr.type == IPC_TOKEN_STORE)
+		jnl_handle_token_store(ctx, m);
+	else if (m->hdr.type == IPC_TOKEN_LOOKUP)
+		jnl_handle_token_lookup(ctx, m);
+}
+
+static void
+front_close(struct ipc_chan *chan, int error, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+
+	if (error == 0)
+		log_info("front: channel closed");
+	else
+		log_warn("front: channel dropped (%s)", strerror(-error));
+	if (ctx->front == chan)
+		ctx->front = NULL;
+	ipc_chan_free(chan);
+}
+
+static void
+front_attach(struct jnl_ctx *ctx, int fd)
+{
+	if (ctx->front != NULL)
+		ipc_chan_free(ctx->front);
+	if ((ctx->front = ipc_chan_new(ctx->base, fd, "front", ALLOWED_FRONT,
+		 front_msg, front_close, ctx)) == NULL) {
+		log_error("front: cannot set up the channel");
+		close(fd);
+		return;
+	}
+	log_info("front: attached");
+}
+
+/* The supervisor. */
+
+static void stop(struct jnl_ctx *ctx, int exit_code, const char *why);
+
+static void
+parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+	const Palyra__Ipc__JournalConfig *config;
+	const Palyra__Ipc__TenantList *list;
+	const Palyra__Ipc__AttachPeer *attach;
+	struct jnl_tenant *t;
+	size_t i;
+	int fd;
+
+	switch (m->hdr.type) {
+	case IPC_JOURNAL_CONFIG:
+		config = (const Palyra__Ipc__JournalConfig *)m->msg;
+		/* synchronous cannot change inside a transaction. */
+		jnl_commit_all(ctx);
+		ctx->durability_full = config->durability_full;
+		(void)jnl_db_set_durability(
+		    ctx->system_db, ctx->durability_full);
+		for (i = 0; i < ctx->ntenants; i++)
+			if (ctx->tenants[i]->db != NULL)
+				(void)jnl_db_set_durability(
+				    ctx->tenants[i]->db, ctx->durability_full);
+		log_info(
+		    "durability %s", ctx->durability_full ? "full" : "normal");
+		break;
+	case IPC_TENANT_LIST:
+		list = (const Palyra__Ipc__TenantList *)m->msg;
+		for (i = 0; i < list->n_names; i++) {
+			if (!jnl_name_valid(list->names[i])) {
+				log_warn("supervisor: invalid tenant name "
+					 "ignored");
+				continue;
+			}
+			if ((t = tenant_add(ctx, list->names[i])) != NULL)
+				tenant_open(ctx, t, "journald restarted");
+		}
+		log_info("%zu tenant(s)", ctx->ntenants);
+		break;
+	case IPC_ATTACH_PEER:
+		attach = (const Palyra__Ipc__AttachPeer *)m->msg;
+		fd = m->fds[0];
+		m->fds[0] = -1;
+		if (ctx->stopping)
+			close(fd);
+		else if (attach->kind == PALYRA__IPC__PEER_KIND__PEER_FRONT)
+			front_attach(ctx, fd);
+		else if (attach->kind == PALYRA__IPC__PEER_KIND__PEER_WORKER)
+			worker_attach(ctx, attach->tenant, fd);
+		else {
+			log_warn("supervisor: cannot attach a peer of kind %d",
+			    (int)attach->kind);
+			close(fd);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+parent_close(struct ipc_chan *chan, int error, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+
+	if (error != 0) {
+		log_error("supervisor channel failed (%s)", strerror(-error));
+		stop(ctx, PROC_EXIT_PEER, "supervisor channel failed");
+	} else
+		stop(ctx, PROC_EXIT_OK, "supervisor channel closed");
+}
+
+/* Group commit and shutdown. */
+
+static void
+commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+
+	jnl_commit_all(ctx);
+	workers_reap(ctx);
+}
+
+static int
+all_drained(struct jnl_ctx *ctx)
+{
+	struct jnl_worker *w;
+
+	for (w = ctx->workers; w != NULL; w = w->next)
+		if (w->nbacklog > 0 ||
+		    (!ipc_chan_dead(w->chan) && ipc_chan_queued(w->chan) > 0))
+			return 0;
+	if (ctx->front != NULL && !ipc_chan_dead(ctx->front) &&
+	    ipc_chan_queued(ctx->front) > 0)
+		return 0;
+	return 1;
+}
+
+/* Waits, boundedly, for the acks of the last commit to reach the peers. */
+static void
+stop_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+	struct timeval tv = {0, STOP_POLL_MS * 1000};
+
+	if (all_drained(ctx) || jnl_now_ms() >= ctx->stop_deadline_ms) {
+		event_base_loopbreak(ctx->base);
+		return;
+	}
+	event_add(ctx->stop_ev, &tv);
+}
+
+static void
+stop(struct jnl_ctx *ctx, int exit_code, const char *why)
+{
+	struct jnl_worker *w;
+
+	if (ctx->stopping)
+		return;
+	ctx->stopping = 1;
+	ctx->exit_code = exit_code;
+	log_info("stopping: %s", why);
+	/* Nothing new comes in; what is in a batch commits and is acked. */
+	for (w = ctx->workers; w != NULL; w = w->next)
+		ipc_chan_pause(w->chan);
+	if (ctx->front != NULL)
+		ipc_chan_pause(ctx->front);
+	jnl_commit_all(ctx);
+	ctx->stop_deadline_ms = jnl_now_ms() + JNL_STOP_DEADLINE_MS;
+	stop_poll_cb(-1, 0, ctx);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	stop(arg, PROC_EXIT_OK, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: palyra-journald -s STATE_DIR [-v] [-d]\n");
+	exit(PROC_EXIT_USAGE);
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* Three descriptors per open tenant database (db, -wal, -shm). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void
+ctx_free(struct jnl_ctx *ctx)
+{
+	struct jnl_worker *w;
+	size_t i;
+
+	while ((w = ctx->workers) != NULL) {
+		ctx->workers = w->next;
+		w->next = ctx->dead_workers;
+		ctx->dead_workers = w;
+	}
+	workers_reap(ctx);
+	if (ctx->front != NULL)
+		ipc_chan_free(ctx->front);
+	if (ctx->parent != NULL)
+		ipc_chan_free(ctx->parent);
+	for (i = 0; i < ctx->ntenants; i++) {
+		jnl_tenant_close(ctx->tenants[i]);
+		free(ctx->tenants[i]);
+	}
+	free(ctx->tenants);
+	free(ctx->open);
+	free(ctx->acks);
+	jnl_tokens_close(ctx);
+	jnl_db_close(ctx->system_db);
+	free(ctx->payload_buf);
+	if (ctx->commit_ev != NULL)
+		event_free(ctx->commit_ev);
+	if (ctx->sigterm_ev != NULL)
+		event_free(ctx->sigterm_ev);
+	if (ctx->sigint_ev != NULL)
+		event_free(ctx->sigint_ev);
+	if (ctx->stop_ev != NULL)
+		event_free(ctx->stop_ev);
+	if (ctx->base != NULL)
+		event_base_free(ctx->base);
+}
+
+int
+journald_main(int argc, char **argv)
+{
+	Palyra__Ipc__Ready ready = PALYRA__IPC__READY__INIT;
+	struct jnl_ctx ctx;
+	char path[4096];
+	int ch, verbose = 0, to_stderr = 0, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.durability_full = 1;
+	while ((ch = getopt(argc, argv, "s:vd")) != -1) {
+		switch (ch) {
+		case 's':
+			ctx.state_dir = optarg;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'd':
+			to_stderr = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (ctx.state_dir == NULL || optind != argc)
+		usage();
+
+	/* Die with the supervisor, even if it could not close our channel. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		fatal("prctl(PR_SET_PDEATHSIG)");
+	umask(077);
+	log_init("palyra-journald", NULL, verbose, to_stderr);
+	if (fcntl(PROC_FD_PARENT, F_GETFD) == -1)
+		fatalx(
+		    "no supervisor channel on descriptor %d", PROC_FD_PARENT);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	if ((ctx.base = event_base_new()) == NULL ||
+	    event_base_priority_init(ctx.base, JNL_PRIO_COUNT) == -1)
+		fatalx("cannot create the event loop");
+	if ((ctx.payload_buf = malloc(JNL_PAYLOAD_MAX)) == NULL)
+		fatal("malloc");
+	ctx.commit_ev = event_new(ctx.base, -1, 0, commit_cb, &ctx);
+	ctx.stop_ev = evtimer_new(ctx.base, stop_poll_cb, &ctx);
+	ctx.sigterm_ev = evsignal_new(ctx.base, SIGTERM, signal_cb, &ctx);
+	ctx.sigint_ev = evsignal_new(ctx.base, SIGINT, signal_cb, &ctx);
+	if (ctx.commit_ev == NULL || ctx.stop_ev == NULL ||
+	    ctx.sigterm_ev == NULL || ctx.sigint_ev == NULL ||
+	    event_priority_set(ctx.commit_ev, JNL_PRIO_COMMIT) == -1 ||
+	    event_priority_set(ctx.sigterm_ev, JNL_PRIO_SIGNAL) == -1 ||
+	    event_priority_set(ctx.sigint_ev, JNL_PRIO_SIGNAL) == -1 ||
+	    event_add(ctx.sigterm_ev, NULL) == -1 ||
+	    event_add(ctx.sigint_ev, NULL) == -1)
+		fatalx("cannot set up events");
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/system.db",
+		ctx.state_dir) >= sizeof(path))
+		fatalx("state directory path too long");
+	if (jnl_db_open(
+		path, JNL_DB_SYSTEM, ctx.durability_full, &ctx.system_db) < 0 ||
+	    jnl_tokens_open(&ctx) < 0) {
+		log_error("%s: cannot open; exiting", path);
+		exit(PROC_EXIT_STORAGE);
+	}
+
+	if ((ctx.parent = ipc_chan_new(ctx.base, PROC_FD_PARENT, "supervisor",
+		 ALLOWED_PARENT, parent_msg, parent_close, &ctx)) == NULL)
+		fatalx("cannot set up the supervisor channel");
+	ready.pid = (uint32_t)getpid();
+	if ((rc = ipc_chan_send(
+		 ctx.parent, IPC_READY, 0, &ready.base, NULL, 0)) < 0)
+		fatalx("cannot send READY: %s", strerror(-rc));
+	log_info("ready, state in %s", ctx.state_dir);
+
+	event_base_dispatch(ctx.base);
+
+	jnl_commit_all(&ctx);
+	rc = ctx.exit_code;
+	ctx_free(&ctx);
+	log_info("stopped");
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	return journald_main(argc, argv);
+}

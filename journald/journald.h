@@ -1,0 +1,231 @@
+/*
+ * journald.h: palyra-journald, the single SQLite writer (DESIGN section 8).
+ *
+ * One process owns system.db (tokens) and every tenant's journal.db. It is
+ * reached only over IPC channels: the supervisor (configuration and peer
+ * channels), the front (tokens) and one channel per tenant worker (journal
+ * appends). The tenant of a worker channel is the one the supervisor named
+ * when it attached the channel; nothing a worker writes can change it.
+ *
+ * Files: journald.c (main, context, channels), db.c (open, pragmas,
+ * migrations), tenant.c (a tenant's journal: statements, chain head, run
+ * cache), batch.c (group commit, acknowledgements, back-pressure),
+ * append.c (checks, chain links, crash reconciliation), tokens.c
+ * (system.db tokens).
+ */
+#ifndef PALYRA_JOURNALD_H
+#define PALYRA_JOURNALD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "chain.h"
+#include "ipc.h"
+#include "limits.h"
+#include "ipc.pb-c.h"
+
+/*
+ * Event priorities. ipc_chan creates its events at libevent's default
+ * priority, which is nprio / 2; with three levels that is 1. Signals run at
+ * 0, channel I/O at 1 and the group commit at 2, so the commit fires only
+ * once every readable channel of the loop iteration has been served.
+ */
+#define JNL_PRIO_COUNT 3
+#define JNL_PRIO_SIGNAL 0
+#define JNL_PRIO_COMMIT 2
+
+#define JNL_RUN_ID_MAX 64
+#define JNL_RUN_STATUS_MAX PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED
+#define JNL_RUN_BUCKETS 1024	/* run cache hash buckets per tenant */
+#define JNL_RUN_CACHE_MAX 65536 /* cached runs per tenant */
+#define JNL_BUSY_TIMEOUT_MS 5000
+#define JNL_STOP_DEADLINE_MS 2000 /* flushing acks at shutdown */
+
+enum jnl_db_kind {
+	JNL_DB_SYSTEM = 0,
+	JNL_DB_JOURNAL,
+};
+
+/* A run's state as journald knows it, cached while the run is live. */
+struct jnl_run {
+	struct jnl_run *next;	    /* hash bucket */
+	struct jnl_run *dirty_next; /* runs row to update before COMMIT */
+	int dirty;
+	int status; /* Palyra__V1__RunStatus */
+	uint64_t last_seq;
+	int64_t updated_ms;
+	char run_id[JNL_RUN_ID_MAX + 1];
+};
+
+/* Prepared statements of a journal.db, reused for every append. */
+enum jnl_stmt {
+	JNL_ST_BEGIN = 0,
+	JNL_ST_COMMIT,
+	JNL_ST_ROLLBACK,
+	JNL_ST_RUN_GET,
+	JNL_ST_RUN_INSERT,
+	JNL_ST_RUN_UPDATE,
+	JNL_ST_SESSION_INSERT,
+	JNL_ST_SESSION_OWNER,
+	JNL_ST_EVENT_INSERT,
+	JNL_ST_HEAD,
+	JNL_ST_COUNT
+};
+
+/*
+ * The batch of a tenant database: IDLE (no transaction), OPEN (BEGIN done,
+ * appends inside, not yet visible to anyone). Commit moves OPEN -> IDLE and
+ * acknowledges, a failure rolls back OPEN -> IDLE and refuses.
+ */
+enum jnl_batch_state {
+	JNL_BATCH_IDLE = 0,
+	JNL_BATCH_OPEN,
+};
+
+struct jnl_tenant {
+	char name[NAME_MAX_LEN + 1];
+	sqlite3 *db;
+	sqlite3_stmt *st[JNL_ST_COUNT];
+	enum jnl_batch_state batch;
+	size_t batch_count; /* appends in the open batch */
+	uint64_t head_seq;  /* chain head: last committed or pending */
+	uint8_t head_hash[CHAIN_HASH_LEN];
+	struct jnl_run *runs[JNL_RUN_BUCKETS];
+	size_t nruns;
+	struct jnl_run *dirty;	   /* runs with a pending row update */
+	struct jnl_worker *worker; /* attached worker channel or NULL */
+};
+
+/* An acknowledgement owed to a worker, sent after its batch committed. */
+struct jnl_ack {
+	struct jnl_worker *worker; /* NULL: internal append, no reply */
+	struct jnl_tenant *tenant;
+	uint32_t request_id;
+	int ok;
+	const char *error; /* static text */
+	uint64_t chain_seq;
+	uint8_t hash[CHAIN_HASH_LEN];
+};
+
+struct jnl_worker {
+	struct jnl_ctx *ctx;
+	struct jnl_tenant *tenant; /* from ATTACH_PEER only */
+	struct ipc_chan *chan;
+	int closing;		 /* ignore further messages */
+	struct jnl_ack *backlog; /* acks the channel would not take */
+	size_t nbacklog;
+	size_t backlog_cap;
+	struct jnl_worker *next;
+};
+
+struct jnl_ctx {
+	struct event_base *base;
+	const char *state_dir;
+	int durability_full;
+	int stopping;
+	int exit_code;
+	uint64_t stop_deadline_ms;
+
+	struct ipc_chan *parent;
+	struct ipc_chan *front;
+
+	sqlite3 *system_db;
+	sqlite3_stmt *token_insert;
+	sqlite3_stmt *token_lookup;
+
+	struct jnl_tenant **tenants;
+	size_t ntenants;
+	size_t tenants_cap;
+	struct jnl_worker *workers;
+	struct jnl_worker *dead_workers; /* freed after the next commit */
+
+	/* Tenants with an OPEN batch, in the order they opened. */
+	struct jnl_tenant **open;
+	size_t nopen;
+
+	/* Acks owed, in arrival order; all belong to OPEN batches. */
+	struct jnl_ack *acks;
+	size_t nacks;
+	size_t acks_cap;
+
+	uint8_t *payload_buf; /* JNL_PAYLOAD_MAX, re-packed events */
+
+	struct event *commit_ev;
+	struct event *sigterm_ev;
+	struct event *sigint_ev;
+	struct event *stop_ev;
+};
+
+/* journald.c */
+int journald_main(int argc, char **argv);
+uint64_t jnl_now_ms(void);
+int jnl_name_valid(const char *name);
+struct jnl_tenant *jnl_tenant_find(struct jnl_ctx *, const char *name);
+/* Stops reading w and frees its channel after the next commit. */
+void jnl_worker_fail(struct jnl_ctx *, struct jnl_worker *);
+
+/* db.c */
+/*
+ * Opens (creating, mode 0600) and migrates path. Returns 0 and *out, -ENOTSUP
+ * for a database newer than this program, or -EIO.
+ */
+int jnl_db_open(const char *path, enum jnl_db_kind kind, int durability_full,
+    sqlite3 **out);
+int jnl_db_set_durability(sqlite3 *db, int durability_full);
+int jnl_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void jnl_db_close(sqlite3 *db);
+
+/* tenant.c */
+int jnl_tenant_open(struct jnl_ctx *, struct jnl_tenant *);
+void jnl_tenant_close(struct jnl_tenant *);
+/* Reloads the chain head from the last stored event. Returns 0 or -EIO. */
+int jnl_tenant_load_head(struct jnl_tenant *);
+int jnl_status_terminal(int status);
+/* "ACCEPTED" for PALYRA__V1__RUN_STATUS__RUN_STATUS_ACCEPTED, ... */
+const char *jnl_status_name(int status);
+/* Steps a statement that returns no row, then resets it. Returns 0 or the
+ * SQLite result code. */
+int jnl_step_done(sqlite3_stmt *);
+/*
+ * Finds a run in the cache or the database (which sees the open batch's own
+ * writes). Returns 0 with *out (NULL: no such run) or -EIO.
+ */
+int jnl_run_get(struct jnl_tenant *, const char *run_id, struct jnl_run **out);
+struct jnl_run *jnl_run_cache_add(struct jnl_tenant *, const char *run_id,
+    int status, uint64_t last_seq, int64_t updated_ms);
+void jnl_run_cache_remove(struct jnl_tenant *, struct jnl_run *);
+void jnl_run_cache_clear(struct jnl_tenant *);
+
+/* batch.c */
+#define JNL_E_STORAGE "journal storage failed"
+void jnl_schedule_commit(struct jnl_ctx *);
+/* Opens t's batch (BEGIN) unless open. Returns 0 or -EIO. */
+int jnl_batch_begin(struct jnl_ctx *, struct jnl_tenant *);
+/* Rolls back t's batch and refuses every append in it. */
+void jnl_batch_fail(struct jnl_ctx *, struct jnl_tenant *);
+/* Commits every open batch, then sends every owed ack in order. */
+void jnl_commit_all(struct jnl_ctx *);
+/* Queues an ack until the next commit. Returns 0 or -ENOMEM. */
+int jnl_ack_push(struct jnl_ctx *, const struct jnl_ack *);
+/* Sends an ack now. Returns ipc_chan_send()'s result. */
+int jnl_ack_send(struct jnl_worker *, const struct jnl_ack *);
+void jnl_worker_drained(struct ipc_chan *, void *);
+
+/* append.c */
+void jnl_handle_append(
+    struct jnl_ctx *, struct jnl_worker *, const struct ipc_msg *);
+/*
+ * Appends status INTERRUPTED (with reason) to every run of t that is not
+ * terminal; committed with the next batch. Returns 0 or -EIO.
+ */
+int jnl_reconcile(struct jnl_ctx *, struct jnl_tenant *, const char *reason);
+
+/* tokens.c */
+int jnl_tokens_open(struct jnl_ctx *);
+void jnl_tokens_close(struct jnl_ctx *);
+void jnl_handle_token_store(struct jnl_ctx *, const struct ipc_msg *);
+void jnl_handle_token_lookup(struct jnl_ctx *, const struct ipc_msg *);
+
+#endif

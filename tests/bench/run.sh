@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# run.sh: the benchmark table of `make bench` (DESIGN section 11). Every
+# figure is printed beside its ceiling measured in the same run, with the
+# ratio. Also writes $PALYRA_BUILD/bench/results.json: an array of
+# {name, value, unit, ceiling_name, ceiling, ratio}.
+#
+# Rows come from functions: bench_journal (here) and bench_grpc, which
+# tests/bench/grpc.sh defines when it exists. Each row is printed with
+# row NAME VALUE CEILNAME CEILVALUE [UNIT].
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PALYRA_BUILD=${PALYRA_BUILD:-build}
+PALYRA_BUILD=$(cd "$PALYRA_BUILD" && pwd)
+export PALYRA_BUILD
+results_json="$PALYRA_BUILD/bench/results.json"
+results=()
+
+# row NAME VALUE CEILNAME CEILVALUE [UNIT]: one line of the table and one
+# JSON object for results.json.
+row() {
+	local name=$1 value=$2 ceil_name=$3 ceil=$4 unit=${5:-ops/s} ratio
+	ratio=$(awk -v v="$value" -v c="$ceil" \
+		'BEGIN { if (c > 0) printf "%.1f", 100 * v / c; else print "0" }')
+	printf '%-38s | %12s | %-30s | %12s | %6s%%\n' \
+		"$name" "$value" "$ceil_name" "$ceil" "$ratio"
+	results+=("$(printf '{"name": "%s", "value": %s, "unit": "%s", "ceiling_name": "%s", "ceiling": %s, "ratio": %s}' \
+		"$name" "$value" "$unit" "$ceil_name" "$ceil" "$ratio")")
+}
+
+header() {
+	printf '%-38s | %12s | %-30s | %12s | %7s\n' \
+		"figure" "value" "ceiling" "value" "ratio"
+	printf '%s\n' "$(printf -- '-%.0s' $(seq 1 110))"
+}
+
+# Journal: palyra-journald's durable, acknowledged appends against SQLite's
+# own batched insert rate on the same disk.
+bench_journal() {
+	local out raw acked
+	out=$("$PALYRA_BUILD/bench/jbench" ${JBENCH_ARGS:-} 2>/dev/null) || {
+		echo "run.sh: jbench failed" >&2
+		"$PALYRA_BUILD/bench/jbench" -n 2000 >&2 || true
+		return 1
+	}
+	raw=$(awk '$1 == "journal_raw_sqlite_rows_per_s" { print $2 }' <<<"$out")
+	acked=$(awk '$1 == "journal_acked_appends_per_s" { print $2 }' <<<"$out")
+	row "journal appends/s (durable, acked)" "$acked" \
+		"raw SQLite batched insert" "$raw" "appends/s"
+}
+
+write_json() {
+	local i
+	mkdir -p "$(dirname "$results_json")"
+	{
+		printf '[\n'
+		for i in "${!results[@]}"; do
+			printf '  %s' "${results[$i]}"
+			[ "$i" -lt $((${#results[@]} - 1)) ] && printf ','
+			printf '\n'
+		done
+		printf ']\n'
+	} >"$results_json"
+}
+
+main() {
+	local status=0
+	header
+	bench_journal || status=1
+	if [ -f "$here/grpc.sh" ]; then
+		# shellcheck source=/dev/null
+		source "$here/grpc.sh"
+		# A failed row is reported, it does not hide the others.
+		bench_grpc || { echo "run.sh: bench_grpc failed" >&2; status=1; }
+	fi
+	write_json
+	echo "results: $results_json"
+	return "$status"
+}
+
+main "$@"
