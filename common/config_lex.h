@@ -29,7 +29,7 @@ struct cfg_token {
 	enum cfg_token_type type;
 	int		 line;
 	int		 col;
-	size_t		 len;		/* bytes in text, without the NUL */
+	size_t		 len;		/* bytes in text, NUL not counted */
 	char		 text[CFG_MAX_TOKEN_LEN + 1];
 };
 
@@ -40,7 +40,7 @@ struct cfg_lexer {
 	size_t		 off;
 	int		 line;
 	int		 col;
-	struct cfg_token ahead;		/* the peeked token, if have_ahead */
+	struct cfg_token ahead;		/* peeked token, if have_ahead */
 	int		 have_ahead;
 	enum cfg_token_type last;	/* type of the last token taken */
 	char		*err;
