@@ -31,6 +31,11 @@
 #define CFG_MAX_DEPTH		8	/* nested blocks */
 #define CFG_MAX_PROVIDERS	64
 #define CFG_MAX_AGENTS		256	/* per tenant */
+#define CFG_MAX_FILES		256	/* files read, the main one too */
+#define CFG_MAX_TOTAL_SIZE	(16 * 1024 * 1024)	/* all files */
+#define CFG_MAX_FAILOVER	16	/* providers of one agent */
+#define CFG_MAX_TOOL_RULES	256	/* tool rules of one agent */
+#define CFG_MAX_PRICING		1024	/* pricing blocks */
 
 /* Supervisor */
 #define SUP_RESTART_MIN_MS	100
@@ -47,6 +52,9 @@
 #define FE_HTTP_MAX_HEADERS	(16 * 1024)
 #define FE_TOKEN_MAX_LEN	256
 #define FE_AUTH_TIMEOUT_MS	5000
+#define FE_CALL_POOL_MAX	256	/* finished calls kept for reuse */
+#define FE_H2_OUTPUT_HIGH	(64 * 1024)	/* bytes before nghttp2 waits */
+#define FE_HTTP_TIMEOUT_S	30	/* evhttp idle timeout */
 
 /* Journal */
 #define JNL_BATCH_MAX		1024	/* appends per transaction */
@@ -55,6 +63,7 @@
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */
 #define WRK_MAX_INFLIGHT	4096	/* unacknowledged journal appends */
+#define WRK_SESSION_KEY_MAX_LEN	256	/* resolved into a session id */
 
 #endif
 #endif

@@ -31,7 +31,6 @@
 #define FE_PATH_MAX 128 /* longest :path we route */
 #define FE_ROLE_MAX 16
 #define FE_GRPC_MESSAGE_MAX 256 /* grpc-message text before encoding */
-#define FE_CALL_POOL_MAX 256	/* finished calls kept for reuse */
 #define FE_TOKEN_PREFIX "pt_"
 
 /* gRPC status codes (grpc/status.h); only those we send. */

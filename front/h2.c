@@ -28,7 +28,6 @@
 #include "log.h"
 
 /* Bytes queued towards a client before nghttp2 is told to wait. */
-#define FE_H2_OUTPUT_HIGH (64 * 1024)
 #define FE_H2_IOV 16
 
 #define NV(n, v)                                                               \

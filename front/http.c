@@ -22,7 +22,6 @@
 #include "front.h"
 #include "log.h"
 
-#define FE_HTTP_TIMEOUT_S 30
 #define FE_TOKEN_TEXT_MAX 64
 #define FE_TOKEN_ID_TEXT 17
 #define FE_TOKEN_REPLY_MAX 512

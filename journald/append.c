@@ -20,6 +20,7 @@
 #define E_FIRST "first event of a run must be status ACCEPTED"
 #define E_FIRST_NAMES "first event needs session_id, principal and agent"
 #define E_SESSION "session belongs to another principal"
+#define E_SESSION_UNKNOWN "unknown session"
 #define E_TERMINAL "run already finished"
 #define E_SEQ "seq is not the run's last seq + 1"
 #define E_ACCEPTED "run already accepted"
@@ -53,7 +54,8 @@ event_kind(const Palyra__V1__RunEvent *ev)
 static const char *
 append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
     const Palyra__V1__RunEvent *ev, const char *principal, const char *agent,
-    uint64_t *chain_seq, uint8_t hash[CHAIN_HASH_LEN], int *storage_failed)
+    int session_must_exist, uint64_t *chain_seq, uint8_t hash[CHAIN_HASH_LEN],
+    int *storage_failed)
 {
 	struct jnl_run *run;
 	sqlite3_stmt *st;
@@ -76,6 +78,25 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		if (ev->session_id[0] == '\0' || !jnl_name_valid(principal) ||
 		    !jnl_name_valid(agent))
 			return E_FIRST_NAMES;
+		if (session_must_exist) {
+			*storage_failed = 1;
+			st = t->st[JNL_ST_SESSION_OWNER];
+			sqlite3_bind_text(st, 1, ev->session_id, -1,
+			    SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+				sqlite3_reset(st);
+				return JNL_E_STORAGE;
+			}
+			owner = rc == SQLITE_ROW ?
+			    (const char *)sqlite3_column_text(st, 0) : NULL;
+			rc = owner != NULL && strcmp(owner, principal) == 0;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			*storage_failed = 0;
+			if (!rc)
+				return E_SESSION_UNKNOWN;
+		}
 		*storage_failed = 1;
 		st = t->st[JNL_ST_SESSION_INSERT];
 		sqlite3_bind_text(st, 1, ev->session_id, -1, SQLITE_STATIC);
@@ -228,7 +249,8 @@ jnl_handle_append(
 		err = "tenant journal unavailable";
 	else
 		err = append_event(ctx, t, req->event, req->principal,
-		    req->agent, &ack.chain_seq, ack.hash, &storage_failed);
+		    req->agent, req->session_must_exist, &ack.chain_seq,
+		    ack.hash, &storage_failed);
 	if (storage_failed)
 		jnl_batch_fail(ctx, t);
 	if (err != NULL) {
@@ -236,6 +258,16 @@ jnl_handle_append(
 		    ipc_chan_peer(w->chan), req->event->run_id,
 		    (unsigned long long)req->event->seq, err);
 		ack.error = err;
+		/* Another principal's session is as unknown as a missing
+		 * one: its existence is not for this caller to learn. */
+		if (strcmp(err, E_SESSION_UNKNOWN) == 0 ||
+		    strcmp(err, E_SESSION) == 0)
+			ack.code =
+			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_NOT_FOUND;
+		else if (storage_failed || t->db == NULL)
+			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
+		else
+			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_REFUSED;
 	} else
 		ack.ok = 1;
 	if (jnl_ack_push(ctx, &ack) < 0) {
@@ -329,7 +361,7 @@ jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 		ev.seq = run->last_seq + 1;
 		ev.timestamp_unix_ms = (int64_t)jnl_now_ms();
 		err = append_event(
-		    ctx, t, &ev, "", "", &chain_seq, hash, &storage_failed);
+		    ctx, t, &ev, "", "", 0, &chain_seq, hash, &storage_failed);
 		if (storage_failed) {
 			jnl_batch_fail(ctx, t);
 			break;

@@ -176,6 +176,7 @@ jnl_ack_send(struct jnl_worker *w, const struct jnl_ack *ack)
 
 	msg.ok = ack->ok;
 	msg.error = (char *)(ack->error != NULL ? ack->error : "");
+	msg.code = (Palyra__Ipc__JournalError)ack->code;
 	if (ack->ok) {
 		msg.chain_seq = ack->chain_seq;
 		msg.hash.data = (uint8_t *)ack->hash;

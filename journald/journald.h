@@ -105,6 +105,7 @@ struct jnl_ack {
 	uint32_t request_id;
 	int ok;
 	const char *error; /* static text */
+	int code; /* Palyra__Ipc__JournalError */
 	uint64_t chain_seq;
 	uint8_t hash[CHAIN_HASH_LEN];
 };

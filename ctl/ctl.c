@@ -1,0 +1,615 @@
+/*
+ * ctl.c: palyractl's entry point, options and commands (palyractl(1)).
+ *
+ * Runs as the invoking user with no privilege. It reads the admin token file
+ * (admin.c) when a command needs the admin API, and otherwise only talks to
+ * palyrad over gRPC (grpc.c). Output is for people by default and for
+ * programs with --json (one JSON object, or NDJSON for streams).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "ctl.h"
+#include "palyra/v1/gateway.pb-c.h"
+
+#define GATEWAY		"/palyra.v1.GatewayService/"
+
+static const char *const run_status_names[] = {
+	"UNSPECIFIED", "ACCEPTED", "IN_PROGRESS", "WAITING_APPROVAL",
+	"WAITING_TOOL", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED",
+};
+
+static const char *
+run_status_name(int s)
+{
+	if (s < 0 || (size_t)s >= sizeof(run_status_names) /
+	    sizeof(run_status_names[0]))
+		return "UNKNOWN";
+	return run_status_names[s];
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: palyractl [-hv] [--json] [-g host:port] [-s state_dir]\n"
+	    "                 [-u url] command ...\n"
+	    "commands:\n"
+	    "  health\n"
+	    "  token create --tenant name [--principal name] "
+	    "[--role user|operator|admin]\n"
+	    "  run [--tenant name | --token token] [--agent name]\n"
+	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
+	    "  help\n");
+}
+
+static int	usage_error(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "palyractl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	return CTL_EXIT_USAGE;
+}
+
+static void
+print_json(json_t *obj)
+{
+	char	*s;
+
+	if (obj != NULL && (s = json_dumps(obj, JSON_COMPACT)) != NULL) {
+		printf("%s\n", s);
+		free(s);
+	}
+	json_decref(obj);
+	fflush(stdout);
+}
+
+/* health */
+
+struct health_call {
+	Palyra__V1__GetHealthResponse	*resp;
+	int				 count;
+};
+
+static int
+health_msg(const uint8_t *msg, size_t len, void *arg)
+{
+	struct health_call *hc = arg;
+
+	if (++hc->count > 1)
+		return -1;
+	hc->resp = palyra__v1__get_health_response__unpack(NULL, len, msg);
+	return hc->resp == NULL ? -1 : 0;
+}
+
+static int
+cmd_health(const struct ctl_ctx *ctx, int argc, char **argv)
+{
+	Palyra__V1__GetHealthResponse	*h;
+	struct health_call		 hc = { NULL, 0 };
+	struct ctl_grpc_result		 res;
+	int				 ok;
+
+	if (argc != 1)
+		return usage_error("health takes no arguments");
+	if (ctl_grpc_call(ctx, GATEWAY "GetHealth", NULL, NULL, 0,
+	    health_msg, &hc, &res) < 0) {
+		fprintf(stderr, "palyractl: %s\n", hc.count > 1 ?
+		    "server sent more than one reply" : hc.count == 1 &&
+		    hc.resp == NULL ? "undecodable reply" : res.error);
+		goto fail;
+	}
+	if (res.grpc_status != 0) {
+		fprintf(stderr, "palyractl: health: %s: %s\n",
+		    ctl_grpc_status_name(res.grpc_status), res.grpc_message);
+		goto fail;
+	}
+	if ((h = hc.resp) == NULL) {
+		fprintf(stderr, "palyractl: health: empty reply\n");
+		return CTL_EXIT_FAIL;
+	}
+	ok = strcmp(h->status, "SERVING") == 0;
+	if (ctx->json)
+		print_json(json_pack("{s:s, s:s, s:I, s:I}", "status",
+		    h->status, "version", h->version, "uptime_seconds",
+		    (json_int_t)h->uptime_seconds, "tenants",
+		    (json_int_t)h->tenants));
+	else
+		printf("%s version %s uptime %llus tenants %u\n", h->status,
+		    h->version, (unsigned long long)h->uptime_seconds,
+		    h->tenants);
+	palyra__v1__get_health_response__free_unpacked(h, NULL);
+	return ok ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+fail:
+	if (hc.resp != NULL)
+		palyra__v1__get_health_response__free_unpacked(hc.resp, NULL);
+	return CTL_EXIT_FAIL;
+}
+
+/* token create */
+
+static const char *
+json_str(json_t *obj, const char *key)
+{
+	const char	*s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL ? s : "?";
+}
+
+/* Mints a token; returns it (caller frees) and the parsed reply. */
+static char *
+mint_token(const struct ctl_ctx *ctx, const char *tenant,
+    const char *principal, const char *role, json_t **replyp)
+{
+	char		 err[512], *reply, *token;
+	json_error_t	 jerr;
+	json_t		*root;
+	const char	*t;
+
+	if (ctl_token_create(ctx, tenant, principal, role, &reply, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "palyractl: token create: %s\n", err);
+		return NULL;
+	}
+	root = json_loads(reply, 0, &jerr);
+	explicit_bzero(reply, strlen(reply));
+	free(reply);
+	t = json_string_value(json_object_get(root, "token"));
+	if (t == NULL || t[0] == '\0' || strlen(t) > FE_TOKEN_MAX_LEN) {
+		fprintf(stderr, "palyractl: token create: malformed reply\n");
+		json_decref(root);
+		return NULL;
+	}
+	token = strdup(t);
+	if (replyp != NULL)
+		*replyp = root;
+	else
+		json_decref(root);
+	return token;
+}
+
+static int
+cmd_token(const struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, NULL, 't' },
+		{ "principal", required_argument, NULL, 'p' },
+		{ "role", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char	*tenant = NULL, *principal = "palyractl";
+	const char	*role = "user";
+	json_t		*reply = NULL;
+	char		*token;
+	int		 ch;
+
+	if (argc < 2 || strcmp(argv[1], "create") != 0)
+		return usage_error("unknown token command");
+	argc--;
+	argv++;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			tenant = optarg;
+			break;
+		case 'p':
+			principal = optarg;
+			break;
+		case 'r':
+			role = optarg;
+			break;
+		default:
+			usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc || tenant == NULL)
+		return usage_error("token create needs --tenant");
+	if (strcmp(role, "user") != 0 && strcmp(role, "operator") != 0 &&
+	    strcmp(role, "admin") != 0)
+		return usage_error("unknown role %s", role);
+
+	if ((token = mint_token(ctx, tenant, principal, role, &reply)) == NULL)
+		return CTL_EXIT_FAIL;
+	if (ctx->json)
+		print_json(json_incref(reply));
+	else {
+		printf("%s\n", token);
+		fflush(stdout);
+	}
+	fprintf(stderr, "token_id %s tenant %s principal %s role %s\n",
+	    json_str(reply, "token_id"), json_str(reply, "tenant"),
+	    json_str(reply, "principal"), json_str(reply, "role"));
+	explicit_bzero(token, strlen(token));
+	free(token);
+	json_decref(reply);
+	return CTL_EXIT_OK;
+}
+
+/* run */
+
+struct run_call {
+	const struct ctl_ctx	*ctx;
+	int			 tty;
+	int			 printed;	/* token text written */
+	int			 terminal;	/* terminal status seen */
+	char			 reason[512];
+	int			 bad;
+};
+
+/* Writes model text; on a terminal, control bytes cannot act on it. */
+static void
+write_text(const struct run_call *rc, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (rc->tty && (unsigned char)*s < 0x20 && *s != '\n' &&
+		    *s != '\t')
+			putchar('?');
+		else
+			putchar(*s);
+	}
+}
+
+static json_t *
+event_json(const Palyra__V1__RunEvent *ev)
+{
+	json_t	*o, *body = NULL;
+	const char *kind = NULL;
+
+	o = json_pack("{s:s, s:I, s:I, s:s}", "run_id", ev->run_id, "seq",
+	    (json_int_t)ev->seq, "timestamp_unix_ms",
+	    (json_int_t)ev->timestamp_unix_ms, "session_id", ev->session_id);
+	switch (ev->event_case) {
+	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
+		kind = "status";
+		body = json_pack("{s:s, s:s}", "status",
+		    run_status_name(ev->status->status), "reason",
+		    ev->status->reason);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
+		kind = "token";
+		body = json_pack("{s:s}", "text", ev->token->text);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
+		kind = "final";
+		body = json_pack("{s:s}", "text", ev->final->text);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
+		kind = "usage";
+		body = json_pack("{s:I, s:I, s:s, s:s}", "input_tokens",
+		    (json_int_t)ev->usage->input_tokens, "output_tokens",
+		    (json_int_t)ev->usage->output_tokens, "provider",
+		    ev->usage->provider, "model", ev->usage->model);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
+		kind = "error";
+		body = json_pack("{s:s, s:s}", "code", ev->error->code,
+		    "message", ev->error->message);
+		break;
+	default:
+		break;
+	}
+	if (o != NULL && kind != NULL && body != NULL)
+		json_object_set_new(o, kind, body);
+	else
+		json_decref(body);
+	return o;
+}
+
+static void
+event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
+{
+	const Palyra__V1__StatusEvent *st;
+
+	switch (ev->event_case) {
+	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
+		write_text(rc, ev->token->text);
+		fflush(stdout);
+		rc->printed = 1;
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
+		/* Tokens carried the text already; print it if none came. */
+		if (!rc->printed && ev->final->text[0] != '\0') {
+			write_text(rc, ev->final->text);
+			fflush(stdout);
+			rc->printed = 1;
+		}
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
+		st = ev->status;
+		if (rc->ctx->verbose)
+			fprintf(stderr, "[%s] run %s%s%s\n",
+			    run_status_name(st->status), ev->run_id,
+			    st->reason[0] != '\0' ? ": " : "", st->reason);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
+		if (rc->ctx->verbose)
+			fprintf(stderr, "[usage] input %llu output %llu "
+			    "provider %s model %s\n",
+			    (unsigned long long)ev->usage->input_tokens,
+			    (unsigned long long)ev->usage->output_tokens,
+			    ev->usage->provider, ev->usage->model);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
+		fprintf(stderr, "palyractl: run error %s: %s\n",
+		    ev->error->code, ev->error->message);
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+run_msg(const uint8_t *msg, size_t len, void *arg)
+{
+	struct run_call		*rc = arg;
+	Palyra__V1__RunEvent	*ev;
+
+	if ((ev = palyra__v1__run_event__unpack(NULL, len, msg)) == NULL) {
+		rc->bad = 1;
+		return -1;
+	}
+	if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS &&
+	    ev->status->status >=
+	    PALYRA__V1__RUN_STATUS__RUN_STATUS_COMPLETED) {
+		rc->terminal = ev->status->status;
+		snprintf(rc->reason, sizeof(rc->reason), "%s",
+		    ev->status->reason);
+	}
+	if (rc->ctx->json)
+		print_json(event_json(ev));
+	else
+		event_text(rc, ev);
+	palyra__v1__run_event__free_unpacked(ev, NULL);
+	return 0;
+}
+
+struct run_opts {
+	const char	*tenant;
+	const char	*token;
+	const char	*agent;
+	const char	*session_key;
+	int		 cancel_on_disconnect;
+	const char	*prompt;
+};
+
+static int
+run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, NULL, 't' },
+		{ "token", required_argument, NULL, 'T' },
+		{ "agent", required_argument, NULL, 'a' },
+		{ "session-key", required_argument, NULL, 'k' },
+		{ "cancel-on-disconnect", no_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	 ch;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			o->tenant = optarg;
+			break;
+		case 'T':
+			o->token = optarg;
+			break;
+		case 'a':
+			o->agent = optarg;
+			break;
+		case 'k':
+			o->session_key = optarg;
+			break;
+		case 'c':
+			o->cancel_on_disconnect = 1;
+			break;
+		case 'v':
+			ctx->verbose = 1;
+			break;
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_error("run needs exactly one prompt");
+		return -1;
+	}
+	o->prompt = argv[optind];
+	if (strlen(o->prompt) > TEXT_MAX_LEN) {
+		usage_error("prompt longer than %d bytes", TEXT_MAX_LEN);
+		return -1;
+	}
+	if (o->tenant != NULL && o->token != NULL) {
+		usage_error("--tenant and --token exclude each other");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run_finish(const struct run_call *rc, const struct ctl_grpc_result *res,
+    int called)
+{
+	if (rc->printed && !rc->ctx->json) {
+		putchar('\n');
+		fflush(stdout);
+	}
+	if (called < 0) {
+		fprintf(stderr, "palyractl: run failed: %s\n", rc->bad ?
+		    "undecodable event from server" : res->error);
+		return CTL_EXIT_FAIL;
+	}
+	if (res->grpc_status != 0) {
+		fprintf(stderr, "palyractl: run failed: %s: %s\n",
+		    ctl_grpc_status_name(res->grpc_status),
+		    res->grpc_message);
+		return CTL_EXIT_FAIL;
+	}
+	if (rc->terminal == PALYRA__V1__RUN_STATUS__RUN_STATUS_COMPLETED)
+		return CTL_EXIT_OK;
+	if (rc->terminal == 0)
+		fprintf(stderr, "palyractl: run failed: stream ended without "
+		    "a terminal status\n");
+	else
+		fprintf(stderr, "palyractl: run failed: %s: %s\n",
+		    run_status_name(rc->terminal), rc->reason[0] != '\0' ?
+		    rc->reason : "no reason given");
+	return CTL_EXIT_FAIL;
+}
+
+static int
+cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	Palyra__V1__RunStreamRequest	 req;
+	Palyra__V1__RunStart		 start;
+	struct ctl_grpc_result		 res;
+	struct run_call			 rc;
+	struct run_opts			 o;
+	const char			*env;
+	char				*token = NULL;
+	uint8_t				*buf;
+	size_t				 len;
+	int				 called;
+
+	if (run_parse(ctx, argc, argv, &o) < 0)
+		return CTL_EXIT_USAGE;
+	env = getenv("PALYRA_TOKEN");
+	if (o.token != NULL)
+		token = strdup(o.token);
+	else if (o.tenant == NULL && env != NULL && env[0] != '\0')
+		token = strdup(env);
+	else if (o.tenant != NULL) {
+		if ((token = mint_token(ctx, o.tenant, "palyractl", "user",
+		    NULL)) == NULL)
+			return CTL_EXIT_FAIL;
+	} else
+		return usage_error("run needs --token, PALYRA_TOKEN or "
+		    "--tenant");
+	if (token == NULL || strlen(token) > FE_TOKEN_MAX_LEN) {
+		free(token);
+		return usage_error("token too long");
+	}
+
+	palyra__v1__run_start__init(&start);
+	start.input = (char *)o.prompt;
+	if (o.agent != NULL)
+		start.agent = (char *)o.agent;
+	if (o.session_key != NULL)
+		start.session_key = (char *)o.session_key;
+	start.cancel_on_disconnect = o.cancel_on_disconnect;
+	palyra__v1__run_stream_request__init(&req);
+	req.msg_case = PALYRA__V1__RUN_STREAM_REQUEST__MSG_START;
+	req.start = &start;
+	len = palyra__v1__run_stream_request__get_packed_size(&req);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL) {
+		free(token);
+		return CTL_EXIT_FAIL;
+	}
+	palyra__v1__run_stream_request__pack(&req, buf);
+
+	memset(&rc, 0, sizeof(rc));
+	rc.ctx = ctx;
+	rc.tty = isatty(STDOUT_FILENO);
+	called = ctl_grpc_call(ctx, GATEWAY "RunStream", token, buf, len,
+	    run_msg, &rc, &res);
+	explicit_bzero(token, strlen(token));
+	free(token);
+	free(buf);
+	return run_finish(&rc, &res, called);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl_ctx	 ctx;
+	const char	*env;
+	int		 ch, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.grpc_addr = (env = getenv("PALYRA_GRPC")) != NULL &&
+	    env[0] != '\0' ? env : CTL_DEFAULT_GRPC;
+	ctx.url = (env = getenv("PALYRA_URL")) != NULL && env[0] != '\0' ?
+	    env : CTL_DEFAULT_URL;
+
+	/* "+": options after the command belong to the command. */
+	while ((ch = getopt_long(argc, argv, "+g:hs:u:v", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'g':
+			ctx.grpc_addr = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CTL_EXIT_OK;
+		case 'j':
+			ctx.json = 1;
+			break;
+		case 's':
+			ctx.state_dir = optarg;
+			break;
+		case 'u':
+			ctx.url = optarg;
+			break;
+		case 'v':
+			ctx.verbose = 1;
+			break;
+		default:
+			usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return usage_error("missing command");
+	if (strpbrk(ctx.grpc_addr, "/?#@ \t") != NULL ||
+	    strchr(ctx.grpc_addr, ':') == NULL)
+		return usage_error("bad gRPC address %s (want HOST:PORT)",
+		    ctx.grpc_addr);
+	if (strncmp(ctx.url, "http://", 7) != 0 &&
+	    strncmp(ctx.url, "https://", 8) != 0)
+		return usage_error("bad URL %s", ctx.url);
+	if (strcmp(argv[0], "help") == 0) {
+		usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "palyractl: libcurl failed to initialise\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (strcmp(argv[0], "health") == 0)
+		rc = cmd_health(&ctx, argc, argv);
+	else if (strcmp(argv[0], "token") == 0)
+		rc = cmd_token(&ctx, argc, argv);
+	else if (strcmp(argv[0], "run") == 0)
+		rc = cmd_run(&ctx, argc, argv);
+	else
+		rc = usage_error("unknown command %s", argv[0]);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * ctl.h: palyractl, the operator's command-line client (DESIGN section 5).
+ *
+ * palyractl runs as the invoking user, holds no privilege and talks to
+ * palyrad only through its public surfaces with libcurl: gRPC over HTTP/2
+ * (h2c prior knowledge on loopback) and the HTTP admin API (JSON).
+ *
+ *   ctl.c    main, options, the health, token and run commands
+ *   grpc.c   a minimal gRPC client: framing, streaming decode, trailers
+ *   admin.c  the HTTP admin API (JSON via jansson) and token sources
+ */
+#ifndef PALYRA_CTL_H
+#define PALYRA_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+#define CTL_DEFAULT_GRPC	"127.0.0.1:7443"
+#define CTL_DEFAULT_URL		"http://127.0.0.1:7142"
+#define CTL_DEFAULT_STATE	"/var/lib/palyra"
+#define CTL_DEV_STATE		"./var"
+
+/* Largest gRPC message and HTTP reply body palyractl accepts. */
+#define CTL_GRPC_MAX_MESSAGE	FE_GRPC_MAX_MESSAGE
+#define CTL_HTTP_MAX_BODY	(1024 * 1024)
+
+/* Exit codes (documented in palyractl(1)). */
+enum ctl_exit {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_FAIL = 1,
+	CTL_EXIT_USAGE = 2,
+};
+
+/* What every command needs: where palyrad is and how to talk. */
+struct ctl_ctx {
+	const char	*grpc_addr;	/* HOST:PORT */
+	const char	*url;		/* http://HOST:PORT */
+	const char	*state_dir;	/* NULL: the default search */
+	int		 json;
+	int		 verbose;
+};
+
+/* Called with each complete response message; nonzero aborts the call. */
+typedef int	(*ctl_grpc_msg_cb)(const uint8_t *msg, size_t len,
+		    void *arg);
+
+/* The outcome of a gRPC call. */
+struct ctl_grpc_result {
+	int		 transport_error;	/* 1: no gRPC status */
+	char		 error[512];		/* transport */
+	int		 grpc_status;
+	char		 grpc_message[1024];
+};
+
+/* grpc.c */
+const char	*ctl_grpc_status_name(int status);
+int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
+		    const char *bearer, const uint8_t *req, size_t req_len,
+		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);
+
+/* admin.c */
+int		 ctl_admin_token(const struct ctl_ctx *, char *out,
+		    size_t size, char *err, size_t errlen);
+int		 ctl_admin_post(const struct ctl_ctx *, const char *path,
+		    const char *body, long *http_status, char **reply,
+		    char *err, size_t errlen);
+int		 ctl_token_create(const struct ctl_ctx *, const char *tenant,
+		    const char *principal, const char *role, char **reply_json,
+		    char *err, size_t errlen);
+
+#endif

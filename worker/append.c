@@ -1,0 +1,387 @@
+/*
+ * append.c: the worker's journal pipeline (palyra-worker).
+ *
+ * Every event of every run is sent to palyra-journald as an
+ * IPC_JOURNAL_APPEND and remembered in a bounded FIFO. Journald acknowledges
+ * appends in order, each only after the transaction holding it committed, so
+ * the head of the FIFO always names the next acknowledgement. Only an
+ * acknowledged event is forwarded to the front, which is what makes "a
+ * client never sees an event the journal does not have" true.
+ *
+ * Appends are pipelined: producers do not wait for an ack before the next
+ * event, because journald commits in groups and throughput depends on it.
+ * The FIFO bound (WRK_MAX_INFLIGHT) is the back-pressure: a provider that
+ * finds no room stalls and is resumed from the kick event once acks drain.
+ *
+ * Touches: the journald and front channels of the context, its runs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "worker.h"
+
+/* The protobuf view of one wrk_event, built on the stack for sending. */
+struct pb_event {
+	Palyra__V1__RunEvent		 event;
+	Palyra__V1__StatusEvent		 status;
+	Palyra__V1__ModelToken		 token;
+	Palyra__V1__FinalMessage	 final;
+	Palyra__V1__Usage		 usage;
+};
+
+static void	kick_cb(evutil_socket_t, short, void *);
+
+static char *
+text_or_empty(const char *s)
+{
+	return (char *)(s != NULL ? s : "");
+}
+
+static void
+pb_event_build(const struct wrk_run *run, const struct wrk_event *ev,
+    struct pb_event *pb)
+{
+	palyra__v1__run_event__init(&pb->event);
+	pb->event.run_id = (char *)run->run_id;
+	pb->event.seq = ev->seq;
+	pb->event.timestamp_unix_ms = ev->timestamp_ms;
+	pb->event.session_id = (char *)run->session_id;
+
+	switch (ev->kind) {
+	case WRK_EVENT_STATUS:
+		palyra__v1__status_event__init(&pb->status);
+		pb->status.status = (Palyra__V1__RunStatus)ev->status;
+		pb->status.reason = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+		pb->event.status = &pb->status;
+		break;
+	case WRK_EVENT_TOKEN:
+		palyra__v1__model_token__init(&pb->token);
+		pb->token.text = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_TOKEN;
+		pb->event.token = &pb->token;
+		break;
+	case WRK_EVENT_FINAL:
+		palyra__v1__final_message__init(&pb->final);
+		pb->final.text = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_FINAL;
+		pb->event.final = &pb->final;
+		break;
+	case WRK_EVENT_USAGE:
+		palyra__v1__usage__init(&pb->usage);
+		pb->usage.input_tokens = ev->input_tokens;
+		pb->usage.output_tokens = ev->output_tokens;
+		pb->usage.provider = text_or_empty(run->provider_name);
+		pb->usage.model = text_or_empty(run->model);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_USAGE;
+		pb->event.usage = &pb->usage;
+		break;
+	}
+}
+
+static int
+event_is_last(const struct wrk_event *ev)
+{
+	return ev->kind == WRK_EVENT_STATUS && wrk_run_terminal(ev->status);
+}
+
+void
+wrk_event_clear(struct wrk_event *ev)
+{
+	free(ev->text);
+	memset(ev, 0, sizeof(*ev));
+}
+
+int
+wrk_append_init(struct wrk_ctx *ctx)
+{
+	ctx->fifo = calloc(WRK_MAX_INFLIGHT, sizeof(*ctx->fifo));
+	if (ctx->fifo == NULL)
+		return -ENOMEM;
+	ctx->kick_ev = evtimer_new(ctx->base, kick_cb, ctx);
+	if (ctx->kick_ev == NULL) {
+		free(ctx->fifo);
+		ctx->fifo = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+wrk_append_fini(struct wrk_ctx *ctx)
+{
+	wrk_append_drop_all(ctx);
+	if (ctx->kick_ev != NULL)
+		event_free(ctx->kick_ev);
+	ctx->kick_ev = NULL;
+	free(ctx->fifo);
+	ctx->fifo = NULL;
+}
+
+/* Free FIFO slots, for control events; providers see less (may_emit). */
+size_t
+wrk_append_room(const struct wrk_ctx *ctx)
+{
+	return WRK_MAX_INFLIGHT - ctx->fifo_len;
+}
+
+/*
+ * Sends ev as the run's next event. On success the FIFO owns ev's text and
+ * ev is cleared. Returns 0; -ENOBUFS when there is no room (ev untouched, the
+ * caller may keep it and retry); -ENOTCONN without a (live) journald
+ * channel, or another -errno from the channel (ev cleared in both cases).
+ */
+int
+wrk_emit(struct wrk_run *run, struct wrk_event *ev)
+{
+	struct wrk_ctx		*ctx = run->ctx;
+	Palyra__Ipc__JournalAppend append;
+	struct pb_event		 pb;
+	struct wrk_append	*slot;
+	uint32_t		 request_id;
+	int			 r;
+
+	if (ctx->journald == NULL || ipc_chan_dead(ctx->journald)) {
+		wrk_event_clear(ev);
+		return -ENOTCONN;
+	}
+	if (ctx->fifo_len >= WRK_MAX_INFLIGHT)
+		return -ENOBUFS;
+
+	ev->seq = run->next_seq;
+	ev->timestamp_ms = wrk_now_ms();
+	pb_event_build(run, ev, &pb);
+	palyra__ipc__journal_append__init(&append);
+	append.event = &pb.event;
+	append.principal = run->principal;
+	append.agent = run->agent;
+	append.session_must_exist = ev->seq == 1 && run->session_named;
+
+	request_id = ctx->append_counter + 1;
+	r = ipc_chan_send(ctx->journald, IPC_JOURNAL_APPEND, request_id,
+	    &append.base, NULL, 0);
+	if (r == -ENOBUFS)
+		return r;
+	if (r == -EPIPE) {
+		/* Journald's close callback follows and abandons the runs. */
+		wrk_event_clear(ev);
+		return -ENOTCONN;
+	}
+	if (r < 0) {
+		log_warn("run %s: cannot append event %llu: %s", run->run_id,
+		    (unsigned long long)ev->seq, strerror(-r));
+		wrk_event_clear(ev);
+		return r;
+	}
+	ctx->append_counter = request_id;
+	run->next_seq++;
+	run->inflight++;
+
+	slot = &ctx->fifo[(ctx->fifo_head + ctx->fifo_len) % WRK_MAX_INFLIGHT];
+	slot->request_id = request_id;
+	slot->run = run;
+	slot->event = *ev;
+	memset(ev, 0, sizeof(*ev));
+	ctx->fifo_len++;
+	return 0;
+}
+
+/* Sends one acknowledged event to the front call of its run, if any. */
+static void
+forward(struct wrk_ctx *ctx, struct wrk_run *run, const struct wrk_event *ev)
+{
+	Palyra__Ipc__RunEventMsg msg;
+	struct pb_event		 pb;
+	int			 last = event_is_last(ev);
+	int			 r;
+
+	if (!run->has_call)
+		return;
+	if (ctx->front == NULL || ipc_chan_dead(ctx->front)) {
+		run->has_call = 0;
+		return;
+	}
+	pb_event_build(run, ev, &pb);
+	palyra__ipc__run_event_msg__init(&msg);
+	msg.event = &pb.event;
+	msg.last = last;
+	r = ipc_chan_send(ctx->front, IPC_RUN_EVENT, run->call_id, &msg.base,
+	    NULL, 0);
+	if (r < 0) {
+		/* The events stay in the journal; the client can resume. */
+		log_warn("run %s: front call %u dropped: %s", run->run_id,
+		    run->call_id, strerror(-r));
+		run->has_call = 0;
+		return;
+	}
+	if (last)
+		run->has_call = 0;
+
+	/*
+	 * Back-pressure: a front that does not drain stops us from reading
+	 * acks, which stops forwarding and, through the FIFO bound, the
+	 * providers. The front's drain callback resumes journald.
+	 */
+	if (!ctx->journald_paused && ctx->journald != NULL &&
+	    ipc_chan_queued(ctx->front) >= IPC_QUEUE_HIGH_WATER / 2) {
+		ipc_chan_pause(ctx->journald);
+		ctx->journald_paused = 1;
+	}
+}
+
+/* What happens to a run whose event journald refused. */
+static void
+refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
+    int code)
+{
+	/*
+	 * The client named a session that does not exist for its principal:
+	 * the run never started, the call fails with NOT_FOUND, and nothing
+	 * of it was journaled (every later append is refused as well).
+	 */
+	if (ev->seq == 1 &&
+	    code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_NOT_FOUND) {
+		log_info("run %s: unknown session %s", run->run_id,
+		    run->session_id);
+		run->refused = 1;
+		wrk_call_error(run, WRK_GRPC_NOT_FOUND, "unknown session");
+		if (!wrk_run_terminal(run->state))
+			wrk_run_transition(run, WRK_RUN_FAILED,
+			    "unknown session");
+		return;
+	}
+	log_warn("run %s: journal refused event %llu: %s", run->run_id,
+	    (unsigned long long)ev->seq, error);
+	if (!run->refused) {
+		run->refused = 1;
+		if (!wrk_run_terminal(run->state)) {
+			/*
+			 * The FAILED status is appended too; if that
+			 * cannot happen, the transition reports the call.
+			 */
+			wrk_run_transition(run, WRK_RUN_FAILED,
+			    "journal refused event");
+			return;
+		}
+	}
+	/*
+	 * The run is terminal and its terminal status will not reach the
+	 * front through the journal: tell the call directly.
+	 */
+	wrk_call_error(run, WRK_GRPC_INTERNAL, "journal write failed");
+}
+
+/*
+ * Handles journald's acknowledgement of request_id. Returns 0, or -EPROTO
+ * when it does not acknowledge the oldest in-flight append (journald then
+ * broke its ordering promise and the caller drops the channel).
+ */
+int
+wrk_append_ack(struct wrk_ctx *ctx, uint32_t request_id,
+    const Palyra__Ipc__JournalAck *ack)
+{
+	struct wrk_append	 head;
+	struct wrk_run		*run;
+
+	if (ctx->fifo_len == 0) {
+		log_warn("journald acked %u with nothing in flight",
+		    request_id);
+		return -EPROTO;
+	}
+	if (ctx->fifo[ctx->fifo_head].request_id != request_id) {
+		log_warn("journald acked %u, expected %u", request_id,
+		    ctx->fifo[ctx->fifo_head].request_id);
+		return -EPROTO;
+	}
+	head = ctx->fifo[ctx->fifo_head];
+	memset(&ctx->fifo[ctx->fifo_head], 0, sizeof(head));
+	ctx->fifo_head = (ctx->fifo_head + 1) % WRK_MAX_INFLIGHT;
+	ctx->fifo_len--;
+	run = head.run;
+	run->inflight--;
+
+	if (ack->ok) {
+		/*
+		 * After a refusal the client only gets the FAILED status:
+		 * the events in between would show it a gap.
+		 */
+		if (!run->refused || event_is_last(&head.event))
+			forward(ctx, run, &head.event);
+	} else
+		refused(run, &head.event,
+		    ack->error != NULL && ack->error[0] != '\0' ?
+		    ack->error : "no reason given", ack->code);
+
+	wrk_event_clear(&head.event);
+	wrk_run_maybe_free(run);
+	wrk_append_kick(ctx);
+	return 0;
+}
+
+/* Forgets every in-flight append: their acks will never come. */
+void
+wrk_append_drop_all(struct wrk_ctx *ctx)
+{
+	struct wrk_append	*slot;
+
+	while (ctx->fifo_len > 0) {
+		slot = &ctx->fifo[ctx->fifo_head];
+		slot->run->inflight--;
+		wrk_event_clear(&slot->event);
+		slot->run = NULL;
+		ctx->fifo_head = (ctx->fifo_head + 1) % WRK_MAX_INFLIGHT;
+		ctx->fifo_len--;
+	}
+	ctx->fifo_head = 0;
+}
+
+/* Schedules a pass over parked and stalled runs on the next loop turn. */
+void
+wrk_append_kick(struct wrk_ctx *ctx)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	if ((ctx->nparked > 0 || ctx->nstalled > 0) && ctx->kick_ev != NULL &&
+	    !evtimer_pending(ctx->kick_ev, NULL))
+		evtimer_add(ctx->kick_ev, &zero);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wrk_ctx	*ctx = arg;
+	struct wrk_run	*run, *next;
+	int		 r;
+
+	/* Parked status events first: they were produced earlier. */
+	for (run = TAILQ_FIRST(&ctx->runs); run != NULL && ctx->nparked > 0;
+	    run = next) {
+		next = TAILQ_NEXT(run, entry);
+		if (!run->has_parked)
+			continue;
+		r = wrk_emit(run, &run->parked);
+		if (r == -ENOBUFS)
+			return;
+		run->has_parked = 0;
+		ctx->nparked--;
+		if (r < 0)
+			wrk_event_clear(&run->parked);
+		wrk_run_maybe_free(run);
+	}
+
+	for (run = TAILQ_FIRST(&ctx->runs); run != NULL && ctx->nstalled > 0 &&
+	    ctx->fifo_len < WRK_INFLIGHT_PROVIDER; run = next) {
+		next = TAILQ_NEXT(run, entry);
+		if (!run->stalled)
+			continue;
+		run->stalled = 0;
+		ctx->nstalled--;
+		if (run->provider_running && run->provider->resume != NULL)
+			run->provider->resume(run);
+	}
+}

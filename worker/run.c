@@ -1,0 +1,741 @@
+/*
+ * run.c: the run state machine of palyra-worker (DESIGN section 9).
+ *
+ * A run is created by the front's IPC_RUN_START, driven by its provider and
+ * ended by completion, failure, cancellation or its deadline. Every state
+ * change goes through wrk_run_transition(), which rejects illegal moves and
+ * turns each legal one into a status event for the journal:
+ *
+ *   ACCEPTED -> IN_PROGRESS -> (WAITING_APPROVAL | WAITING_TOOL ->
+ *   IN_PROGRESS)* -> COMPLETED | FAILED | CANCELLED | INTERRUPTED
+ *   ACCEPTED, WAITING_* -> CANCELLED | FAILED; nothing leaves a terminal state.
+ *
+ * A run's memory outlives its terminal state until journald acknowledged its
+ * last event (wrk_run_maybe_free), so that event can still be forwarded.
+ *
+ * Touches: the context's run list, its journal pipeline (append.c), the
+ * provider of each run. No I/O of its own besides timers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "worker.h"
+
+/* Cancel reasons from clients are cut to this many bytes. */
+#define RUN_REASON_MAX		512
+
+static const char *const state_names[] = {
+	[WRK_RUN_ACCEPTED] = "ACCEPTED",
+	[WRK_RUN_IN_PROGRESS] = "IN_PROGRESS",
+	[WRK_RUN_WAITING_APPROVAL] = "WAITING_APPROVAL",
+	[WRK_RUN_WAITING_TOOL] = "WAITING_TOOL",
+	[WRK_RUN_COMPLETED] = "COMPLETED",
+	[WRK_RUN_FAILED] = "FAILED",
+	[WRK_RUN_CANCELLED] = "CANCELLED",
+	[WRK_RUN_INTERRUPTED] = "INTERRUPTED",
+};
+
+const char *
+wrk_run_state_name(enum wrk_run_state s)
+{
+	if (s < WRK_RUN_ACCEPTED || s > WRK_RUN_INTERRUPTED)
+		return "UNKNOWN";
+	return state_names[s];
+}
+
+int
+wrk_run_terminal(enum wrk_run_state s)
+{
+	return s >= WRK_RUN_COMPLETED && s <= WRK_RUN_INTERRUPTED;
+}
+
+static int
+transition_legal(enum wrk_run_state from, enum wrk_run_state to)
+{
+	switch (from) {
+	case WRK_RUN_ACCEPTED:
+		return to == WRK_RUN_IN_PROGRESS || to == WRK_RUN_CANCELLED ||
+		    to == WRK_RUN_FAILED;
+	case WRK_RUN_IN_PROGRESS:
+		return to == WRK_RUN_WAITING_APPROVAL ||
+		    to == WRK_RUN_WAITING_TOOL || wrk_run_terminal(to);
+	case WRK_RUN_WAITING_APPROVAL:
+	case WRK_RUN_WAITING_TOOL:
+		return to == WRK_RUN_IN_PROGRESS || to == WRK_RUN_CANCELLED ||
+		    to == WRK_RUN_FAILED;
+	default:
+		return 0;
+	}
+}
+
+/* Stops everything that could still produce events for the run. */
+static void
+run_quiesce(struct wrk_run *run)
+{
+	struct wrk_ctx	*ctx = run->ctx;
+
+	if (run->provider_running) {
+		run->provider_running = 0;
+		run->provider->stop(run);
+	}
+	if (run->deadline_ev != NULL)
+		evtimer_del(run->deadline_ev);
+	if (run->stalled) {
+		run->stalled = 0;
+		ctx->nstalled--;
+	}
+}
+
+/*
+ * Appends a status event. Without room in the pipeline a terminal status is
+ * parked on the run and sent by the kick once acks drain. Returns 0 (sent or
+ * parked) or a negative error from wrk_emit (the event is lost).
+ */
+static int
+emit_status(struct wrk_run *run, enum wrk_run_state status,
+    const char *reason)
+{
+	struct wrk_event	 ev;
+	int			 r;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WRK_EVENT_STATUS;
+	ev.status = status;
+	if (reason != NULL && reason[0] != '\0')
+		ev.text = strdup(reason);
+	r = wrk_emit(run, &ev);
+	if (r != -ENOBUFS)
+		return r;
+	if (run->has_parked) {
+		log_error("run %s: status %s lost: pipeline full",
+		    run->run_id, wrk_run_state_name(status));
+		wrk_event_clear(&ev);
+		return r;
+	}
+	run->parked = ev;
+	run->has_parked = 1;
+	run->ctx->nparked++;
+	wrk_append_kick(run->ctx);
+	return 0;
+}
+
+/*
+ * Moves run to state to and appends the status event. Returns 0; -EINVAL for
+ * an illegal move (logged, nothing changes); or another negative error when
+ * the move happened but its event could not be journaled (a terminal one is
+ * then reported to the front's call as an internal error).
+ */
+int
+wrk_run_transition(struct wrk_run *run, enum wrk_run_state to,
+    const char *reason)
+{
+	enum wrk_run_state	 from = run->state;
+	int			 r;
+
+	if (!transition_legal(from, to)) {
+		log_warn("run %s: illegal transition %s -> %s", run->run_id,
+		    wrk_run_state_name(from), wrk_run_state_name(to));
+		return -EINVAL;
+	}
+	run->state = to;
+	if (wrk_run_terminal(to)) {
+		run->ctx->nlive--;
+		run_quiesce(run);
+		log_info("run %s %s%s%s", run->run_id, wrk_run_state_name(to),
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+	} else
+		log_debug("run %s %s -> %s", run->run_id,
+		    wrk_run_state_name(from), wrk_run_state_name(to));
+
+	r = emit_status(run, to, reason);
+	if (r == -ENOTCONN && wrk_run_terminal(to))
+		wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+		    "journal unavailable");
+	else if (r < 0 && wrk_run_terminal(to))
+		wrk_call_error(run, WRK_GRPC_INTERNAL, "journal write failed");
+	return r;
+}
+
+static struct wrk_run *
+find_call(struct wrk_ctx *ctx, uint32_t call_id)
+{
+	struct wrk_run	*run;
+
+	TAILQ_FOREACH(run, &ctx->runs, entry)
+		if (run->has_call && run->call_id == call_id)
+			return run;
+	return NULL;
+}
+
+static const Palyra__Ipc__AgentConfig *
+find_agent(const Palyra__Ipc__WorkerConfig *config, const char *name)
+{
+	size_t	 i;
+
+	if (config->n_agents == 0)
+		return NULL;
+	if (name == NULL || name[0] == '\0')
+		return config->agents[0];
+	for (i = 0; i < config->n_agents; i++)
+		if (strcmp(config->agents[i]->name, name) == 0)
+			return config->agents[i];
+	return NULL;
+}
+
+/*
+ * Picks the first provider of the agent's failover list that this worker
+ * implements. An agent without providers gets the built-in offline model.
+ * Returns 0 with the name and model set, or -ENOENT.
+ */
+static int
+pick_provider(const Palyra__Ipc__WorkerConfig *config,
+    const Palyra__Ipc__AgentConfig *agent, const char **name,
+    const char **model)
+{
+	const Palyra__Ipc__ProviderConfig *pc;
+	size_t	 i, j;
+
+	*name = "offline";
+	*model = "offline-1";
+	if (agent->n_providers == 0)
+		return 0;
+	for (i = 0; i < agent->n_providers; i++) {
+		pc = NULL;
+		for (j = 0; j < config->n_providers; j++)
+			if (strcmp(config->providers[j]->name,
+			    agent->providers[i]) == 0)
+				pc = config->providers[j];
+		if (pc == NULL) {
+			if (strcmp(agent->providers[i], "offline") == 0)
+				return 0;
+			continue;
+		}
+		if (strcmp(pc->type, wrk_offline_provider.type) != 0)
+			continue;
+		*name = pc->name;
+		if (pc->model[0] != '\0')
+			*model = pc->model;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int
+wrk_session_id_valid(const char *s)
+{
+	size_t	 i, n = strnlen(s, NAME_MAX_LEN + 1);
+
+	if (n == 0 || n > NAME_MAX_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (strchr("0123456789abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-", s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+static void
+random_id(char out[WRK_ID_LEN + 1])
+{
+	unsigned char	 bytes[WRK_ID_LEN / 2];
+
+	randombytes_buf(bytes, sizeof(bytes));
+	sodium_bin2hex(out, WRK_ID_LEN + 1, bytes, sizeof(bytes));
+}
+
+/*
+ * The session of a run: the client's session id, else one derived from its
+ * session key (the same tenant, principal and key always give the same
+ * session), else a fresh one. Returns 0, -EINVAL for a malformed session id
+ * or -E2BIG for an overlong key.
+ */
+int
+wrk_session_id(const char *tenant, const char *principal,
+    const char *session_id, const char *session_key,
+    char out[NAME_MAX_LEN + 1])
+{
+	crypto_generichash_state st;
+	unsigned char	 hash[crypto_generichash_BYTES];
+	char		 hex[2 * crypto_generichash_BYTES + 1];
+	size_t		 keylen;
+
+	if (session_id != NULL && session_id[0] != '\0') {
+		if (!wrk_session_id_valid(session_id))
+			return -EINVAL;
+		snprintf(out, NAME_MAX_LEN + 1, "%s", session_id);
+		return 0;
+	}
+	if (session_key == NULL || session_key[0] == '\0') {
+		random_id(out);
+		return 0;
+	}
+	keylen = strnlen(session_key, WRK_SESSION_KEY_MAX_LEN + 1);
+	if (keylen > WRK_SESSION_KEY_MAX_LEN)
+		return -E2BIG;
+	crypto_generichash_init(&st, NULL, 0, sizeof(hash));
+	crypto_generichash_update(&st, (const unsigned char *)tenant,
+	    strlen(tenant) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)principal,
+	    strlen(principal) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)session_key,
+	    keylen);
+	crypto_generichash_final(&st, hash, sizeof(hash));
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	memcpy(out, hex, WRK_ID_LEN);
+	out[WRK_ID_LEN] = '\0';
+	return 0;
+}
+
+static void
+run_free(struct wrk_run *run)
+{
+	struct wrk_ctx	*ctx = run->ctx;
+
+	TAILQ_REMOVE(&ctx->runs, run, entry);
+	if (run->deadline_ev != NULL)
+		event_free(run->deadline_ev);
+	if (run->has_parked) {
+		wrk_event_clear(&run->parked);
+		ctx->nparked--;
+	}
+	free(run->principal);
+	free(run->agent);
+	free(run->system_prompt);
+	free(run->input);
+	free(run->provider_name);
+	free(run->model);
+	free(run);
+}
+
+/* Frees a run that is over and has nothing left in the pipeline. */
+void
+wrk_run_maybe_free(struct wrk_run *run)
+{
+	if (!wrk_run_terminal(run->state) || run->inflight > 0 ||
+	    run->has_parked)
+		return;
+	if (run->has_call)
+		wrk_call_error(run, WRK_GRPC_INTERNAL,
+		    "run ended without a final event");
+	run_free(run);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wrk_run	*run = arg;
+
+	if (wrk_run_terminal(run->state))
+		return;
+	wrk_run_transition(run, WRK_RUN_CANCELLED, "deadline exceeded");
+	wrk_run_maybe_free(run);
+}
+
+static int
+run_arm_deadline(struct wrk_run *run, int64_t deadline_ms)
+{
+	struct timeval	 tv;
+	int64_t		 left = deadline_ms - wrk_now_ms();
+
+	run->deadline_ev = evtimer_new(run->ctx->base, deadline_cb, run);
+	if (run->deadline_ev == NULL)
+		return -ENOMEM;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	if (evtimer_add(run->deadline_ev, &tv) == -1)
+		return -ENOMEM;
+	return 0;
+}
+
+static struct wrk_run *
+run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
+    const Palyra__Ipc__AgentConfig *agent, const char *provider_name,
+    const char *model)
+{
+	struct wrk_run	*run;
+
+	if ((run = calloc(1, sizeof(*run))) == NULL)
+		return NULL;
+	run->ctx = ctx;
+	run->principal = strdup(req->principal);
+	run->agent = strdup(agent->name);
+	run->system_prompt = strdup(agent->system_prompt);
+	run->input = strdup(req->start->input);
+	run->provider_name = strdup(provider_name);
+	run->model = strdup(model);
+	if (run->principal == NULL || run->agent == NULL ||
+	    run->system_prompt == NULL || run->input == NULL ||
+	    run->provider_name == NULL || run->model == NULL) {
+		free(run->principal);
+		free(run->agent);
+		free(run->system_prompt);
+		free(run->input);
+		free(run->provider_name);
+		free(run->model);
+		free(run);
+		return NULL;
+	}
+	run->max_output_tokens = agent->max_output_tokens;
+	run->cancel_on_disconnect = req->start->cancel_on_disconnect;
+	run->provider = &wrk_offline_provider;
+	run->state = WRK_RUN_ACCEPTED;
+	run->next_seq = 1;
+	random_id(run->run_id);
+	TAILQ_INSERT_TAIL(&ctx->runs, run, entry);
+	ctx->nlive++;
+	return run;
+}
+
+/* Checks a start request; returns 0, or a gRPC status with *why set. */
+static uint32_t
+start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
+    const Palyra__Ipc__AgentConfig **agent, const char **why)
+{
+	if (ctx->config == NULL) {
+		*why = "worker not configured";
+		return WRK_GRPC_UNAVAILABLE;
+	}
+	if ((*agent = find_agent(ctx->config, req->start->agent)) == NULL) {
+		*why = "unknown agent";
+		return WRK_GRPC_NOT_FOUND;
+	}
+	if (strnlen(req->start->input, TEXT_MAX_LEN + 1) > TEXT_MAX_LEN) {
+		*why = "input too long";
+		return WRK_GRPC_INVALID_ARGUMENT;
+	}
+	if (strnlen(req->principal, NAME_MAX_LEN + 1) > NAME_MAX_LEN) {
+		*why = "principal too long";
+		return WRK_GRPC_INVALID_ARGUMENT;
+	}
+	if (ctx->nlive >= WRK_MAX_RUNS) {
+		*why = "too many runs";
+		return WRK_GRPC_RESOURCE_EXHAUSTED;
+	}
+	if (ctx->journald == NULL) {
+		*why = "journal unavailable";
+		return WRK_GRPC_UNAVAILABLE;
+	}
+	/* ACCEPTED and IN_PROGRESS are appended right away. */
+	if (wrk_append_room(ctx) < 2) {
+		*why = "journal queue full";
+		return WRK_GRPC_RESOURCE_EXHAUSTED;
+	}
+	return 0;
+}
+
+/*
+ * Starts a run for the front's call call_id. Refusals go to the call as
+ * IPC_RUN_ERROR. Returns 0, or -EBADMSG for a request the front should never
+ * have sent (no start, a call id already in use); the caller drops the front.
+ */
+int
+wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
+    const Palyra__Ipc__RunStartRequest *req)
+{
+	const Palyra__Ipc__AgentConfig *agent = NULL;
+	const char	*why = NULL, *provider_name, *model;
+	char		 session[NAME_MAX_LEN + 1];
+	struct wrk_run	*run;
+	uint32_t	 status;
+	int		 r;
+
+	if (req->start == NULL) {
+		log_warn("front: run start %u without a start message",
+		    call_id);
+		return -EBADMSG;
+	}
+	if (find_call(ctx, call_id) != NULL) {
+		log_warn("front: call id %u already in use", call_id);
+		return -EBADMSG;
+	}
+	if ((status = start_check(ctx, req, &agent, &why)) != 0) {
+		wrk_front_error(ctx, call_id, status, why);
+		return 0;
+	}
+	r = wrk_session_id(ctx->tenant, req->principal,
+	    req->start->session_id, req->start->session_key, session);
+	if (r < 0) {
+		wrk_front_error(ctx, call_id, WRK_GRPC_INVALID_ARGUMENT,
+		    r == -E2BIG ? "session_key too long" :
+		    "invalid session_id");
+		return 0;
+	}
+	if (pick_provider(ctx->config, agent, &provider_name, &model) < 0) {
+		wrk_front_error(ctx, call_id, WRK_GRPC_FAILED_PRECONDITION,
+		    "no usable provider for agent");
+		return 0;
+	}
+	if ((run = run_new(ctx, req, agent, provider_name, model)) == NULL) {
+		wrk_front_error(ctx, call_id, WRK_GRPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return 0;
+	}
+	memcpy(run->session_id, session, sizeof(session));
+	run->session_named = req->start->session_id[0] != '\0';
+	run->has_call = 1;
+	run->call_id = call_id;
+	log_debug("run %s accepted: agent %s, session %s, principal %s",
+	    run->run_id, run->agent, run->session_id, run->principal);
+
+	/* ACCEPTED is the initial state, not a transition, but an event. */
+	if (emit_status(run, WRK_RUN_ACCEPTED, NULL) < 0) {
+		wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+		    "journal unavailable");
+		run->state = WRK_RUN_FAILED;
+		ctx->nlive--;
+		wrk_run_maybe_free(run);
+		return 0;
+	}
+	if (req->deadline_unix_ms != 0) {
+		if (req->deadline_unix_ms <= wrk_now_ms()) {
+			wrk_run_transition(run, WRK_RUN_CANCELLED,
+			    "deadline exceeded");
+			wrk_run_maybe_free(run);
+			return 0;
+		}
+		if (run_arm_deadline(run, req->deadline_unix_ms) < 0) {
+			wrk_run_transition(run, WRK_RUN_FAILED,
+			    "out of memory");
+			wrk_run_maybe_free(run);
+			return 0;
+		}
+	}
+	wrk_run_transition(run, WRK_RUN_IN_PROGRESS, NULL);
+	run->provider_running = 1;
+	if ((r = run->provider->start(run)) < 0) {
+		run->provider_running = 0;
+		log_warn("run %s: provider %s: %s", run->run_id,
+		    run->provider_name, strerror(-r));
+		wrk_run_transition(run, WRK_RUN_FAILED,
+		    "provider failed to start");
+	}
+	wrk_run_maybe_free(run);
+	return 0;
+}
+
+/* Copies a client's reason, cut at a UTF-8 character boundary. */
+static void
+copy_reason(char *out, size_t size, const char *in)
+{
+	size_t	 n = strnlen(in, size - 1);
+
+	if (in[n] != '\0')
+		while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80)
+			n--;
+	memcpy(out, in, n);
+	out[n] = '\0';
+}
+
+int
+wrk_run_cancel(struct wrk_ctx *ctx, uint32_t call_id,
+    const Palyra__Ipc__RunCancelRequest *req)
+{
+	char		 reason[RUN_REASON_MAX];
+	struct wrk_run	*run;
+
+	if ((run = find_call(ctx, call_id)) == NULL) {
+		/* The run may have ended just before the cancel arrived. */
+		log_debug("front: cancel for unknown call %u", call_id);
+		return 0;
+	}
+	if (req->disconnected) {
+		run->has_call = 0;
+		if (!run->cancel_on_disconnect) {
+			log_info("run %s: client gone, run goes on",
+			    run->run_id);
+			return 0;
+		}
+	}
+	if (wrk_run_terminal(run->state))
+		return 0;
+	if (req->reason[0] != '\0')
+		copy_reason(reason, sizeof(reason), req->reason);
+	else
+		snprintf(reason, sizeof(reason), "%s", req->disconnected ?
+		    "client disconnected" : "cancelled by client");
+	wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
+	wrk_run_maybe_free(run);
+	return 0;
+}
+
+/* The front went away: its calls are gone; some runs go with them. */
+void
+wrk_run_front_lost(struct wrk_ctx *ctx)
+{
+	struct wrk_run	*run, *next;
+
+	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
+		next = TAILQ_NEXT(run, entry);
+		if (!run->has_call)
+			continue;
+		run->has_call = 0;
+		if (run->cancel_on_disconnect &&
+		    !wrk_run_terminal(run->state)) {
+			wrk_run_transition(run, WRK_RUN_CANCELLED,
+			    "client disconnected");
+			wrk_run_maybe_free(run);
+		}
+	}
+}
+
+/*
+ * Journald went away with its in-flight appends (already dropped): no run
+ * can record anything, so every run stops here. Journald marks the runs it
+ * holds as INTERRUPTED when it reconciles; this is not a transition of ours.
+ */
+void
+wrk_run_abandon_all(struct wrk_ctx *ctx)
+{
+	struct wrk_run	*run, *next;
+
+	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
+		next = TAILQ_NEXT(run, entry);
+		if (run->has_call)
+			wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+			    "journal unavailable");
+		if (!wrk_run_terminal(run->state)) {
+			log_warn("run %s abandoned in %s: journal lost",
+			    run->run_id, wrk_run_state_name(run->state));
+			run_quiesce(run);
+			run->state = WRK_RUN_INTERRUPTED;
+			ctx->nlive--;
+		}
+		if (run->has_parked) {
+			wrk_event_clear(&run->parked);
+			run->has_parked = 0;
+			ctx->nparked--;
+		}
+		wrk_run_maybe_free(run);
+	}
+}
+
+/* At exit: stop and free every run without reporting anything. */
+void
+wrk_run_free_all(struct wrk_ctx *ctx)
+{
+	struct wrk_run	*run;
+
+	while ((run = TAILQ_FIRST(&ctx->runs)) != NULL) {
+		run_quiesce(run);
+		run_free(run);
+	}
+	ctx->nlive = 0;
+}
+
+/* Provider sink. */
+
+static void
+run_stall(struct wrk_run *run)
+{
+	if (!run->stalled) {
+		run->stalled = 1;
+		run->ctx->nstalled++;
+	}
+}
+
+/*
+ * Returns 1 if the provider may produce nevents now; else 0, and the
+ * provider's resume() is called once acks made room.
+ */
+int
+wrk_run_may_emit(struct wrk_run *run, size_t nevents)
+{
+	if (run->ctx->fifo_len + nevents <= WRK_INFLIGHT_PROVIDER)
+		return 1;
+	run_stall(run);
+	return 0;
+}
+
+/*
+ * Appends one model token. Returns 0; -EAGAIN when the pipeline is full (the
+ * token was not taken; the provider waits for resume); 1 when the run ended.
+ */
+int
+wrk_run_token(struct wrk_run *run, const char *text, size_t len)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (run->state != WRK_RUN_IN_PROGRESS)
+		return -EINVAL;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WRK_EVENT_TOKEN;
+	if ((ev.text = strndup(text, len)) == NULL)
+		return wrk_run_fail(run, "out of memory");
+	r = wrk_emit(run, &ev);
+	if (r == -ENOBUFS || r == -ENOTCONN) {
+		/*
+		 * The channel's own queue is full and acks will drain it, or
+		 * journald is gone and its close callback ends the run.
+		 */
+		wrk_event_clear(&ev);
+		run_stall(run);
+		return -EAGAIN;
+	}
+	if (r < 0)
+		return wrk_run_fail(run, "journal write failed");
+	return 0;
+}
+
+/* Appends one event on the way to completion; see wrk_run_complete. */
+static int
+complete_emit(struct wrk_run *run, struct wrk_event *ev)
+{
+	int	 r;
+
+	if ((r = wrk_emit(run, ev)) == 0)
+		return 0;
+	wrk_event_clear(ev);
+	if (r == -ENOTCONN) {
+		run_stall(run);
+		return -EAGAIN;
+	}
+	return wrk_run_fail(run, "journal write failed");
+}
+
+/*
+ * The provider finished: appends the final message, the usage and the
+ * COMPLETED status. Needs room for three events (check wrk_run_may_emit).
+ * Returns 1: the run ended; or -EAGAIN when journald is gone (its close
+ * callback ends the run; the provider just returns).
+ */
+int
+wrk_run_complete(struct wrk_run *run, const char *text, size_t len,
+    uint64_t input_tokens, uint64_t output_tokens)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (run->state != WRK_RUN_IN_PROGRESS)
+		return 1;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WRK_EVENT_FINAL;
+	if ((ev.text = strndup(text, len)) == NULL)
+		return wrk_run_fail(run, "out of memory");
+	if ((r = complete_emit(run, &ev)) != 0)
+		return r;
+	ev.kind = WRK_EVENT_USAGE;
+	ev.input_tokens = input_tokens;
+	ev.output_tokens = output_tokens;
+	if ((r = complete_emit(run, &ev)) != 0)
+		return r;
+	wrk_run_transition(run, WRK_RUN_COMPLETED, NULL);
+	wrk_run_maybe_free(run);
+	return 1;
+}
+
+/* The provider failed. Returns 1: the run ended. */
+int
+wrk_run_fail(struct wrk_run *run, const char *reason)
+{
+	if (!wrk_run_terminal(run->state))
+		wrk_run_transition(run, WRK_RUN_FAILED, reason);
+	wrk_run_maybe_free(run);
+	return 1;
+}

@@ -1,0 +1,229 @@
+/*
+ * worker.h: palyra-worker, one tenant's orchestration process (DESIGN
+ * sections 2 and 9).
+ *
+ * The worker runs sandboxed under its tenant's uid. It talks only over the
+ * descriptors the supervisor hands it: PROC_FD_PARENT (the supervisor), one
+ * channel to palyra-journald and one to palyra-front. It never opens a
+ * database; every event of every run goes through journald first and reaches
+ * the front only once journald acknowledged its commit.
+ *
+ *   worker.c   main, the context, the three channels and their messages
+ *   run.c      the run state machine: start, transitions, cancel, deadline
+ *   append.c   the journal pipeline: appends, in-order acks, forwarding
+ *   offline.c  the built-in deterministic offline provider
+ */
+#ifndef PALYRA_WORKER_H
+#define PALYRA_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "ipc.h"
+#include "limits.h"
+
+#include "ipc.pb-c.h"
+
+/*
+ * Provider output (tokens, final, usage) may only fill the journal pipeline
+ * up to this many in-flight appends; the rest is kept for status events
+ * caused by control (cancel, deadline, failure), which cannot wait.
+ */
+#define WRK_INFLIGHT_RESERVE	(WRK_MAX_INFLIGHT / 4)
+#define WRK_INFLIGHT_PROVIDER	(WRK_MAX_INFLIGHT - WRK_INFLIGHT_RESERVE)
+
+/* The length of generated run and session ids: 16 bytes in lower hex. */
+#define WRK_ID_LEN		32
+
+/* gRPC status codes the worker reports to the front. */
+enum wrk_grpc_status {
+	WRK_GRPC_INVALID_ARGUMENT = 3,
+	WRK_GRPC_NOT_FOUND = 5,
+	WRK_GRPC_RESOURCE_EXHAUSTED = 8,
+	WRK_GRPC_FAILED_PRECONDITION = 9,
+	WRK_GRPC_INTERNAL = 13,
+	WRK_GRPC_UNAVAILABLE = 14,
+};
+
+/* The run state machine (DESIGN section 9); values match palyra.v1. */
+enum wrk_run_state {
+	WRK_RUN_ACCEPTED = 1,
+	WRK_RUN_IN_PROGRESS,
+	WRK_RUN_WAITING_APPROVAL,
+	WRK_RUN_WAITING_TOOL,
+	WRK_RUN_COMPLETED,
+	WRK_RUN_FAILED,
+	WRK_RUN_CANCELLED,
+	WRK_RUN_INTERRUPTED,
+};
+
+enum wrk_event_kind {
+	WRK_EVENT_STATUS = 0,
+	WRK_EVENT_TOKEN,
+	WRK_EVENT_FINAL,
+	WRK_EVENT_USAGE,
+};
+
+/* One run event as the worker keeps it until journald acknowledged it. */
+struct wrk_event {
+	enum wrk_event_kind	 kind;
+	uint64_t		 seq;
+	int64_t			 timestamp_ms;
+	enum wrk_run_state	 status;	/* STATUS */
+	/* The reason, token or final text; owned. */
+	char			*text;
+	uint64_t		 input_tokens;	/* USAGE */
+	uint64_t		 output_tokens;
+};
+
+struct wrk_run;
+
+/*
+ * A model provider. start() begins producing output for run and reports it
+ * through the wrk_run_token/complete/fail sink functions below, never
+ * blocking the loop. stop() releases everything the provider holds for the
+ * run; after it no callback may happen; it is called exactly once for every
+ * started run, when the run ends for any reason (also after the provider
+ * itself completed it). resume() is called when the journal pipeline has
+ * room again after wrk_run_may_emit() said no.
+ *
+ * A sink function that returns 1 ended the run: the provider's state is
+ * already released and the provider must return without touching it.
+ */
+struct wrk_provider_ops {
+	const char	*type;
+	int		(*start)(struct wrk_run *);	/* 0 or -errno */
+	void		(*stop)(struct wrk_run *);
+	void		(*resume)(struct wrk_run *);
+};
+
+extern const struct wrk_provider_ops wrk_offline_provider;
+
+struct wrk_ctx;
+
+struct wrk_run {
+	TAILQ_ENTRY(wrk_run)	 entry;
+	struct wrk_ctx		*ctx;
+	char			 run_id[WRK_ID_LEN + 1];
+	char			 session_id[NAME_MAX_LEN + 1];
+	char			*principal;
+	char			*agent;
+	char			*system_prompt;
+	char			*input;
+	uint32_t		 max_output_tokens;	/* 0: no limit */
+	char			*provider_name;
+	char			*model;
+	int			 cancel_on_disconnect;
+
+	enum wrk_run_state	 state;
+	uint64_t		 next_seq;
+
+	/* The front's call that receives this run's events, if any. */
+	int			 has_call;
+	uint32_t		 call_id;
+
+	const struct wrk_provider_ops *provider;
+	void			*provider_state;
+	int			 provider_running;
+	int			 stalled;	/* waits for room */
+	int			 refused;	/* an event was refused */
+	int			 session_named;	/* client gave session_id */
+
+	size_t			 inflight;	/* unacked appends */
+	int			 has_parked;	/* status awaits room */
+	struct wrk_event	 parked;
+
+	struct event		*deadline_ev;
+};
+
+TAILQ_HEAD(wrk_run_list, wrk_run);
+
+/* An append sent to journald, awaiting its acknowledgement. */
+struct wrk_append {
+	uint32_t		 request_id;
+	struct wrk_run		*run;
+	struct wrk_event	 event;
+};
+
+struct wrk_ctx {
+	struct event_base	*base;
+	const char		*tenant;
+	int			 exit_code;
+
+	struct ipc_chan		*supervisor;
+	struct ipc_chan		*journald;
+	struct ipc_chan		*front;
+	int			 journald_paused;
+
+	Palyra__Ipc__WorkerConfig *config;	/* NULL until it arrives */
+	int			 ready_sent;
+
+	struct wrk_run_list	 runs;		/* live and draining */
+	size_t			 nlive;		/* not terminal */
+	size_t			 nstalled;
+	size_t			 nparked;
+
+	/* FIFO of in-flight appends, in the order journald acks them. */
+	struct wrk_append	*fifo;
+	size_t			 fifo_head;
+	size_t			 fifo_len;
+	uint32_t		 append_counter;
+	struct event		*kick_ev;	/* parked, stalled */
+
+	struct event		*sigterm_ev;
+	struct event		*sigint_ev;
+};
+
+/* worker.c */
+int		 worker_main(int argc, char **argv);
+int64_t		 wrk_now_ms(void);
+void		 wrk_front_error(struct wrk_ctx *, uint32_t call_id,
+		    uint32_t grpc_status, const char *message);
+void		 wrk_call_error(struct wrk_run *, uint32_t grpc_status,
+		    const char *message);
+void		 wrk_journald_lost(struct wrk_ctx *, const char *why);
+
+/* run.c */
+const char	*wrk_run_state_name(enum wrk_run_state);
+int		 wrk_run_terminal(enum wrk_run_state);
+int		 wrk_run_transition(struct wrk_run *, enum wrk_run_state to,
+		    const char *reason);
+int		 wrk_run_start(struct wrk_ctx *, uint32_t call_id,
+		    const Palyra__Ipc__RunStartRequest *);
+int		 wrk_run_cancel(struct wrk_ctx *, uint32_t call_id,
+		    const Palyra__Ipc__RunCancelRequest *);
+void		 wrk_run_front_lost(struct wrk_ctx *);
+void		 wrk_run_abandon_all(struct wrk_ctx *);
+void		 wrk_run_maybe_free(struct wrk_run *);
+void		 wrk_run_free_all(struct wrk_ctx *);
+int		 wrk_session_id(const char *tenant, const char *principal,
+		    const char *session_id, const char *session_key,
+		    char out[NAME_MAX_LEN + 1]);
+int		 wrk_session_id_valid(const char *);
+
+/* Sink for providers (run.c). */
+int		 wrk_run_may_emit(struct wrk_run *, size_t nevents);
+int		 wrk_run_token(struct wrk_run *, const char *text,
+		    size_t len);
+int		 wrk_run_complete(struct wrk_run *, const char *text,
+		    size_t len, uint64_t input_tokens, uint64_t output_tokens);
+int		 wrk_run_fail(struct wrk_run *, const char *reason);
+
+/* append.c */
+int		 wrk_append_init(struct wrk_ctx *);
+void		 wrk_append_fini(struct wrk_ctx *);
+int		 wrk_emit(struct wrk_run *, struct wrk_event *);
+size_t		 wrk_append_room(const struct wrk_ctx *);
+int		 wrk_append_ack(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__JournalAck *);
+void		 wrk_append_drop_all(struct wrk_ctx *);
+void		 wrk_append_kick(struct wrk_ctx *);
+void		 wrk_event_clear(struct wrk_event *);
+
+/* offline.c */
+size_t		 wrk_offline_count_words(const char *);
+size_t		 wrk_offline_next_token(const char *text, size_t len,
+		    size_t pos);
+
+#endif
