@@ -48,11 +48,11 @@ LDFLAGS	:= $(LDFLAGS_BASE) $(EXTRA_LDFLAGS)
 
 # Libraries each program links: only what it needs (DESIGN section 2).
 LIBS_SUP	:= $(call pc_libs,libevent libprotobuf-c libsodium)
-LIBS_FRONT	:= $(call pc_libs,libevent libnghttp2 libprotobuf-c jansson libsodium libcrypto)
-LIBS_WORKER	:= $(call pc_libs,libevent libprotobuf-c jansson libsodium libcrypto)
-LIBS_JOURNALD	:= $(call pc_libs,libevent libprotobuf-c sqlite3 libsodium libcrypto)
+LIBS_FRONT	:= $(call pc_libs,libevent libnghttp2 libprotobuf-c jansson libsodium libcrypto libseccomp)
+LIBS_WORKER	:= $(call pc_libs,libevent libprotobuf-c jansson libsodium libcrypto libseccomp)
+LIBS_JOURNALD	:= $(call pc_libs,libevent libprotobuf-c sqlite3 libsodium libcrypto libseccomp)
 LIBS_CTL	:= $(call pc_libs,libcurl libprotobuf-c jansson)
-LIBS_TEST	:= $(call pc_libs,cmocka libevent libprotobuf-c libsodium libcrypto)
+LIBS_TEST	:= $(call pc_libs,cmocka libevent libprotobuf-c libsodium libcrypto libseccomp)
 
 # Protocol buffers: C code generated at build time, never committed.
 PROTOS	:= proto/palyra/v1/gateway.proto proto/grpc/health/v1/health.proto \

@@ -61,6 +61,7 @@ struct cfg_provider {
 	uint64_t	 timeout_idle_ms;
 	uint64_t	 timeout_total_ms;
 	uint32_t	 max_concurrent;
+	uint32_t	 token_delay_ms;	/* offline only: between tokens */
 	struct cfg_pos	 pos;
 };
 
@@ -100,6 +101,8 @@ struct cfg_tenant {
 	char		*name;
 	uint32_t	 workers;
 	uint64_t	 memory_limit;	/* bytes, 0: none */
+	uint32_t	 pids_limit;	/* tasks, 0: none */
+	uint32_t	 cpu_weight;	/* 1..10000, 0: the kernel's default */
 	struct cfg_agent *agents;	/* the first is the default */
 	size_t		 nagents;
 	struct cfg_budget *budgets;

@@ -285,6 +285,7 @@ d_provider(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	if ((pr->name = strdup(name.text)) == NULL)
 		return cfg_out_of_memory(p, lx, kw);
 	p->seen_timeouts = 0;
+	memset(&p->token_delay_pos, 0, sizeof(p->token_delay_pos));
 	sub.kind = BLOCK_PROVIDER;
 	sub.object = pr;
 	sub.seen = &seen;
@@ -297,6 +298,13 @@ d_provider(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	if (pr->type == CFG_PROVIDER_OPENAI_COMPATIBLE && pr->base_url == NULL)
 		return TOKEN_ERROR(p, lx, kw, "provider \"%s\" of type "
 		    "openai-compatible has no \"base-url\"", pr->name);
+	/* Known only at the end of the block: the type may come last. */
+	if (p->token_delay_pos.line != 0 && pr->type != CFG_PROVIDER_OFFLINE)
+		return cfg_parser_error(p, p->token_delay_pos.file,
+		    p->token_delay_pos.line, p->token_delay_pos.col,
+		    "\"token-delay\" is only valid for providers of type "
+		    "offline (provider \"%s\" is %s)", pr->name,
+		    cfg_provider_types[pr->type]);
 	return 0;
 }
 
@@ -472,6 +480,21 @@ d_max_concurrent(struct parser *p, struct cfg_lexer *lx,
 	return 0;
 }
 
+/* token-delay D: the offline model's pause between tokens (slow runs). */
+static int
+d_token_delay(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_provider *pr = f->object;
+	uint64_t v;
+
+	cfg_set_pos(&p->token_delay_pos, lx, kw);
+	if (cfg_take_duration(p, lx, kw, 0, WRK_TOKEN_DELAY_MAX_MS, &v) == -1)
+		return -1;
+	pr->token_delay_ms = (uint32_t)v;
+	return 0;
+}
+
 /* Pricing */
 
 static int
@@ -566,6 +589,7 @@ static const struct directive provider_directives[] = {
 	{ "timeout", d_timeout, D_CHAIN },
 	{ "max-concurrent", d_max_concurrent, D_ONCE | D_CHAIN },
 	{ "include", cfg_directive_include, 0 },
+	{ "token-delay", d_token_delay, D_ONCE | D_CHAIN },
 };
 
 static const struct directive pricing_directives[] = {

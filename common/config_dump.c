@@ -98,7 +98,13 @@ dump_provider(FILE *fp, const struct cfg_provider *pr)
 	cfg_format_duration(total, sizeof(total), pr->timeout_total_ms);
 	fprintf(fp, "\ttimeout connect %s first-byte %s idle %s total %s\n",
 	    c, fb, idle, total);
-	fprintf(fp, "\tmax-concurrent %u\n}\n", pr->max_concurrent);
+	fprintf(fp, "\tmax-concurrent %u\n", pr->max_concurrent);
+	/* Only offline providers may have one; zero is the default. */
+	if (pr->token_delay_ms != 0) {
+		cfg_format_duration(c, sizeof(c), pr->token_delay_ms);
+		fprintf(fp, "\ttoken-delay %s\n", c);
+	}
+	fputs("}\n", fp);
 }
 
 static void
@@ -147,6 +153,10 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 		cfg_format_size(size, sizeof(size), tn->memory_limit);
 		fprintf(fp, "\tmemory-limit %s\n", size);
 	}
+	if (tn->pids_limit != 0)
+		fprintf(fp, "\tpids-limit %u\n", tn->pids_limit);
+	if (tn->cpu_weight != 0)
+		fprintf(fp, "\tcpu-weight %u\n", tn->cpu_weight);
 	for (i = 0; i < tn->nagents; i++)
 		dump_agent(fp, &tn->agents[i]);
 	for (i = 0; i < tn->nbudgets; i++) {

@@ -43,6 +43,8 @@
 #define MAX_OUTPUT_MAX		(1024 * 1024)
 #define MEMORY_LIMIT_MIN	(1ULL << 20)
 #define MEMORY_LIMIT_MAX	(1ULL << 50)
+#define PIDS_LIMIT_MAX		1000000
+#define CPU_WEIGHT_MAX		10000	/* cgroup v2 cpu.weight's range */
 #define PRICE_MAX		1e6
 #define COST_BUDGET_MAX		1e12
 #define TOKEN_BUDGET_MAX	(1ULL << 53)	/* exact in a double */
@@ -84,6 +86,7 @@ struct parser {
 	size_t		 total_bytes;
 	unsigned int	 seen_top;
 	unsigned int	 seen_timeouts;	/* of the current provider */
+	struct cfg_pos	 token_delay_pos; /* of the current provider */
 	struct provider_ref *refs;
 	size_t		 nrefs;
 };

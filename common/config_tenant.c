@@ -1,6 +1,6 @@
 /*
  * config_tenant.c: the handlers of the palyrad.conf tenant block and what
- * it holds: workers, memory-limit, agents (providers, prompt, limits,
+ * it holds: workers, memory-limit, pids-limit, cpu-weight, agents (providers, prompt, limits,
  * tools) and budgets, with their directive tables. Runs in the supervisor
  * (palyrad) only, while config.c parses; touches nothing but the struct
  * cfg under construction and the parser's state.
@@ -99,6 +99,32 @@ d_memory_limit(struct parser *p, struct cfg_lexer *lx,
 
 	return cfg_take_size(p, lx, kw, MEMORY_LIMIT_MIN, MEMORY_LIMIT_MAX,
 	    &tn->memory_limit);
+}
+
+static int
+d_pids_limit(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_tenant *tn = f->object;
+	uint64_t v;
+
+	if (cfg_take_uint(p, lx, kw, 1, PIDS_LIMIT_MAX, &v) == -1)
+		return -1;
+	tn->pids_limit = (uint32_t)v;
+	return 0;
+}
+
+static int
+d_cpu_weight(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_tenant *tn = f->object;
+	uint64_t v;
+
+	if (cfg_take_uint(p, lx, kw, 1, CPU_WEIGHT_MAX, &v) == -1)
+		return -1;
+	tn->cpu_weight = (uint32_t)v;
+	return 0;
 }
 
 static int
@@ -324,6 +350,8 @@ d_budget(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 static const struct directive tenant_directives[] = {
 	{ "workers", d_workers, D_ONCE | D_CHAIN },
 	{ "memory-limit", d_memory_limit, D_ONCE | D_CHAIN },
+	{ "pids-limit", d_pids_limit, D_ONCE | D_CHAIN },
+	{ "cpu-weight", d_cpu_weight, D_ONCE | D_CHAIN },
 	{ "agent", d_agent, 0 },
 	{ "budget", d_budget, D_CHAIN },
 	{ "include", cfg_directive_include, 0 },

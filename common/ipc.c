@@ -59,6 +59,12 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__worker_config__descriptor, 0 },
 	[IPC_JOURNAL_CONFIG] = { "JOURNAL_CONFIG",
 	    &palyra__ipc__journal_config__descriptor, 0 },
+	[IPC_RUN_NOTICE] = { "RUN_NOTICE",
+	    &palyra__ipc__run_notice__descriptor, 0 },
+	[IPC_PROCESS_LIST_REQUEST] = { "PROCESS_LIST_REQUEST",
+	    &palyra__ipc__process_list_request__descriptor, 0 },
+	[IPC_PROCESS_LIST] = { "PROCESS_LIST",
+	    &palyra__ipc__process_list__descriptor, 0 },
 };
 
 const char *

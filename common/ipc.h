@@ -41,6 +41,9 @@ enum ipc_type {
 	IPC_JOURNAL_ACK,	/* Palyra__Ipc__JournalAck */
 	IPC_WORKER_CONFIG,	/* Palyra__Ipc__WorkerConfig */
 	IPC_JOURNAL_CONFIG,	/* Palyra__Ipc__JournalConfig */
+	IPC_RUN_NOTICE,		/* Palyra__Ipc__RunNotice */
+	IPC_PROCESS_LIST_REQUEST, /* Palyra__Ipc__ProcessListRequest */
+	IPC_PROCESS_LIST,	/* Palyra__Ipc__ProcessList */
 	IPC_TYPE_MAX
 };
 

@@ -41,7 +41,13 @@
 #define SUP_RESTART_MIN_MS	100
 #define SUP_RESTART_MAX_MS	30000
 #define SUP_EARLY_DEATH_MS	1000	/* dying sooner counts as "no work done" */
+#define SUP_EARLY_BACKOFF_MS	1000	/* first delay after an early death */
+#define SUP_PARK_AFTER		6	/* early deaths in a row park a worker */
+#define SUP_WARM_MS		60000	/* alive this long: back-off resets */
 #define SUP_STOP_DEADLINE_MS	5000
+#define SUP_CGROUP_PATH_MAX	1024	/* a control group's directory */
+/* A page of IPC_PROCESS_LIST: what fits one datagram with room to spare. */
+#define SUP_STATUS_PAGE_BYTES	(IPC_MAX_PAYLOAD - 1024)
 
 /* Front (gRPC and HTTP) */
 #define FE_MAX_CONNECTIONS	1024
@@ -55,15 +61,39 @@
 #define FE_CALL_POOL_MAX	256	/* finished calls kept for reuse */
 #define FE_H2_OUTPUT_HIGH	(64 * 1024)	/* bytes before nghttp2 waits */
 #define FE_HTTP_TIMEOUT_S	30	/* evhttp idle timeout */
+/* GET /admin/v1/processes: listings waiting for the supervisor, how long
+ * one may wait, and the most processes one reply may carry. */
+#define FE_PROCESS_REQUESTS_MAX	16
+#define FE_PROCESS_TIMEOUT_MS	2000
+#define FE_PROCESSES_MAX	(CFG_MAX_TENANTS * 4 + 16)
+/* A worker's channel closed: its calls wait this long for journald's
+ * INTERRUPTED notice before they end with UNAVAILABLE. */
+#define FE_WORKER_LOST_GRACE_MS	3000
+#define FE_STOP_DRAIN_MS	3000	/* SIGTERM: calls in flight may end */
 
 /* Journal */
 #define JNL_BATCH_MAX		1024	/* appends per transaction */
 #define JNL_PAYLOAD_MAX		(160 * 1024)	/* encoded event bytes */
+/* SIGTERM: appends are served until every peer closed, at most this long. */
+#define JNL_STOP_DRAIN_MS	3000
 
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */
 #define WRK_MAX_INFLIGHT	4096	/* unacknowledged journal appends */
 #define WRK_SESSION_KEY_MAX_LEN	256	/* resolved into a session id */
+/* SIGTERM: cancelled runs' events are journaled and forwarded, at most
+ * this long. */
+#define WRK_STOP_DRAIN_MS	2000
+#define WRK_TOKEN_DELAY_MAX_MS	10000	/* offline provider token-delay */
+
+/* Sandbox (common/sandbox.c) */
+#define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */
+#define SBX_FACTS_MAX		32	/* applied or skipped steps reported */
+#define SBX_FACT_LEN		80	/* bytes of one fact, NUL included */
+#define SBX_NOFILE_WORKER	1024
+#define SBX_NOFILE_FRONT	(FE_MAX_CONNECTIONS * 2 + 64)
+#define SBX_NOFILE_JOURNALD	(CFG_MAX_TENANTS * 3 + 64)	/* db, wal, shm */
+#define SBX_FSIZE_WORKER	(256L * 1024 * 1024)	/* largest scratch file */
 
 #endif
 #endif

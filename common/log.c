@@ -23,7 +23,30 @@ static struct {
 	char	tenant[NAME_MAX_LEN + 1];
 	int	verbose;
 	int	to_stderr;
-} log_state = { "palyra", "", 0, 1 };
+	long	pid;
+} log_state = { "palyra", "", 0, 1, 0 };
+
+/*
+ * Our pid as the host sees it. A child that runs as pid 1 of its own pid
+ * namespace finds the outer pid first on the NSpid line of its status.
+ */
+static long
+host_pid(void)
+{
+	char line[256];
+	long pid = (long)getpid();
+	FILE *f;
+
+	if (pid != 1 || (f = fopen("/proc/self/status", "re")) == NULL)
+		return pid;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			pid = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return pid > 0 ? pid : 1;
+}
 
 void
 log_init(const char *process, const char *tenant, int verbose, int to_stderr)
@@ -33,6 +56,7 @@ log_init(const char *process, const char *tenant, int verbose, int to_stderr)
 	log_set_tenant(tenant);
 	log_state.verbose = verbose;
 	log_state.to_stderr = to_stderr;
+	log_state.pid = host_pid();
 	if (!to_stderr)
 		openlog(log_state.process, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -64,8 +88,8 @@ log_emit(enum log_level level, const char *errtext, const char *fmt,
 		snprintf(who, sizeof(who), "%s[%s]", log_state.process,
 		    log_state.tenant);
 	else
-		snprintf(who, sizeof(who), "%s[%d]", log_state.process,
-		    (int)getpid());
+		snprintf(who, sizeof(who), "%s[%ld]", log_state.process,
+		    log_state.pid != 0 ? log_state.pid : (long)getpid());
 	if (log_state.to_stderr) {
 		struct timespec ts;
 		struct tm tm;

@@ -9,10 +9,16 @@
  *   4, 5     front only: the listening gRPC and HTTP sockets
  *
  * Command lines:
- *   palyra-journald -s STATE_DIR [-v] [-d]
- *   palyra-front [-v] [-d]
- *   palyra-worker -t TENANT [-v] [-d]
+ *   palyra-journald -s STATE_DIR [-U UID:GID] [-v] [-d]
+ *   palyra-front [-U UID:GID] [-v] [-d]
+ *   palyra-worker -t TENANT -w SCRATCH_DIR [-P PORTS] [-U UID:GID] [-v] [-d]
  * -v: debug logging, -d: log to stderr (else syslog).
+ * -U: the ids the child switches to in its sandbox (common/sandbox.h);
+ *     given only when the supervisor runs as root.
+ * -w: the tenant's scratch directory, the only one the worker may touch;
+ *     created by the supervisor, owned by the worker's uid, mode 0700.
+ * -P: comma-separated TCP ports the worker may connect to (its providers'
+ *     ports); absent: none.
  *
  * Every other channel arrives later as IPC_ATTACH_PEER with one descriptor
  * on PROC_FD_PARENT, so that a restarted peer is re-attached the same way:
@@ -37,6 +43,7 @@ enum proc_exit {
 	PROC_EXIT_USAGE = 2,	/* bad command line */
 	PROC_EXIT_PEER = 3,	/* the supervisor sent a malformed message */
 	PROC_EXIT_STORAGE = 4,	/* journald: a database failed */
+	PROC_EXIT_SANDBOX = 5,	/* the sandbox could not be applied */
 };
 
 #endif

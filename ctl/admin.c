@@ -103,11 +103,12 @@ reply_write(char *buf, size_t size, size_t nmemb, void *arg)
 }
 
 /*
- * POSTs a JSON body to the admin API with the admin token. Returns 0 with
- * the HTTP status and the reply body (caller frees), or -1 with err set.
+ * Calls the admin API with the admin token: POST with a JSON body, or GET
+ * when body is NULL. Returns 0 with the HTTP status and the reply body
+ * (caller frees), or -1 with err set.
  */
-int
-ctl_admin_post(const struct ctl_ctx *ctx, const char *path, const char *body,
+static int
+admin_request(const struct ctl_ctx *ctx, const char *path, const char *body,
     long *http_status, char **reply, char *err, size_t errlen)
 {
 	struct reply_buf	 r = { NULL, 0, 0 };
@@ -143,7 +144,8 @@ ctl_admin_post(const struct ctl_ctx *ctx, const char *path, const char *body,
 		goto out;
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	if (body != NULL)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "palyractl");
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, reply_write);
@@ -184,6 +186,20 @@ out:
 	curl_slist_free_all(headers);
 	free(r.data);
 	return ret;
+}
+
+int
+ctl_admin_post(const struct ctl_ctx *ctx, const char *path, const char *body,
+    long *http_status, char **reply, char *err, size_t errlen)
+{
+	return admin_request(ctx, path, body, http_status, reply, err, errlen);
+}
+
+int
+ctl_admin_get(const struct ctl_ctx *ctx, const char *path, long *http_status,
+    char **reply, char *err, size_t errlen)
+{
+	return admin_request(ctx, path, NULL, http_status, reply, err, errlen);
 }
 
 /* The message of a JSON error reply, or a generic one. */
@@ -232,6 +248,30 @@ ctl_token_create(const struct ctl_ctx *ctx, const char *tenant,
 	if (r < 0)
 		return -1;
 	if (status < 200 || status > 299) {
+		error_message(reply, status, err, errlen);
+		free(reply);
+		return -1;
+	}
+	*reply_json = reply;
+	return 0;
+}
+
+/*
+ * Lists palyrad's processes (GET /admin/v1/processes). Returns 0 with the
+ * server's JSON reply text (caller frees), or -1 with err set.
+ */
+int
+ctl_processes(const struct ctl_ctx *ctx, char **reply_json, char *err,
+    size_t errlen)
+{
+	char		*reply = NULL;
+	long		 status = 0;
+
+	*reply_json = NULL;
+	if (ctl_admin_get(ctx, "/admin/v1/processes", &status, &reply, err,
+	    errlen) < 0)
+		return -1;
+	if (status != 200) {
 		error_message(reply, status, err, errlen);
 		free(reply);
 		return -1;

@@ -48,6 +48,7 @@ usage(FILE *f)
 	    "[--role user|operator|admin]\n"
 	    "  run [--tenant name | --token token] [--agent name]\n"
 	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
+	    "  status\n"
 	    "  help\n");
 }
 
@@ -608,6 +609,8 @@ main(int argc, char **argv)
 		rc = cmd_token(&ctx, argc, argv);
 	else if (strcmp(argv[0], "run") == 0)
 		rc = cmd_run(&ctx, argc, argv);
+	else if (strcmp(argv[0], "status") == 0)
+		rc = ctl_cmd_status(&ctx, argc, argv);
 	else
 		rc = usage_error("unknown command %s", argv[0]);
 	curl_global_cleanup();

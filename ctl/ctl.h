@@ -6,6 +6,7 @@
  * (h2c prior knowledge on loopback) and the HTTP admin API (JSON).
  *
  *   ctl.c    main, options, the health, token and run commands
+ *   status.c the status command: palyrad's processes as a table
  *   grpc.c   a minimal gRPC client: framing, streaming decode, trailers
  *   admin.c  the HTTP admin API (JSON via jansson) and token sources
  */
@@ -66,8 +67,16 @@ int		 ctl_admin_token(const struct ctl_ctx *, char *out,
 int		 ctl_admin_post(const struct ctl_ctx *, const char *path,
 		    const char *body, long *http_status, char **reply,
 		    char *err, size_t errlen);
+int		 ctl_admin_get(const struct ctl_ctx *, const char *path,
+		    long *http_status, char **reply, char *err,
+		    size_t errlen);
 int		 ctl_token_create(const struct ctl_ctx *, const char *tenant,
 		    const char *principal, const char *role, char **reply_json,
 		    char *err, size_t errlen);
+int		 ctl_processes(const struct ctl_ctx *, char **reply_json,
+		    char *err, size_t errlen);
+
+/* status.c */
+int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);
 
 #endif

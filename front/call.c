@@ -226,6 +226,22 @@ fe_call_auth_timer_start(struct fe_call *call)
 	    call, &call->auth_timer, auth_timeout_cb, FE_AUTH_TIMEOUT_MS);
 }
 
+static void
+grace_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_call *call = arg;
+
+	/* Journald's notice did not come: the run's end is unknown here. */
+	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker exited");
+}
+
+int
+fe_call_grace_timer_start(struct fe_call *call)
+{
+	return timer_start(call, &call->grace_timer, grace_timeout_cb,
+	    FE_WORKER_LOST_GRACE_MS);
+}
+
 void
 fe_call_headers_done(struct fe_call *call)
 {
@@ -521,16 +537,16 @@ fe_call_release(struct fe_call *call, int disconnected)
 		fe_jreq_abandon(call->jreq);
 		call->jreq = NULL;
 	}
-	if (call->worker != NULL) {
-		if (disconnected)
-			fe_worker_cancel(call, "client disconnected", 1);
-		fe_worker_detach(call);
-	}
+	if (call->worker != NULL && disconnected)
+		fe_worker_cancel(call, "client disconnected", 1);
+	fe_worker_detach(call);
 	if (call->deadline_timer != NULL)
 		event_free(call->deadline_timer);
 	if (call->auth_timer != NULL)
 		event_free(call->auth_timer);
-	call->deadline_timer = call->auth_timer = NULL;
+	if (call->grace_timer != NULL)
+		event_free(call->grace_timer);
+	call->deadline_timer = call->auth_timer = call->grace_timer = NULL;
 	sodium_memzero(call->token_hash, sizeof(call->token_hash));
 	if (call->state != FE_CALL_CLOSED)
 		fe_call_transition(call, FE_CALL_CLOSED);

@@ -25,15 +25,16 @@
 #include "front.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 
 #define FE_PARENT_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_FRONT_KEYS) | IPC_TYPE_BIT(IPC_TENANT_LIST) |        \
-	    IPC_TYPE_BIT(IPC_ATTACH_PEER))
+	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_PROCESS_LIST))
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: palyra-front [-v] [-d]\n");
+	fprintf(stderr, "usage: palyra-front [-U UID:GID] [-v] [-d]\n");
 }
 
 int64_t
@@ -132,6 +133,10 @@ keys_set(struct fe_ctx *ctx, const Palyra__Ipc__FrontKeys *keys)
 	if (ctx->ready_sent)
 		return 0;
 	ready.pid = (uint32_t)getpid();
+	ready.n_sandbox_applied = ctx->sandbox->napplied;
+	ready.sandbox_applied = ctx->sandbox->applied_list;
+	ready.n_sandbox_skipped = ctx->sandbox->nskipped;
+	ready.sandbox_skipped = ctx->sandbox->skipped_list;
 	rc = ipc_chan_send(ctx->parent, IPC_READY, 0, &ready.base, NULL, 0);
 	if (rc < 0) {
 		log_error("cannot send READY: %s", strerror(-rc));
@@ -178,6 +183,10 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		if (rc == 0)
 			m->fds[0] = -1;
 		break;
+	case IPC_PROCESS_LIST:
+		rc = fe_processes_reply(ctx, m->hdr.request_id,
+		    (Palyra__Ipc__ProcessList *)m->msg);
+		break;
 	default:
 		break;
 	}
@@ -210,14 +219,59 @@ parent_close(struct ipc_chan *chan, int error, void *arg)
 }
 
 static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+	struct timeval tv = {0, FE_STOP_POLL_MS * 1000};
+
+	if (fe_h2_idle(ctx)) {
+		log_info("every call ended, exiting");
+		parent_stop(ctx, PROC_EXIT_OK);
+		return;
+	}
+	if (fe_now_unix_ms() >= ctx->drain_deadline_ms) {
+		log_warn(
+		    "calls still open after %d ms, exiting", FE_STOP_DRAIN_MS);
+		parent_stop(ctx, PROC_EXIT_OK);
+		return;
+	}
+	evtimer_add(ctx->drain_timer, &tv);
+}
+
+/*
+ * SIGTERM drains: no new connections, no new calls; the calls in flight
+ * keep receiving their runs' events (the workers are stopping at the same
+ * time and end every run with CANCELLED) until they end, boundedly.
+ */
+static void
+drain_start(struct fe_ctx *ctx)
+{
+	struct fe_conn *conn;
+	struct fe_call *call;
+
+	if (ctx->draining || ctx->stopping)
+		return;
+	ctx->draining = 1;
+	ctx->drain_deadline_ms = fe_now_unix_ms() + FE_STOP_DRAIN_MS;
+	fe_h2_stop_accepting(ctx);
+	fe_http_stop_accepting(ctx);
+	/* Calls that have not started a run yet are refused now. */
+	TAILQ_FOREACH(conn, &ctx->conns, entry)
+	TAILQ_FOREACH(call, &conn->calls, conn_entry)
+	if (call->state == FE_CALL_HEADERS ||
+	    call->state == FE_CALL_AUTHENTICATING ||
+	    call->state == FE_CALL_WAITING_START)
+		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+	drain_cb(-1, 0, ctx);
+}
+
+static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct fe_ctx *ctx = arg;
 
-	log_info("signal %d, stopping", (int)sig);
-	fe_h2_shutdown(ctx);
-	fe_http_shutdown(ctx);
-	parent_stop(ctx, PROC_EXIT_OK);
+	log_info("signal %d, draining", (int)sig);
+	drain_start(ctx);
 }
 
 static void
@@ -266,13 +320,18 @@ ctx_new(int verbose)
 	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
 	TAILQ_INIT(&ctx->jreqs);
 	TAILQ_INIT(&ctx->workers);
+	TAILQ_INIT(&ctx->orphans);
 	TAILQ_INIT(&ctx->conns);
 	TAILQ_INIT(&ctx->dirty);
 	TAILQ_INIT(&ctx->call_pool);
+	TAILQ_INIT(&ctx->proc_reqs);
 	ctx->next_journal_id = 1;
 	ctx->base = event_base_new();
 	if (ctx->base == NULL)
 		fatalx("event_base_new failed");
+	ctx->drain_timer = evtimer_new(ctx->base, drain_cb, ctx);
+	if (ctx->drain_timer == NULL)
+		fatalx("cannot create the drain timer");
 	return ctx;
 }
 
@@ -280,6 +339,7 @@ static void
 ctx_free(struct fe_ctx *ctx)
 {
 	fe_h2_shutdown(ctx);
+	fe_processes_shutdown(ctx);
 	fe_http_shutdown(ctx);
 	fe_peer_free_all(ctx);
 	fe_call_free_pool(ctx);
@@ -289,6 +349,8 @@ ctx_free(struct fe_ctx *ctx)
 		event_free(ctx->sigterm_event);
 	if (ctx->sigint_event != NULL)
 		event_free(ctx->sigint_event);
+	if (ctx->drain_timer != NULL)
+		event_free(ctx->drain_timer);
 	tenants_free(ctx->tenants, ctx->ntenants);
 	sodium_memzero(ctx->token_hash_key, sizeof(ctx->token_hash_key));
 	sodium_memzero(ctx->admin_token_hash, sizeof(ctx->admin_token_hash));
@@ -302,10 +364,16 @@ int
 front_main(int argc, char *argv[])
 {
 	struct fe_ctx *ctx;
+	struct sbx_profile profile;
+	struct sbx_facts facts;
+	const char *ids = NULL;
 	int ch, verbose = 0, to_stderr = 0, code, rc;
 
-	while ((ch = getopt(argc, argv, "vd")) != -1) {
+	while ((ch = getopt(argc, argv, "U:vd")) != -1) {
 		switch (ch) {
+		case 'U':
+			ids = optarg;
+			break;
 		case 'v':
 			verbose = 1;
 			break;
@@ -317,7 +385,7 @@ front_main(int argc, char *argv[])
 			return PROC_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || sbx_profile_front(&profile, ids) < 0) {
 		usage();
 		return PROC_EXIT_USAGE;
 	}
@@ -329,8 +397,15 @@ front_main(int argc, char *argv[])
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	signal(SIGPIPE, SIG_IGN);
+	/* Nothing to read first in this release (TLS files will be). */
+	sbx_facts_init(&facts);
+	if (sbx_apply(&profile, &facts) < 0) {
+		log_error("cannot apply the sandbox; exiting");
+		return PROC_EXIT_SANDBOX;
+	}
 
 	ctx = ctx_new(verbose);
+	ctx->sandbox = &facts;
 	if ((rc = set_nonblocking(PROC_FD_GRPC_LISTEN)) < 0 ||
 	    (rc = set_nonblocking(PROC_FD_HTTP_LISTEN)) < 0)
 		fatalx("listening sockets: %s", strerror(-rc));

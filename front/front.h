@@ -10,7 +10,8 @@
  * Modules: front.c (main, context, supervisor channel), peer.c (journald
  * and worker channels), h2.c (HTTP/2 connections on nghttp2), call.c (gRPC
  * call state machine and framing), rpc.c (the gRPC methods), auth.c
- * (tokens), http.c (the HTTP/1.1 surface).
+ * (tokens), http.c (the HTTP/1.1 surface), processes.c (the supervisor's
+ * process list over HTTP).
  */
 #ifndef PALYRA_FRONT_H
 #define PALYRA_FRONT_H
@@ -32,6 +33,9 @@
 #define FE_ROLE_MAX 16
 #define FE_GRPC_MESSAGE_MAX 256 /* grpc-message text before encoding */
 #define FE_TOKEN_PREFIX "pt_"
+#define FE_RUN_ID_MAX 64   /* run ids journald accepts */
+#define FE_STOP_POLL_MS 20 /* SIGTERM: how often the drain is checked */
+#define FE_STOPPING_MESSAGE "palyrad is stopping"
 
 /* gRPC status codes (grpc/status.h); only those we send. */
 enum fe_grpc_status {
@@ -113,6 +117,13 @@ struct fe_call {
 	/* The run at the worker. */
 	struct fe_worker *worker;
 	uint32_t call_id;
+	/* From the run's first event; matches journald's notices. */
+	char run_id[FE_RUN_ID_MAX + 1];
+	uint64_t last_seq;
+	/* The worker's channel closed; on ctx->orphans until journald's
+	 * notice ends the call, or grace_timer does. */
+	int orphaned;
+	struct event *grace_timer;
 	int64_t deadline_unix_ms;
 	struct event *deadline_timer;
 	struct event *auth_timer;
@@ -167,6 +178,12 @@ struct fe_jreq {
 
 TAILQ_HEAD(fe_jreq_list, fe_jreq);
 
+/* GET /admin/v1/processes waiting for the supervisor (processes.c). */
+struct fe_proc_req;
+TAILQ_HEAD(fe_proc_req_list, fe_proc_req);
+
+struct sbx_facts;
+
 struct fe_ctx {
 	struct event_base *base;
 	int verbose;
@@ -175,8 +192,12 @@ struct fe_ctx {
 	struct timespec started; /* CLOCK_MONOTONIC */
 
 	struct ipc_chan *parent;
+	struct fe_proc_req_list proc_reqs;
+	size_t nproc_reqs;
+	uint32_t next_proc_req_id;
 	int have_keys;
 	int ready_sent;
+	struct sbx_facts *sandbox; /* for READY; front_main() owns it */
 	uint8_t token_hash_key[FE_HASH_LEN];
 	uint8_t admin_token_hash[FE_HASH_LEN];
 	char **tenants; /* sorted, for bsearch */
@@ -186,6 +207,8 @@ struct fe_ctx {
 	uint32_t next_journal_id;
 	struct fe_jreq_list jreqs;
 	struct fe_worker_list workers;
+	/* Calls of lost workers (by worker_entry), awaiting journald. */
+	struct fe_call_list orphans;
 
 	struct evconnlistener *grpc_listener;
 	struct fe_conn_list conns;
@@ -196,8 +219,14 @@ struct fe_ctx {
 	size_t ncall_pool;
 
 	struct evhttp *http;
+	struct evhttp_bound_socket *http_socket;
 	struct event *sigterm_event;
 	struct event *sigint_event;
+
+	/* SIGTERM: no new calls; those in flight end, boundedly. */
+	int draining;
+	int64_t drain_deadline_ms;
+	struct event *drain_timer;
 };
 
 /* front.c */
@@ -221,10 +250,16 @@ int fe_worker_start(
     struct fe_worker *, struct fe_call *, const Palyra__Ipc__RunStartRequest *);
 int fe_worker_cancel(struct fe_call *, const char *reason, int disconnected);
 void fe_worker_detach(struct fe_call *);
+/* Handles journald's IPC_RUN_NOTICE. Returns 0, or -EPROTO for a notice
+ * journald should never send (the caller drops the channel). */
+int fe_peer_run_notice(struct fe_ctx *, const Palyra__Ipc__RunNotice *);
 
 /* h2.c: the gRPC listener and HTTP/2 connections. */
 int fe_h2_listen(struct fe_ctx *, int fd);
 void fe_h2_shutdown(struct fe_ctx *);
+void fe_h2_stop_accepting(struct fe_ctx *);
+/* 1 when no connection holds a call or unsent bytes. */
+int fe_h2_idle(const struct fe_ctx *);
 void fe_conn_mark_dirty(struct fe_conn *);
 int fe_h2_submit_headers(struct fe_call *);
 int fe_h2_submit_trailers_only(struct fe_call *);
@@ -246,6 +281,8 @@ void fe_call_input_resume(struct fe_call *);
 void fe_call_finish(struct fe_call *, uint32_t status, const char *msg);
 void fe_call_abort(struct fe_call *, uint32_t status, const char *msg);
 int fe_call_auth_timer_start(struct fe_call *);
+/* Ends the call with UNAVAILABLE after FE_WORKER_LOST_GRACE_MS. */
+int fe_call_grace_timer_start(struct fe_call *);
 int fe_call_send_message(struct fe_call *, const ProtobufCMessage *);
 int fe_grpc_timeout_parse(const char *value, size_t len, int64_t *ms);
 const char *fe_call_state_name(enum fe_call_state);
@@ -273,9 +310,23 @@ int fe_auth_new_token(
 
 /* http.c: the HTTP/1.1 surface. */
 int fe_http_listen(struct fe_ctx *, int fd);
+struct evhttp_request;
+/* A JSON reply, and a JSON error {"error":{"code":...,"message":...}}. */
+void fe_http_reply_json(
+    struct evhttp_request *, int status, const char *text, size_t len);
+void fe_http_reply_error(struct evhttp_request *, int status,
+    const char *code, const char *message);
 void fe_http_shutdown(struct fe_ctx *);
+void fe_http_stop_accepting(struct fe_ctx *);
 struct fe_http_token;
 void fe_http_token_stored(
     struct fe_http_token *, const Palyra__Ipc__TokenStored *);
+
+/* processes.c: GET /admin/v1/processes, answered by the supervisor. */
+void fe_processes_get(struct fe_ctx *, struct evhttp_request *);
+/* One IPC_PROCESS_LIST page. Returns 0 (a stale page is dropped). */
+int fe_processes_reply(
+    struct fe_ctx *, uint32_t request_id, const Palyra__Ipc__ProcessList *);
+void fe_processes_shutdown(struct fe_ctx *);
 
 #endif

@@ -461,7 +461,8 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	struct fe_conn *conn;
 	int one = 1;
 
-	if (ctx->stopping || ctx->nconns >= FE_MAX_CONNECTIONS) {
+	if (ctx->stopping || ctx->draining ||
+	    ctx->nconns >= FE_MAX_CONNECTIONS) {
 		log_debug("h2: connection refused (%zu open)", ctx->nconns);
 		close(fd);
 		return;
@@ -515,6 +516,25 @@ fe_h2_listen(struct fe_ctx *ctx, int fd)
 		return -ENOMEM;
 	evconnlistener_set_error_cb(ctx->grpc_listener, accept_error_cb);
 	return 0;
+}
+
+void
+fe_h2_stop_accepting(struct fe_ctx *ctx)
+{
+	if (ctx->grpc_listener != NULL)
+		(void)evconnlistener_disable(ctx->grpc_listener);
+}
+
+int
+fe_h2_idle(const struct fe_ctx *ctx)
+{
+	const struct fe_conn *conn;
+
+	TAILQ_FOREACH(conn, &ctx->conns, entry)
+	if (!TAILQ_EMPTY(&conn->calls) ||
+	    evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+		return 0;
+	return 1;
 }
 
 void

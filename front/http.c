@@ -1,6 +1,7 @@
 /*
  * http.c: the HTTP/1.1 surface of palyra-front on evhttp: /healthz and the
- * admin API (/admin/v1/tokens), JSON bodies via jansson, JSON errors.
+ * admin API (/admin/v1/tokens; /admin/v1/processes is in processes.c),
+ * JSON bodies via jansson, JSON errors.
  *
  * Process: palyra-front. Touches the HTTP listening socket (fd 5) and its
  * connections, and journald through peer.c. A new token exists in clear
@@ -15,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -328,6 +330,20 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 	json_decref(body);
 }
 
+void
+fe_http_reply_json(
+    struct evhttp_request *req, int status, const char *text, size_t len)
+{
+	reply_json_text(req, status, text, len);
+}
+
+void
+fe_http_reply_error(struct evhttp_request *req, int status, const char *code,
+    const char *message)
+{
+	reply_error(req, status, code, message);
+}
+
 static void
 gencb(struct evhttp_request *req, void *arg)
 {
@@ -341,6 +357,8 @@ gencb(struct evhttp_request *req, void *arg)
 		healthz(ctx, req);
 	else if (strcmp(path, "/admin/v1/tokens") == 0)
 		token_create(ctx, req);
+	else if (strcmp(path, "/admin/v1/processes") == 0)
+		fe_processes_get(ctx, req);
 	else
 		reply_error(req, 404, "not_found", "no such resource");
 }
@@ -360,9 +378,18 @@ fe_http_listen(struct fe_ctx *ctx, int fd)
 			   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 			   EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(ctx->http, gencb, ctx);
-	if (evhttp_accept_socket_with_handle(ctx->http, fd) == NULL)
+	ctx->http_socket = evhttp_accept_socket_with_handle(ctx->http, fd);
+	if (ctx->http_socket == NULL)
 		return -EINVAL;
 	return 0;
+}
+
+void
+fe_http_stop_accepting(struct fe_ctx *ctx)
+{
+	if (ctx->http_socket != NULL)
+		(void)evconnlistener_disable(
+		    evhttp_bound_socket_get_listener(ctx->http_socket));
 }
 
 void
@@ -372,4 +399,5 @@ fe_http_shutdown(struct fe_ctx *ctx)
 		return;
 	evhttp_free(ctx->http);
 	ctx->http = NULL;
+	ctx->http_socket = NULL;
 }

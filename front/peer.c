@@ -13,12 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "front.h"
 #include "log.h"
 
 #define FE_JOURNALD_ALLOWED                                                    \
-	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO))
+	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO) |       \
+	    IPC_TYPE_BIT(IPC_RUN_NOTICE))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR))
 
@@ -59,6 +62,15 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 
 	if (chan != ctx->journald)
 		return;
+	if (m->hdr.type == IPC_RUN_NOTICE) {
+		if (fe_peer_run_notice(ctx, (Palyra__Ipc__RunNotice *)m->msg) <
+		    0) {
+			log_warn("journald sent a malformed RUN_NOTICE, "
+				 "dropping its channel");
+			journald_drop(ctx);
+		}
+		return;
+	}
 	kind = m->hdr.type == IPC_TOKEN_INFO ? FE_JREQ_LOOKUP : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
@@ -155,24 +167,37 @@ worker_by_chan(struct fe_ctx *ctx, const struct ipc_chan *chan)
 	return NULL;
 }
 
-/* Ends every call on the worker's current channel and lets the channel go. */
+/*
+ * Lets the worker's current channel go with its calls. With grace (the
+ * worker exited or was replaced), a call whose run already showed its first
+ * event waits for journald to notice the run's INTERRUPTED status, which
+ * journald commits only after it saw the same worker go; every other call
+ * ends now.
+ */
 static void
-worker_reset(struct fe_worker *w)
+worker_reset(struct fe_worker *w, int grace)
 {
+	struct fe_ctx *ctx = w->ctx;
 	struct fe_call *call;
 
 	while ((call = TAILQ_FIRST(&w->calls)) != NULL) {
 		fe_worker_detach(call);
-		fe_rpc_worker_gone(call);
+		if (!grace || call->run_id[0] == '\0' ||
+		    fe_call_grace_timer_start(call) < 0) {
+			fe_rpc_worker_gone(call);
+			continue;
+		}
+		call->orphaned = 1;
+		TAILQ_INSERT_TAIL(&ctx->orphans, call, worker_entry);
 	}
 	fe_chan_free_later(w->ctx, w->chan);
 	w->chan = NULL;
 }
 
 static void
-worker_drop(struct fe_worker *w)
+worker_drop(struct fe_worker *w, int grace)
 {
-	worker_reset(w);
+	worker_reset(w, grace);
 	TAILQ_REMOVE(&w->ctx->workers, w, entry);
 	free(w);
 }
@@ -193,7 +218,7 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 			log_warn("worker[%s] sent a RUN_EVENT without an "
 				 "event, dropping its channel",
 			    w->tenant);
-			worker_drop(w);
+			worker_drop(w, 0);
 			return;
 		}
 	}
@@ -221,7 +246,8 @@ worker_close(struct ipc_chan *chan, int error, void *arg)
 	else
 		log_warn("worker[%s] channel failed: %s", w->tenant,
 		    strerror(-error));
-	worker_drop(w);
+	/* A worker that broke the protocol is not waited for. */
+	worker_drop(w, error == 0 || error == -EPIPE || error == -ECONNRESET);
 }
 
 static int
@@ -255,7 +281,7 @@ attach_worker(struct fe_ctx *ctx, const char *tenant, int fd)
 		return -ENOMEM;
 	if ((w = fe_worker_find(ctx, tenant)) != NULL) {
 		log_info("worker[%s] replaced", tenant);
-		worker_reset(w);
+		worker_reset(w, 1);
 	} else {
 		w = calloc(1, sizeof(*w));
 		if (w == NULL) {
@@ -293,7 +319,7 @@ fe_peer_free_all(struct fe_ctx *ctx)
 
 	journald_drop(ctx);
 	while ((w = TAILQ_FIRST(&ctx->workers)) != NULL)
-		worker_drop(w);
+		worker_drop(w, 0);
 }
 
 int
@@ -339,8 +365,62 @@ fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
 void
 fe_worker_detach(struct fe_call *call)
 {
+	if (call->orphaned) {
+		TAILQ_REMOVE(&call->conn->ctx->orphans, call, worker_entry);
+		call->orphaned = 0;
+		if (call->grace_timer != NULL)
+			evtimer_del(call->grace_timer);
+	}
 	if (call->worker == NULL)
 		return;
 	TAILQ_REMOVE(&call->worker->calls, call, worker_entry);
 	call->worker = NULL;
+}
+
+static struct fe_call *
+call_by_run(struct fe_call_list *calls, const char *tenant, const char *run_id)
+{
+	struct fe_call *call;
+
+	TAILQ_FOREACH(call, calls, worker_entry)
+	if (strcmp(call->run_id, run_id) == 0 &&
+	    strcmp(call->tenant, tenant) == 0)
+		return call;
+	return NULL;
+}
+
+int
+fe_peer_run_notice(struct fe_ctx *ctx, const Palyra__Ipc__RunNotice *notice)
+{
+	const Palyra__V1__RunEvent *ev = notice->event;
+	Palyra__Ipc__RunEventMsg msg = PALYRA__IPC__RUN_EVENT_MSG__INIT;
+	struct fe_worker *w;
+	struct fe_call *call;
+
+	if (ev == NULL || !cfg_name_valid(notice->tenant) ||
+	    ev->run_id[0] == '\0' ||
+	    strnlen(ev->run_id, FE_RUN_ID_MAX + 1) > FE_RUN_ID_MAX ||
+	    ev->event_case != PALYRA__V1__RUN_EVENT__EVENT_STATUS ||
+	    ev->status->status < PALYRA__V1__RUN_STATUS__RUN_STATUS_COMPLETED ||
+	    ev->status->status > PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED)
+		return -EPROTO;
+	/*
+	 * The call must belong to the notice's tenant (journald knows it from
+	 * the supervisor), so a run id alone never reaches another tenant's
+	 * client. Usually the call already waits here; the notice may also
+	 * overtake the worker channel's EOF.
+	 */
+	call = call_by_run(&ctx->orphans, notice->tenant, ev->run_id);
+	if (call == NULL && (w = fe_worker_find(ctx, notice->tenant)) != NULL)
+		call = call_by_run(&w->calls, notice->tenant, ev->run_id);
+	if (call == NULL || ev->seq <= call->last_seq)
+		return 0;
+	log_debug("call %d: run %s %s by journald", call->stream_id, ev->run_id,
+	    ev->status->status == PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED
+		? "interrupted"
+		: "ended");
+	msg.event = (Palyra__V1__RunEvent *)ev;
+	msg.last = 1;
+	fe_rpc_run_event(call, &msg);
+	return 0;
 }

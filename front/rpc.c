@@ -89,6 +89,10 @@ begin_run_stream(struct fe_call *call)
 void
 fe_rpc_begin(struct fe_call *call)
 {
+	if (call->conn->ctx->draining) {
+		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		return;
+	}
 	if (fe_rpc_needs_auth(call->method))
 		begin_run_stream(call);
 	else
@@ -229,6 +233,10 @@ run_start(struct fe_call *call, Palyra__V1__RunStart *start)
 		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT, why);
 		return;
 	}
+	if (call->conn->ctx->draining) {
+		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		return;
+	}
 	if ((w = fe_worker_find(call->conn->ctx, call->tenant)) == NULL) {
 		fe_call_finish(
 		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
@@ -337,6 +345,13 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 	if (call->state != FE_CALL_RUNNING &&
 	    call->state != FE_CALL_HALF_CLOSED)
 		return;
+	/* The run's id, for journald's notices should its worker die. */
+	if (call->run_id[0] == '\0' &&
+	    strnlen(ev->event->run_id, FE_RUN_ID_MAX + 1) <= FE_RUN_ID_MAX)
+		memcpy(call->run_id, ev->event->run_id,
+		    strlen(ev->event->run_id) + 1);
+	if (ev->event->seq > call->last_seq)
+		call->last_seq = ev->event->seq;
 	rc = fe_call_send_message(call, &ev->event->base);
 	if (rc == -ENOBUFS) {
 		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
@@ -364,5 +379,5 @@ fe_rpc_run_error(struct fe_call *call, const Palyra__Ipc__RunErrorMsg *err)
 void
 fe_rpc_worker_gone(struct fe_call *call)
 {
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker restarted");
+	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker exited");
 }

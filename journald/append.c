@@ -289,9 +289,39 @@ struct live_run {
 };
 
 /*
+ * Queues a notice of a reconciliation event for the front, sent only after
+ * the event's batch committed (batch.c), never if it rolls back. Without
+ * memory the front's call ends on its own grace timer instead.
+ */
+static void
+notice_push(
+    struct jnl_ctx *ctx, struct jnl_tenant *t, const Palyra__V1__RunEvent *ev)
+{
+	struct jnl_notice *n;
+	struct jnl_ack ack;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return;
+	snprintf(n->run_id, sizeof(n->run_id), "%s", ev->run_id);
+	snprintf(n->session_id, sizeof(n->session_id), "%s", ev->session_id);
+	n->seq = ev->seq;
+	n->timestamp_ms = ev->timestamp_unix_ms;
+	n->status = ev->status->status;
+	n->reason = ev->status->reason;
+	memset(&ack, 0, sizeof(ack));
+	ack.tenant = t;
+	ack.ok = 1;
+	ack.notice = n;
+	if (jnl_ack_push(ctx, &ack) < 0)
+		free(n);
+}
+
+/*
  * Appends a status INTERRUPTED event to every run of t that is not in a
  * terminal status: their worker is gone, nothing will finish them. The
- * events go through the normal batch and commit. Returns 0 or -EIO.
+ * events go through the normal batch and commit; once committed, each is
+ * noticed to the front (IPC_RUN_NOTICE). reason must be static text.
+ * Returns 0 or -EIO.
  */
 int
 jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
@@ -372,6 +402,7 @@ jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 			continue;
 		}
 		done++;
+		notice_push(ctx, t, &ev);
 		if (t->batch_count >= JNL_BATCH_MAX)
 			jnl_commit_all(ctx);
 	}

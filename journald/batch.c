@@ -187,6 +187,37 @@ jnl_ack_send(struct jnl_worker *w, const struct jnl_ack *ack)
 }
 
 /*
+ * Tells the front about a committed reconciliation event. A front that is
+ * gone or does not drain misses it; its calls then end on their own timer.
+ */
+static void
+notice_deliver(struct jnl_ctx *ctx, const struct jnl_ack *ack)
+{
+	Palyra__Ipc__RunNotice msg = PALYRA__IPC__RUN_NOTICE__INIT;
+	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
+	Palyra__V1__StatusEvent status = PALYRA__V1__STATUS_EVENT__INIT;
+	const struct jnl_notice *n = ack->notice;
+	int rc;
+
+	if (!ack->ok || ctx->front == NULL || ipc_chan_dead(ctx->front))
+		return;
+	status.status = (Palyra__V1__RunStatus)n->status;
+	status.reason = (char *)n->reason;
+	ev.run_id = (char *)n->run_id;
+	ev.session_id = (char *)n->session_id;
+	ev.seq = n->seq;
+	ev.timestamp_unix_ms = n->timestamp_ms;
+	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+	ev.status = &status;
+	msg.tenant = ack->tenant->name;
+	msg.event = &ev;
+	if ((rc = ipc_chan_send(
+		 ctx->front, IPC_RUN_NOTICE, 0, &msg.base, NULL, 0)) < 0)
+		log_warn("%s: run %s: cannot notify the front: %s",
+		    ack->tenant->name, n->run_id, strerror(-rc));
+}
+
+/*
  * Hands an ack to the worker's channel. When the channel's queue is full the
  * ack waits in the worker's backlog and the worker is not read until the
  * channel drains: back-pressure instead of an unbounded queue.
@@ -251,7 +282,14 @@ jnl_commit_all(struct jnl_ctx *ctx)
 		batch_done(t);
 		open_list_remove(ctx, t);
 	}
-	for (i = 0; i < ctx->nacks; i++)
+	for (i = 0; i < ctx->nacks; i++) {
+		if (ctx->acks[i].notice != NULL) {
+			notice_deliver(ctx, &ctx->acks[i]);
+			free(ctx->acks[i].notice);
+			ctx->acks[i].notice = NULL;
+			continue;
+		}
 		ack_deliver(ctx, &ctx->acks[i]);
+	}
 	ctx->nacks = 0;
 }

@@ -191,7 +191,10 @@ jnl_db_open(
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	/* Temporary tables and indices stay in memory: the sandbox leaves
+	 * journald no directory but STATE_DIR. */
 	if (db_exec(db, "PRAGMA foreign_keys = ON;") < 0 ||
+	    db_exec(db, "PRAGMA temp_store = MEMORY;") < 0 ||
 	    jnl_db_set_durability(db, durability_full) < 0)
 		goto fail;
 	if ((rc = db_migrate(db, path, kind)) < 0) {

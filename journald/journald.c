@@ -27,6 +27,7 @@
 #include "journald.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 
 #define ALLOWED_PARENT                                                         \
 	(IPC_TYPE_BIT(IPC_JOURNAL_CONFIG) | IPC_TYPE_BIT(IPC_TENANT_LIST) |    \
@@ -414,16 +415,50 @@ stop(struct jnl_ctx *ctx, int exit_code, const char *why)
 	stop_poll_cb(-1, 0, ctx);
 }
 
+/*
+ * SIGTERM drains: the workers and the front are stopping too and still
+ * journal their runs' last events (CANCELLED), so appends are served until
+ * every one of their channels closed, boundedly, and only then the stop
+ * commits, acknowledges and exits.
+ */
+static void
+drain_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct jnl_ctx *ctx = arg;
+	struct timeval tv = {0, STOP_POLL_MS * 1000};
+
+	if (ctx->stopping)
+		return;
+	if (ctx->workers == NULL && ctx->front == NULL) {
+		stop(ctx, PROC_EXIT_OK, "every peer closed");
+		return;
+	}
+	if (jnl_now_ms() >= ctx->drain_deadline_ms) {
+		stop(ctx, PROC_EXIT_OK, "drain deadline passed");
+		return;
+	}
+	event_add(ctx->drain_ev, &tv);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	stop(arg, PROC_EXIT_OK, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	struct jnl_ctx *ctx = arg;
+
+	if (ctx->stopping || ctx->draining)
+		return;
+	ctx->draining = 1;
+	ctx->drain_deadline_ms = jnl_now_ms() + JNL_STOP_DRAIN_MS;
+	log_info("%s: serving appends until every peer closed",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	drain_poll_cb(-1, 0, ctx);
 }
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: palyra-journald -s STATE_DIR [-v] [-d]\n");
+	fprintf(stderr,
+	    "usage: palyra-journald -s STATE_DIR [-U UID:GID] [-v] [-d]\n");
 	exit(PROC_EXIT_USAGE);
 }
 
@@ -473,6 +508,8 @@ ctx_free(struct jnl_ctx *ctx)
 		event_free(ctx->sigint_ev);
 	if (ctx->stop_ev != NULL)
 		event_free(ctx->stop_ev);
+	if (ctx->drain_ev != NULL)
+		event_free(ctx->drain_ev);
 	if (ctx->base != NULL)
 		event_base_free(ctx->base);
 }
@@ -482,15 +519,20 @@ journald_main(int argc, char **argv)
 {
 	Palyra__Ipc__Ready ready = PALYRA__IPC__READY__INIT;
 	struct jnl_ctx ctx;
-	char path[4096];
+	struct sbx_profile profile;
+	struct sbx_facts facts;
+	const char *ids = NULL;
 	int ch, verbose = 0, to_stderr = 0, rc;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.durability_full = 1;
-	while ((ch = getopt(argc, argv, "s:vd")) != -1) {
+	while ((ch = getopt(argc, argv, "s:U:vd")) != -1) {
 		switch (ch) {
 		case 's':
 			ctx.state_dir = optarg;
+			break;
+		case 'U':
+			ids = optarg;
 			break;
 		case 'v':
 			verbose = 1;
@@ -502,7 +544,8 @@ journald_main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (ctx.state_dir == NULL || optind != argc)
+	if (ctx.state_dir == NULL || optind != argc ||
+	    sbx_profile_journald(&profile, ids, ctx.state_dir) < 0)
 		usage();
 
 	/* Die with the supervisor, even if it could not close our channel. */
@@ -514,6 +557,13 @@ journald_main(int argc, char **argv)
 		fatalx(
 		    "no supervisor channel on descriptor %d", PROC_FD_PARENT);
 	signal(SIGPIPE, SIG_IGN);
+	/* From here on the cwd (and root) is STATE_DIR: the databases are
+	 * opened by paths relative to it; STATE_DIR itself is for logs. */
+	sbx_facts_init(&facts);
+	if (sbx_apply(&profile, &facts) < 0) {
+		log_error("cannot apply the sandbox; exiting");
+		exit(PROC_EXIT_SANDBOX);
+	}
 	raise_fd_limit();
 
 	if ((ctx.base = event_base_new()) == NULL ||
@@ -523,10 +573,12 @@ journald_main(int argc, char **argv)
 		fatal("malloc");
 	ctx.commit_ev = event_new(ctx.base, -1, 0, commit_cb, &ctx);
 	ctx.stop_ev = evtimer_new(ctx.base, stop_poll_cb, &ctx);
+	ctx.drain_ev = evtimer_new(ctx.base, drain_poll_cb, &ctx);
 	ctx.sigterm_ev = evsignal_new(ctx.base, SIGTERM, signal_cb, &ctx);
 	ctx.sigint_ev = evsignal_new(ctx.base, SIGINT, signal_cb, &ctx);
 	if (ctx.commit_ev == NULL || ctx.stop_ev == NULL ||
-	    ctx.sigterm_ev == NULL || ctx.sigint_ev == NULL ||
+	    ctx.drain_ev == NULL || ctx.sigterm_ev == NULL ||
+	    ctx.sigint_ev == NULL ||
 	    event_priority_set(ctx.commit_ev, JNL_PRIO_COMMIT) == -1 ||
 	    event_priority_set(ctx.sigterm_ev, JNL_PRIO_SIGNAL) == -1 ||
 	    event_priority_set(ctx.sigint_ev, JNL_PRIO_SIGNAL) == -1 ||
@@ -534,13 +586,10 @@ journald_main(int argc, char **argv)
 	    event_add(ctx.sigint_ev, NULL) == -1)
 		fatalx("cannot set up events");
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/system.db",
-		ctx.state_dir) >= sizeof(path))
-		fatalx("state directory path too long");
-	if (jnl_db_open(
-		path, JNL_DB_SYSTEM, ctx.durability_full, &ctx.system_db) < 0 ||
+	if (jnl_db_open("system.db", JNL_DB_SYSTEM, ctx.durability_full,
+		&ctx.system_db) < 0 ||
 	    jnl_tokens_open(&ctx) < 0) {
-		log_error("%s: cannot open; exiting", path);
+		log_error("%s/system.db: cannot open; exiting", ctx.state_dir);
 		exit(PROC_EXIT_STORAGE);
 	}
 
@@ -548,6 +597,10 @@ journald_main(int argc, char **argv)
 		 ALLOWED_PARENT, parent_msg, parent_close, &ctx)) == NULL)
 		fatalx("cannot set up the supervisor channel");
 	ready.pid = (uint32_t)getpid();
+	ready.n_sandbox_applied = facts.napplied;
+	ready.sandbox_applied = facts.applied_list;
+	ready.n_sandbox_skipped = facts.nskipped;
+	ready.sandbox_skipped = facts.skipped_list;
 	if ((rc = ipc_chan_send(
 		 ctx.parent, IPC_READY, 0, &ready.base, NULL, 0)) < 0)
 		fatalx("cannot send READY: %s", strerror(-rc));

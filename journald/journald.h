@@ -98,14 +98,28 @@ struct jnl_tenant {
 	struct jnl_worker *worker; /* attached worker channel or NULL */
 };
 
+/*
+ * A status event journald appended itself (reconciliation), told to the
+ * front once its batch committed so that the run's call can end with it.
+ */
+struct jnl_notice {
+	char run_id[JNL_RUN_ID_MAX + 1];
+	char session_id[NAME_MAX_LEN + 1];
+	uint64_t seq;
+	int64_t timestamp_ms;
+	int status;	    /* Palyra__V1__RunStatus */
+	const char *reason; /* static text */
+};
+
 /* An acknowledgement owed to a worker, sent after its batch committed. */
 struct jnl_ack {
 	struct jnl_worker *worker; /* NULL: internal append, no reply */
+	struct jnl_notice *notice; /* owned; for the front, or NULL */
 	struct jnl_tenant *tenant;
 	uint32_t request_id;
 	int ok;
 	const char *error; /* static text */
-	int code; /* Palyra__Ipc__JournalError */
+	int code;	   /* Palyra__Ipc__JournalError */
 	uint64_t chain_seq;
 	uint8_t hash[CHAIN_HASH_LEN];
 };
@@ -128,6 +142,8 @@ struct jnl_ctx {
 	int stopping;
 	int exit_code;
 	uint64_t stop_deadline_ms;
+	int draining; /* SIGTERM: serving until peers close */
+	uint64_t drain_deadline_ms;
 
 	struct ipc_chan *parent;
 	struct ipc_chan *front;
@@ -157,6 +173,7 @@ struct jnl_ctx {
 	struct event *sigterm_ev;
 	struct event *sigint_ev;
 	struct event *stop_ev;
+	struct event *drain_ev;
 };
 
 /* journald.c */

@@ -224,17 +224,18 @@ jnl_tenant_open(struct jnl_ctx *ctx, struct jnl_tenant *t)
 
 	/* The supervisor creates the directory; making it here too keeps
 	 * journald usable on its own (tests, benchmarks). */
-	snprintf(path, sizeof(path), "%s/tenants", ctx->state_dir);
-	(void)mkdir(path, S_IRWXU);
-	if ((size_t)snprintf(path, sizeof(path), "%s/tenants/%s",
-		ctx->state_dir, t->name) >= sizeof(path))
+	/* Paths are relative to STATE_DIR, journald's cwd (and root) since
+	 * its sandbox. */
+	(void)mkdir("tenants", S_IRWXU);
+	if ((size_t)snprintf(path, sizeof(path), "tenants/%s", t->name) >=
+	    sizeof(path))
 		return -ENAMETOOLONG;
 	if (mkdir(path, S_IRWXU) == -1 && errno != EEXIST) {
 		log_error("%s: %s", path, strerror(errno));
 		return -EIO;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/tenants/%s/journal.db",
-		ctx->state_dir, t->name) >= sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "tenants/%s/journal.db",
+		t->name) >= sizeof(path))
 		return -ENAMETOOLONG;
 	if ((rc = jnl_db_open(
 		 path, JNL_DB_JOURNAL, ctx->durability_full, &t->db)) < 0)

@@ -2,12 +2,23 @@
  * spawn.c: fork + exec of one child with exactly the descriptors its kind
  * gets (common/proc.h). Runs in palyrad. Between fork and exec the child
  * calls only async-signal-safe functions.
+ *
+ * A child enters its control group (supervisor/cgroup.c) before it execs:
+ * the parent writes the new pid into the group's cgroup.procs while the
+ * child waits on a pipe, and only then lets it go on. The child therefore
+ * cannot allocate memory or fork outside its group, which matters in v1,
+ * where the pages a task charged before it moved stay charged to the old
+ * group, and in both versions for any process forked before the move;
+ * writing the pid after fork without that wait would race with the child.
+ * The parent writes rather than the child, so that a failure is logged
+ * with its path and errno by the process that can log.
  */
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,19 +43,35 @@ spawn_place(int fd, int target)
 
 static void __attribute__((noreturn))
 spawn_child(struct sup_ctx *ctx, struct sup_child *child, int chan_fd,
-    const char *path, char *const argv[], pid_t parent)
+    const char *path, char *const argv[], pid_t parent, const int gate[2])
 {
 	sigset_t all;
+	ssize_t r;
+	char go;
 	int high[3], n = 0, i, devnull;
 
 	/* Die with the supervisor, even if it is gone before we get here. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
+	/* In a new pid namespace our parent has no pid we can see: 0. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
+	    (getppid() != parent && getppid() != 0))
 		_exit(PROC_EXIT_FATAL);
 	for (i = 1; i < NSIG; i++)
 		if (i != SIGKILL && i != SIGSTOP)
 			signal(i, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+
+	/* Wait until the parent has put us in our control group. EOF means
+	 * the parent is gone; SIGTERM (PDEATHSIG) now kills us too. */
+	if (gate[0] != -1) {
+		close(gate[1]);
+		do
+			r = read(gate[0], &go, 1);
+		while (r == -1 && errno == EINTR);
+		if (r != 1)
+			_exit(PROC_EXIT_FATAL);
+		close(gate[0]);
+	}
 
 	/* Park every descriptor we hand down above the targets first, so
 	 * that no dup2 overwrites another one still to be placed. */
@@ -73,12 +100,67 @@ spawn_child(struct sup_ctx *ctx, struct sup_child *child, int chan_fd,
 	_exit(127);
 }
 
+/* The TCP port of a provider's base URL: explicit, or the scheme's. */
+static unsigned
+url_port(const char *url)
+{
+	const char *p, *host, *end;
+	unsigned long v;
+	char *stop;
+
+	if (url == NULL || url[0] == '\0')
+		return 0;
+	if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else
+		return 0;
+	end = host + strcspn(host, "/?#");
+	p = host;
+	if (*p == '[' && (p = memchr(host, ']', (size_t)(end - host))) == NULL)
+		return 0;
+	if ((p = memchr(p, ':', (size_t)(end - p))) != NULL && p + 1 < end) {
+		v = strtoul(p + 1, &stop, 10);
+		return stop == end && v > 0 && v <= 65535 ? (unsigned)v : 0;
+	}
+	return host == url + 8 ? 443 : 80;
+}
+
+/* The ports a tenant's worker may connect to: its agents' providers'. */
+static void
+tenant_ports(const struct sup_ctx *ctx, const struct cfg_tenant *t,
+    char *buf, size_t len)
+{
+	unsigned ports[64], port;
+	size_t i, j, k, n = 0, used = 0;
+	const struct cfg_provider *p;
+
+	buf[0] = '\0';
+	for (i = 0; i < t->nagents; i++)
+		for (j = 0; j < t->agents[i].nproviders; j++) {
+			p = cfg_provider_find(ctx->cfg,
+			    t->agents[i].providers[j]);
+			if (p == NULL || p->type == CFG_PROVIDER_OFFLINE ||
+			    (port = url_port(p->base_url)) == 0)
+				continue;
+			for (k = 0; k < n && ports[k] != port; k++)
+				;
+			if (k == n && n < sizeof(ports) / sizeof(ports[0]))
+				ports[n++] = port;
+		}
+	for (i = 0; i < n && used + 7 < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%u",
+		    i > 0 ? "," : "", ports[i]);
+}
+
 int
 sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 {
-	char path[sizeof(ctx->libexec) + 64];
-	char *argv[10];
-	int argc = 0;
+	char path[sizeof(ctx->libexec) + 64], ids[32], scratch[4096];
+	char ports[64 * 6 + 1];
+	char *argv[16];
+	int argc = 0, gate[2] = { -1, -1 };
 	pid_t pid, parent = getpid();
 
 	snprintf(path, sizeof(path), "%s/%s", ctx->libexec,
@@ -90,7 +172,22 @@ sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 	}
 	if (child->kind->per_tenant) {
 		argv[argc++] = "-t";
-		argv[argc++] = child->tenant->name;
+		argv[argc++] = child->tenant_name;
+		sup_scratch_path(ctx, child->tenant_name, scratch,
+		    sizeof(scratch));
+		argv[argc++] = "-w";
+		argv[argc++] = scratch;
+		tenant_ports(ctx, child->tenant, ports, sizeof(ports));
+		if (ports[0] != '\0') {
+			argv[argc++] = "-P";
+			argv[argc++] = ports;
+		}
+	}
+	if (child->uid != (uid_t)-1) {
+		snprintf(ids, sizeof(ids), "%u:%u", (unsigned)child->uid,
+		    (unsigned)child->gid);
+		argv[argc++] = "-U";
+		argv[argc++] = ids;
 	}
 	if (ctx->verbose)
 		argv[argc++] = "-v";
@@ -98,12 +195,45 @@ sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 		argv[argc++] = "-d";
 	argv[argc] = NULL;
 
-	if ((pid = fork()) == -1) {
-		log_error("fork %s: %s", child->label, strerror(errno));
+	/* Without a group (none, or it cannot be made) the child starts at
+	 * once; child->cgroup says why. */
+	if (sup_cgroup_prepare(ctx, child) == 0 &&
+	    pipe2(gate, O_CLOEXEC) == -1) {
+		log_error("pipe %s: %s", child->label, strerror(errno));
 		return -errno;
 	}
+	/*
+	 * As root, every child starts as pid 1 of a pid namespace of its own:
+	 * it cannot see or signal any other process by pid. clone() with no
+	 * new stack behaves like fork() here; the supervisor has one thread.
+	 */
+	if (ctx->root)
+		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL,
+		    NULL, NULL, NULL);
+	else
+		pid = fork();
+	if (pid == -1) {
+		int saved = errno;
+
+		log_error("fork %s: %s", child->label, strerror(saved));
+		if (gate[0] != -1) {
+			close(gate[0]);
+			close(gate[1]);
+		}
+		return -saved;
+	}
 	if (pid == 0)
-		spawn_child(ctx, child, chan_fd, path, argv, parent);
+		spawn_child(ctx, child, chan_fd, path, argv, parent, gate);
+	if (gate[0] != -1) {
+		close(gate[0]);
+		(void)sup_cgroup_enter(ctx, child, pid);
+		/* A child already dead makes this fail (EPIPE; SIGPIPE is
+		 * ignored); its pidfd reports the death. */
+		if (write(gate[1], "", 1) != 1)
+			log_debug("%s: pid %d gone before exec", child->label,
+			    (int)pid);
+		close(gate[1]);
+	}
 	child->pid = pid;
 	child->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (child->pidfd == -1) {

@@ -127,7 +127,6 @@ sup_state_init(struct sup_ctx *ctx)
 	uint8_t master[MASTER_KEY_LEN + 1], admin[ADMIN_TOKEN_MAX];
 	char path[4096];
 	ssize_t n;
-	size_t i;
 	int rc = -1;
 
 	if (state_mkdir(ctx->cfg->state_dir) == -1)
@@ -135,12 +134,9 @@ sup_state_init(struct sup_ctx *ctx)
 	snprintf(path, sizeof(path), "%s/tenants", ctx->cfg->state_dir);
 	if (state_mkdir(path) == -1)
 		return -1;
-	for (i = 0; i < ctx->cfg->ntenants; i++) {
-		snprintf(path, sizeof(path), "%s/tenants/%s",
-		    ctx->cfg->state_dir, ctx->cfg->tenants[i].name);
-		if (state_mkdir(path) == -1)
-			return -1;
-	}
+	snprintf(path, sizeof(path), "%s/scratch", ctx->cfg->state_dir);
+	if (state_mkdir(path) == -1)
+		return -1;
 
 	snprintf(path, sizeof(path), "%s/master.key", ctx->cfg->state_dir);
 	n = state_secret(path, master, sizeof(master), make_master_key);
@@ -172,6 +168,94 @@ out:
 	sodium_memzero(master, sizeof(master));
 	sodium_memzero(admin, sizeof(admin));
 	return rc;
+}
+
+/*
+ * Gives path to uid:gid with mode, when we run as root (children then run
+ * under their own ids). A missing optional file is fine.
+ */
+static int
+state_own(const struct sup_ctx *ctx, const char *path, uid_t uid, gid_t gid,
+    mode_t mode, int optional)
+{
+	if (!ctx->root || uid == (uid_t)-1)
+		return 0;
+	if (lchown(path, uid, gid) == -1 || chmod(path, mode) == -1) {
+		if (optional && errno == ENOENT)
+			return 0;
+		log_error("cannot give %s to uid %u: %s", path,
+		    (unsigned)uid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * journald owns the state directory and the databases; the secrets in it
+ * stay the supervisor's (root, 0600), unreadable to journald.
+ */
+int
+sup_state_own(struct sup_ctx *ctx)
+{
+	static const char *files[] = { "system.db", "system.db-wal",
+	    "system.db-shm" };
+	uid_t uid = ctx->service_uid[SUP_KIND_JOURNALD];
+	gid_t gid = ctx->service_gid[SUP_KIND_JOURNALD];
+	char path[4096];
+	size_t i;
+
+	if (state_own(ctx, ctx->cfg->state_dir, uid, gid, 0700, 0) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/tenants", ctx->cfg->state_dir);
+	if (state_own(ctx, path, uid, gid, 0700, 0) != 0)
+		return -1;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ctx->cfg->state_dir,
+		    files[i]);
+		if (state_own(ctx, path, uid, gid, 0600, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+void
+sup_scratch_path(const struct sup_ctx *ctx, const char *tenant, char *buf,
+    size_t len)
+{
+	snprintf(buf, len, "%s/scratch/%s", ctx->cfg->state_dir, tenant);
+}
+
+/*
+ * A tenant's directories: tenants/NAME for its journal (journald's) and
+ * scratch/NAME, the only place its worker may write (the worker's).
+ */
+int
+sup_state_tenant(struct sup_ctx *ctx, const struct cfg_tenant *t,
+    uid_t worker_uid, gid_t worker_gid)
+{
+	static const char *files[] = { "journal.db", "journal.db-wal",
+	    "journal.db-shm" };
+	uid_t juid = ctx->service_uid[SUP_KIND_JOURNALD];
+	gid_t jgid = ctx->service_gid[SUP_KIND_JOURNALD];
+	char path[4096];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/tenants/%s", ctx->cfg->state_dir,
+	    t->name);
+	if (state_mkdir(path) == -1 ||
+	    state_own(ctx, path, juid, jgid, 0700, 0) != 0)
+		return -1;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/tenants/%s/%s",
+		    ctx->cfg->state_dir, t->name, files[i]);
+		if (state_own(ctx, path, juid, jgid, 0600, 1) != 0)
+			return -1;
+	}
+	sup_scratch_path(ctx, t->name, path, sizeof(path));
+	if (state_mkdir(path) == -1 ||
+	    state_own(ctx, path, worker_uid, worker_gid, 0700, 0) != 0)
+		return -1;
+	return 0;
 }
 
 static int

@@ -102,8 +102,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 			event_base_loopexit(ctx->base, NULL);
 		break;
 	case SIGHUP:
-		log_warn("SIGHUP: configuration reload is not supported by "
-		    "this release; restart palyrad to apply changes");
+		if (!ctx->stopping)
+			sup_reload(ctx);
 		break;
 	default:
 		break;
@@ -114,7 +114,7 @@ int
 main(int argc, char *argv[])
 {
 	struct sup_ctx ctx;
-	char err[CFG_ERR_LEN], cwd[PATH_MAX];
+	char err[CFG_ERR_LEN];
 	const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	int ch, check_only = 0;
 	size_t i;
@@ -142,9 +142,10 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage();
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
+	if (getcwd(ctx.start_dir, sizeof(ctx.start_dir)) == NULL)
 		fatal("getcwd");
-	if (cfg_load(ctx.config_path, cwd, &ctx.cfg, err, sizeof(err)) != 0) {
+	if (cfg_load(ctx.config_path, ctx.start_dir, &ctx.cfg, err,
+	    sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return PROC_EXIT_FATAL;
 	}
@@ -165,7 +166,9 @@ main(int argc, char *argv[])
 		fatalx("sodium_init failed");
 	if (find_libexec(&ctx) == -1)
 		fatal("cannot locate the libexec directory");
-	if (sup_state_init(&ctx) == -1 || sup_listeners_open(&ctx) == -1)
+	ctx.started_ms = sup_now_ms();
+	if (sup_state_init(&ctx) == -1 || sup_uids_init(&ctx) == -1 ||
+	    sup_state_own(&ctx) == -1 || sup_listeners_open(&ctx) == -1)
 		return PROC_EXIT_FATAL;
 	if (!ctx.foreground) {
 		if (daemon(0, 0) == -1)
@@ -173,6 +176,8 @@ main(int argc, char *argv[])
 		log_init("palyrad", NULL, ctx.verbose, 0);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* After daemon(): in v2 palyrad moves its own pid into a leaf. */
+	sup_cgroup_init(&ctx);
 
 	if ((ctx.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -187,7 +192,7 @@ main(int argc, char *argv[])
 	    &ctx)) == NULL)
 		fatalx("evtimer_new failed");
 	if (sup_children_init(&ctx) != 0)
-		fatalx("out of memory");
+		fatalx("cannot set up the children");
 	log_info("starting: config %s, state %s", ctx.config_path,
 	    ctx.cfg->state_dir);
 	sup_children_start(&ctx);
@@ -195,6 +200,7 @@ main(int argc, char *argv[])
 	event_base_dispatch(ctx.base);
 
 	sup_children_kill(&ctx);
+	sup_cgroup_cleanup(&ctx);
 	sup_children_free(&ctx);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(ctx.signals[i]);
@@ -203,6 +209,7 @@ main(int argc, char *argv[])
 	close(ctx.grpc_fd);
 	close(ctx.http_fd);
 	sodium_memzero(ctx.token_hash_key, sizeof(ctx.token_hash_key));
+	free(ctx.uids);
 	cfg_free(ctx.cfg);
 	log_info("stopped");
 	return PROC_EXIT_OK;

@@ -35,8 +35,8 @@ send_or_warn(struct sup_child *c, enum ipc_type type,
 		    ipc_type_name(type), strerror(-rc));
 }
 
-static void
-send_tenant_list(struct sup_ctx *ctx, struct sup_child *c)
+void
+sup_child_send_tenants(struct sup_ctx *ctx, struct sup_child *c)
 {
 	Palyra__Ipc__TenantList tl = PALYRA__IPC__TENANT_LIST__INIT;
 	char **names;
@@ -104,6 +104,7 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		provs[i].type = (char *)provider_type_name(p->type);
 		provs[i].model = p->model != NULL ? p->model : "";
 		provs[i].base_url = p->base_url != NULL ? p->base_url : "";
+		provs[i].token_delay_ms = p->token_delay_ms;
 		provp[i] = &provs[i];
 	}
 	wc.tenant = t->name;
@@ -129,7 +130,7 @@ sup_child_configure(struct sup_ctx *ctx, struct sup_child *c)
 		jc.durability_full =
 		    ctx->cfg->durability == CFG_DURABILITY_FULL;
 		send_or_warn(c, IPC_JOURNAL_CONFIG, &jc.base, NULL, 0);
-		send_tenant_list(ctx, c);
+		sup_child_send_tenants(ctx, c);
 		break;
 	case SUP_KIND_FRONT:
 		fk.token_hash_key.data = ctx->token_hash_key;
@@ -137,7 +138,7 @@ sup_child_configure(struct sup_ctx *ctx, struct sup_child *c)
 		fk.admin_token_hash.data = ctx->admin_token_hash;
 		fk.admin_token_hash.len = sizeof(ctx->admin_token_hash);
 		send_or_warn(c, IPC_FRONT_KEYS, &fk.base, NULL, 0);
-		send_tenant_list(ctx, c);
+		sup_child_send_tenants(ctx, c);
 		break;
 	case SUP_KIND_WORKER:
 		send_worker_config(ctx, c);
@@ -162,7 +163,7 @@ attach(struct sup_child *c, const struct sup_child *p, int fd)
 		break;
 	default:
 		ap.kind = PALYRA__IPC__PEER_KIND__PEER_WORKER;
-		ap.tenant = p->tenant->name;
+		ap.tenant = (char *)p->tenant_name;
 		break;
 	}
 	ap.generation = p->generation;
@@ -173,11 +174,9 @@ void
 sup_child_wire(struct sup_ctx *ctx, struct sup_child *c)
 {
 	struct sup_child *p;
-	size_t i;
 	int sv[2], rc;
 
-	for (i = 0; i < ctx->nchildren; i++) {
-		p = &ctx->children[i];
+	TAILQ_FOREACH(p, &ctx->children, entry) {
 		if (p == c || p->chan == NULL ||
 		    (c->kind->peers & (1U << p->kind->id)) == 0)
 			continue;

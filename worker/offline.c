@@ -6,9 +6,10 @@
  *
  *	I am the offline model of palyrad. You said: X
  *
- * streamed like a real provider: one token per event-loop turn (a zero
- * timeout timer, so journal acks, cancels and other runs interleave between
- * tokens), no artificial delay. A token is a run of whitespace followed by a
+ * streamed like a real provider: one token per event-loop turn (a
+ * timer, so journal acks, cancels and other runs interleave between
+ * tokens), with no delay unless the provider's token-delay asks for one
+ * (slow runs for tests and demos). A token is a run of whitespace followed by a
  * run of non-whitespace, so the tokens concatenate to the reply exactly.
  *
  * Usage is counted in whitespace-separated words: the system prompt and the
@@ -72,11 +73,13 @@ wrk_offline_next_token(const char *text, size_t len, size_t pos)
 }
 
 static void
-offline_schedule(struct offline_run *st)
+offline_schedule(struct offline_run *st, uint32_t delay_ms)
 {
-	static const struct timeval zero = { 0, 0 };
+	struct timeval	 tv;
 
-	evtimer_add(st->step_ev, &zero);
+	tv.tv_sec = delay_ms / 1000;
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	evtimer_add(st->step_ev, &tv);
 }
 
 static void
@@ -109,7 +112,7 @@ offline_step(evutil_socket_t fd, short what, void *arg)
 	}
 	st->pos = end;
 	st->emitted++;
-	offline_schedule(st);
+	offline_schedule(st, run->token_delay_ms);
 }
 
 static int
@@ -136,7 +139,7 @@ offline_start(struct wrk_run *run)
 		return -ENOMEM;
 	}
 	run->provider_state = st;
-	offline_schedule(st);
+	offline_schedule(st, 0);
 	return 0;
 }
 
@@ -158,8 +161,9 @@ offline_resume(struct wrk_run *run)
 {
 	struct offline_run *st = run->provider_state;
 
+	/* Only a stalled step resumes: its delay has already passed. */
 	if (st != NULL)
-		offline_schedule(st);
+		offline_schedule(st, 0);
 }
 
 const struct wrk_provider_ops wrk_offline_provider = {

@@ -196,13 +196,14 @@ find_agent(const Palyra__Ipc__WorkerConfig *config, const char *name)
 static int
 pick_provider(const Palyra__Ipc__WorkerConfig *config,
     const Palyra__Ipc__AgentConfig *agent, const char **name,
-    const char **model)
+    const char **model, uint32_t *token_delay_ms)
 {
 	const Palyra__Ipc__ProviderConfig *pc;
 	size_t	 i, j;
 
 	*name = "offline";
 	*model = "offline-1";
+	*token_delay_ms = 0;
 	if (agent->n_providers == 0)
 		return 0;
 	for (i = 0; i < agent->n_providers; i++) {
@@ -221,6 +222,9 @@ pick_provider(const Palyra__Ipc__WorkerConfig *config,
 		*name = pc->name;
 		if (pc->model[0] != '\0')
 			*model = pc->model;
+		/* The supervisor checked the range; a bad one is clamped. */
+		*token_delay_ms = pc->token_delay_ms > WRK_TOKEN_DELAY_MAX_MS ?
+		    WRK_TOKEN_DELAY_MAX_MS : pc->token_delay_ms;
 		return 0;
 	}
 	return -ENOENT;
@@ -397,6 +401,10 @@ static uint32_t
 start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
     const Palyra__Ipc__AgentConfig **agent, const char **why)
 {
+	if (ctx->draining) {
+		*why = "palyrad is stopping";
+		return WRK_GRPC_UNAVAILABLE;
+	}
 	if (ctx->config == NULL) {
 		*why = "worker not configured";
 		return WRK_GRPC_UNAVAILABLE;
@@ -442,7 +450,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	const char	*why = NULL, *provider_name, *model;
 	char		 session[NAME_MAX_LEN + 1];
 	struct wrk_run	*run;
-	uint32_t	 status;
+	uint32_t	 status, token_delay_ms;
 	int		 r;
 
 	if (req->start == NULL) {
@@ -466,7 +474,8 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		    "invalid session_id");
 		return 0;
 	}
-	if (pick_provider(ctx->config, agent, &provider_name, &model) < 0) {
+	if (pick_provider(ctx->config, agent, &provider_name, &model,
+	    &token_delay_ms) < 0) {
 		wrk_front_error(ctx, call_id, WRK_GRPC_FAILED_PRECONDITION,
 		    "no usable provider for agent");
 		return 0;
@@ -477,6 +486,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		return 0;
 	}
 	memcpy(run->session_id, session, sizeof(session));
+	run->token_delay_ms = token_delay_ms;
 	run->session_named = req->start->session_id[0] != '\0';
 	run->has_call = 1;
 	run->call_id = call_id;
@@ -611,6 +621,24 @@ wrk_run_abandon_all(struct wrk_ctx *ctx)
 			run->has_parked = 0;
 			ctx->nparked--;
 		}
+		wrk_run_maybe_free(run);
+	}
+}
+
+/*
+ * Ends every live run with CANCELLED through the normal transition: the
+ * status is journaled and, once acknowledged, forwarded to the run's call.
+ */
+void
+wrk_run_cancel_all(struct wrk_ctx *ctx, const char *reason)
+{
+	struct wrk_run	*run, *next;
+
+	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
+		next = TAILQ_NEXT(run, entry);
+		if (wrk_run_terminal(run->state))
+			continue;
+		wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
 		wrk_run_maybe_free(run);
 	}
 }

@@ -32,6 +32,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 #include "worker.h"
 
 #define ALLOWED_SUPERVISOR \
@@ -52,7 +53,8 @@ wrk_now_ms(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: palyra-worker -t tenant [-dv]\n");
+	fprintf(stderr, "usage: palyra-worker -t tenant -w scratch_dir "
+	    "[-P ports] [-U uid:gid] [-dv]\n");
 	exit(PROC_EXIT_USAGE);
 }
 
@@ -272,6 +274,10 @@ configure(struct wrk_ctx *ctx, Palyra__Ipc__WorkerConfig *config)
 		return 0;
 	palyra__ipc__ready__init(&ready);
 	ready.pid = (uint32_t)getpid();
+	ready.n_sandbox_applied = ctx->sandbox->napplied;
+	ready.sandbox_applied = ctx->sandbox->applied_list;
+	ready.n_sandbox_skipped = ctx->sandbox->nskipped;
+	ready.sandbox_skipped = ctx->sandbox->skipped_list;
 	if ((r = ipc_chan_send(ctx->supervisor, IPC_READY, 0, &ready.base,
 	    NULL, 0)) < 0)
 		return r;
@@ -321,13 +327,49 @@ supervisor_close(struct ipc_chan *chan, int error, void *arg)
 	stop_loop(ctx, PROC_EXIT_PEER);
 }
 
+/*
+ * The drain ends once every append is acknowledged (and so forwarded) and
+ * the front took every forwarded event, or at the deadline.
+ */
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wrk_ctx	*ctx = arg;
+	struct timeval	 tv = { 0, 10 * 1000 };
+
+	if (ctx->fifo_len == 0 && ctx->nparked == 0 &&
+	    (ctx->front == NULL || ipc_chan_dead(ctx->front) ||
+	    ipc_chan_queued(ctx->front) == 0)) {
+		log_info("every run ended, exiting");
+		stop_loop(ctx, PROC_EXIT_OK);
+		return;
+	}
+	if (wrk_now_ms() >= ctx->drain_deadline_ms) {
+		log_warn("runs' last events still in flight after %d ms, "
+		    "exiting", WRK_STOP_DRAIN_MS);
+		stop_loop(ctx, PROC_EXIT_OK);
+		return;
+	}
+	evtimer_add(ctx->drain_ev, &tv);
+}
+
+/*
+ * SIGTERM drains: no new runs, every live run ends CANCELLED through the
+ * normal transition (journaled, then forwarded to its call), then exit.
+ */
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct wrk_ctx	*ctx = arg;
 
-	log_info("%s, exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	stop_loop(ctx, PROC_EXIT_OK);
+	if (ctx->draining)
+		return;
+	log_info("%s, cancelling %zu run(s) and exiting",
+	    sig == SIGTERM ? "SIGTERM" : "SIGINT", ctx->nlive);
+	ctx->draining = 1;
+	ctx->drain_deadline_ms = wrk_now_ms() + WRK_STOP_DRAIN_MS;
+	wrk_run_cancel_all(ctx, "palyrad is stopping");
+	drain_cb(-1, 0, ctx);
 }
 
 static void
@@ -342,7 +384,9 @@ ctx_init(struct wrk_ctx *ctx, const char *tenant)
 		fatalx("out of memory");
 	ctx->sigterm_ev = evsignal_new(ctx->base, SIGTERM, signal_cb, ctx);
 	ctx->sigint_ev = evsignal_new(ctx->base, SIGINT, signal_cb, ctx);
+	ctx->drain_ev = evtimer_new(ctx->base, drain_cb, ctx);
 	if (ctx->sigterm_ev == NULL || ctx->sigint_ev == NULL ||
+	    ctx->drain_ev == NULL ||
 	    evsignal_add(ctx->sigterm_ev, NULL) == -1 ||
 	    evsignal_add(ctx->sigint_ev, NULL) == -1)
 		fatalx("cannot install signal handlers");
@@ -368,6 +412,7 @@ ctx_fini(struct wrk_ctx *ctx)
 		protobuf_c_message_free_unpacked(&ctx->config->base, NULL);
 	event_free(ctx->sigterm_ev);
 	event_free(ctx->sigint_ev);
+	event_free(ctx->drain_ev);
 	event_base_free(ctx->base);
 }
 
@@ -375,13 +420,25 @@ int
 worker_main(int argc, char **argv)
 {
 	struct wrk_ctx	 ctx;
-	const char	*tenant = NULL;
+	struct sbx_profile profile;
+	struct sbx_facts facts;
+	const char	*tenant = NULL, *scratch = NULL, *ports = NULL;
+	const char	*ids = NULL;
 	int		 ch, verbose = 0, to_stderr = 0;
 
-	while ((ch = getopt(argc, argv, "dt:v")) != -1) {
+	while ((ch = getopt(argc, argv, "dt:vw:P:U:")) != -1) {
 		switch (ch) {
 		case 'd':
 			to_stderr = 1;
+			break;
+		case 'w':
+			scratch = optarg;
+			break;
+		case 'P':
+			ports = optarg;
+			break;
+		case 'U':
+			ids = optarg;
 			break;
 		case 't':
 			tenant = optarg;
@@ -393,7 +450,8 @@ worker_main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc || tenant == NULL || !cfg_name_valid(tenant))
+	if (optind != argc || tenant == NULL || !cfg_name_valid(tenant) ||
+	    sbx_profile_worker(&profile, ids, scratch, ports) < 0)
 		usage();
 
 	log_init("palyra-worker", tenant, verbose, to_stderr);
@@ -405,8 +463,18 @@ worker_main(int argc, char **argv)
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
 	signal(SIGPIPE, SIG_IGN);
+	/* Without -w (an older supervisor) the worker gets no directory at
+	 * all, which is stricter, not weaker. */
+	if (scratch == NULL)
+		log_warn("no scratch directory (-w): no files at all");
+	sbx_facts_init(&facts);
+	if (sbx_apply(&profile, &facts) < 0) {
+		log_error("cannot apply the sandbox; exiting");
+		exit(PROC_EXIT_SANDBOX);
+	}
 
 	ctx_init(&ctx, tenant);
+	ctx.sandbox = &facts;
 	log_info("started");
 	event_base_dispatch(ctx.base);
 	ctx_fini(&ctx);

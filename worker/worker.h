@@ -112,6 +112,7 @@ struct wrk_run {
 	char			*system_prompt;
 	char			*input;
 	uint32_t		 max_output_tokens;	/* 0: no limit */
+	uint32_t		 token_delay_ms;	/* offline: between tokens */
 	char			*provider_name;
 	char			*model;
 	int			 cancel_on_disconnect;
@@ -146,6 +147,8 @@ struct wrk_append {
 	struct wrk_event	 event;
 };
 
+struct sbx_facts;
+
 struct wrk_ctx {
 	struct event_base	*base;
 	const char		*tenant;
@@ -158,6 +161,7 @@ struct wrk_ctx {
 
 	Palyra__Ipc__WorkerConfig *config;	/* NULL until it arrives */
 	int			 ready_sent;
+	struct sbx_facts	*sandbox;	/* for READY; worker_main's */
 
 	struct wrk_run_list	 runs;		/* live and draining */
 	size_t			 nlive;		/* not terminal */
@@ -173,6 +177,11 @@ struct wrk_ctx {
 
 	struct event		*sigterm_ev;
 	struct event		*sigint_ev;
+
+	/* SIGTERM: no new runs; live ones end CANCELLED, then exit. */
+	int			 draining;
+	int64_t			 drain_deadline_ms;
+	struct event		*drain_ev;
 };
 
 /* worker.c */
@@ -195,6 +204,7 @@ int		 wrk_run_cancel(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunCancelRequest *);
 void		 wrk_run_front_lost(struct wrk_ctx *);
 void		 wrk_run_abandon_all(struct wrk_ctx *);
+void		 wrk_run_cancel_all(struct wrk_ctx *, const char *reason);
 void		 wrk_run_maybe_free(struct wrk_run *);
 void		 wrk_run_free_all(struct wrk_ctx *);
 int		 wrk_session_id(const char *tenant, const char *principal,

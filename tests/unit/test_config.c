@@ -148,6 +148,7 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 		assert_int_equal(pa->timeout_idle_ms, pb->timeout_idle_ms);
 		assert_int_equal(pa->timeout_total_ms, pb->timeout_total_ms);
 		assert_int_equal(pa->max_concurrent, pb->max_concurrent);
+		assert_int_equal(pa->token_delay_ms, pb->token_delay_ms);
 	}
 	assert_int_equal(a->npricing, b->npricing);
 	for (i = 0; i < a->npricing; i++) {
@@ -164,6 +165,8 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 		assert_string_equal(ta->name, tb->name);
 		assert_int_equal(ta->workers, tb->workers);
 		assert_int_equal(ta->memory_limit, tb->memory_limit);
+		assert_int_equal(ta->pids_limit, tb->pids_limit);
+		assert_int_equal(ta->cpu_weight, tb->cpu_weight);
 		assert_int_equal(ta->nagents, tb->nagents);
 		for (j = 0; j < ta->nagents; j++) {
 			aa = &ta->agents[j];
@@ -651,6 +654,23 @@ static const struct golden errors[] = {
 	    "connect, first-byte, idle or total)" },
 	{ "tenant \"t\" { agent \"a\" { providers } }\n",
 	    "t.conf:1:26: missing argument to \"providers\"" },
+	/* token-delay: offline providers only, whatever the order */
+	{ "provider \"p\" { type openai; token-delay 1s }\n",
+	    "t.conf:1:29: \"token-delay\" is only valid for providers of "
+	    "type offline (provider \"p\" is openai)" },
+	{ "provider \"p\" {\n\ttoken-delay 20ms\n\ttype anthropic\n}\n",
+	    "t.conf:2:2: \"token-delay\" is only valid for providers of "
+	    "type offline (provider \"p\" is anthropic)" },
+	{ "provider \"p\" { type offline; token-delay 11s }\n",
+	    "t.conf:1:42: value \"11s\" out of range for \"token-delay\" "
+	    "(0ms..10s)" },
+	{ "provider \"p\" { type offline; token-delay 10001ms }\n",
+	    "t.conf:1:42: value \"10001ms\" out of range for \"token-delay\" "
+	    "(0ms..10s)" },
+	{ "provider \"p\" { type offline; token-delay soon }\n",
+	    "t.conf:1:42: invalid duration \"soon\" for \"token-delay\"" },
+	{ "provider \"p\" { type offline; token-delay 1s token-delay 2s }\n",
+	    "t.conf:1:45: duplicate \"token-delay\"" },
 	/* numbers */
 	{ "tenant \"a\" { workers x }\n",
 	    "t.conf:1:22: invalid number \"x\" for \"workers\"" },
@@ -678,6 +698,36 @@ static const struct golden errors[] = {
 	    "t.conf:1:27: invalid size \"1m\" for \"memory-limit\"" },
 	{ "tenant \"t\" { memory-limit M }\n",
 	    "t.conf:1:27: invalid size \"M\" for \"memory-limit\"" },
+	/* pids-limit and cpu-weight: the cgroup settings of a tenant */
+	{ "tenant \"t\" { pids-limit 0 }\n",
+	    "t.conf:1:25: value \"0\" out of range for \"pids-limit\" "
+	    "(1..1000000)" },
+	{ "tenant \"t\" { pids-limit 1000001 }\n",
+	    "t.conf:1:25: value \"1000001\" out of range for \"pids-limit\" "
+	    "(1..1000000)" },
+	{ "tenant \"t\" {\n\tpids-limit 99999999999999999999\n}\n",
+	    "t.conf:2:13: value \"99999999999999999999\" out of range for "
+	    "\"pids-limit\" (1..1000000)" },
+	{ "tenant \"t\" { pids-limit 1k }\n",
+	    "t.conf:1:25: invalid number \"1k\" for \"pids-limit\"" },
+	{ "tenant \"t\" { pids-limit }\n",
+	    "t.conf:1:14: missing argument to \"pids-limit\"" },
+	{ "tenant \"t\" { pids-limit 8 pids-limit 9 }\n",
+	    "t.conf:1:27: duplicate \"pids-limit\"" },
+	{ "pids-limit 8\n",
+	    "t.conf:1:1: \"pids-limit\" is not allowed at top level" },
+	{ "tenant \"t\" { cpu-weight 0 }\n",
+	    "t.conf:1:25: value \"0\" out of range for \"cpu-weight\" "
+	    "(1..10000)" },
+	{ "tenant \"t\" { cpu-weight 10001 }\n",
+	    "t.conf:1:25: value \"10001\" out of range for \"cpu-weight\" "
+	    "(1..10000)" },
+	{ "tenant \"t\" { cpu-weight -5 }\n",
+	    "t.conf:1:25: invalid number \"-5\" for \"cpu-weight\"" },
+	{ "tenant \"t\" { cpu-weight 50 50 }\n",
+	    "t.conf:1:28: extra argument \"50\" to \"cpu-weight\"" },
+	{ "tenant \"t\" { agent \"a\" { cpu-weight 50 } }\n",
+	    "t.conf:1:26: \"cpu-weight\" is not allowed in an agent block" },
 	{ "journal { checkpoint-interval 10 }\n",
 	    "t.conf:1:31: invalid duration \"10\" for "
 	    "\"checkpoint-interval\"" },
@@ -922,6 +972,53 @@ test_values(void **state)
 	cfg_free(cfg);
 	cfg = parse_ok("state-dir \"/srv/palyra\"\n");
 	assert_string_equal(cfg->state_dir, "/srv/palyra");
+	cfg_free(cfg);
+}
+
+static void
+test_token_delay(void **state)
+{
+	struct cfg *cfg;
+
+	cfg = parse_ok("provider \"slow\" { token-delay 20ms; type offline }\n"
+	    "provider \"max\" { type offline; token-delay 10s }\n"
+	    "provider \"zero\" { type offline; token-delay 0ms }\n"
+	    "provider \"plain\" { type offline }\n"
+	    "provider \"o\" { type openai }\n"
+	    "tenant \"t\" { agent \"a\" { providers \"slow\" } }\n");
+	assert_string_equal(cfg->providers[0].name, "slow");
+	assert_int_equal(cfg->providers[0].type, CFG_PROVIDER_OFFLINE);
+	assert_int_equal(cfg->providers[0].token_delay_ms, 20);
+	assert_int_equal(cfg->providers[1].token_delay_ms, 10000);
+	assert_int_equal(cfg->providers[2].token_delay_ms, 0);
+	assert_int_equal(cfg->providers[3].token_delay_ms, 0);
+	assert_int_equal(cfg->providers[4].token_delay_ms, 0);
+	assert_round_trip(cfg);
+	cfg_free(cfg);
+}
+
+/* The cgroup settings of a tenant: bounds accepted, unset is 0. */
+static void
+test_cgroup_settings(void **state)
+{
+	struct cfg *cfg;
+
+	cfg = parse_ok("tenant \"a\" { memory-limit 64M; pids-limit 32; "
+	    "cpu-weight 50 }\n"
+	    "tenant \"lo\" {\n\tpids-limit 1\n\tcpu-weight 1\n}\n"
+	    "tenant \"hi\" { cpu-weight 10000 pids-limit 1000000 }\n"
+	    "tenant \"none\" { }\n");
+	assert_int_equal(cfg->tenants[0].memory_limit, 64ULL << 20);
+	assert_int_equal(cfg->tenants[0].pids_limit, 32);
+	assert_int_equal(cfg->tenants[0].cpu_weight, 50);
+	assert_int_equal(cfg->tenants[1].pids_limit, 1);
+	assert_int_equal(cfg->tenants[1].cpu_weight, 1);
+	assert_int_equal(cfg->tenants[2].pids_limit, 1000000);
+	assert_int_equal(cfg->tenants[2].cpu_weight, 10000);
+	assert_int_equal(cfg->tenants[3].memory_limit, 0);
+	assert_int_equal(cfg->tenants[3].pids_limit, 0);
+	assert_int_equal(cfg->tenants[3].cpu_weight, 0);
+	assert_round_trip(cfg);
 	cfg_free(cfg);
 }
 
@@ -1203,6 +1300,8 @@ main(void)
 		cmocka_unit_test(test_token_limits),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_token_delay),
+		cmocka_unit_test(test_cgroup_settings),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_includes),
 		cmocka_unit_test(test_round_trip_escapes),

@@ -54,6 +54,46 @@ test_round_trip(void **state)
 	assert_null(m.msg);
 }
 
+/* journald -> front: a committed INTERRUPTED status with its tenant. */
+static void
+test_run_notice_round_trip(void **state)
+{
+	Palyra__Ipc__RunNotice n = PALYRA__IPC__RUN_NOTICE__INIT, *out;
+	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
+	Palyra__V1__StatusEvent st = PALYRA__V1__STATUS_EVENT__INIT;
+	struct ipc_msg m;
+	ssize_t len;
+
+	st.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED;
+	st.reason = "worker exited";
+	ev.run_id = "0123456789abcdef0123456789abcdef";
+	ev.session_id = "s1";
+	ev.seq = 7;
+	ev.timestamp_unix_ms = 1700000000000;
+	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+	ev.status = &st;
+	n.tenant = "acme";
+	n.event = &ev;
+	len = ipc_encode(buf, sizeof(buf), IPC_RUN_NOTICE, 0, &n.base);
+	assert_true(len > (ssize_t)IPC_HEADER_LEN);
+	assert_string_equal(ipc_type_name(IPC_RUN_NOTICE), "RUN_NOTICE");
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), 0);
+	assert_int_equal(m.hdr.type, IPC_RUN_NOTICE);
+	out = (Palyra__Ipc__RunNotice *)m.msg;
+	assert_string_equal(out->tenant, "acme");
+	assert_non_null(out->event);
+	assert_string_equal(out->event->run_id, ev.run_id);
+	assert_int_equal(out->event->seq, 7);
+	assert_int_equal(out->event->event_case,
+	    PALYRA__V1__RUN_EVENT__EVENT_STATUS);
+	assert_int_equal(out->event->status->status,
+	    PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED);
+	assert_string_equal(out->event->status->reason, "worker exited");
+	ipc_msg_clear(&m);
+	/* A notice carries no descriptor. */
+	assert_int_equal(ipc_decode(buf, (size_t)len, 1, &m), -EPROTO);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -313,6 +353,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_run_notice_round_trip),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_trailing_bytes),
 		cmocka_unit_test(test_oversized),

@@ -1,0 +1,140 @@
+/*
+ * reload.c: SIGHUP. Runs in palyrad.
+ *
+ * The file is parsed into a new configuration; a file with errors leaves
+ * the running one in place. Tenants that were added start, removed ones
+ * drain and stop, changed ones get their new configuration, unchanged ones
+ * are not touched. Settings that need new sockets, new ids or a new state
+ * directory keep their running values until palyrad restarts, and the log
+ * says so.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "sup.h"
+
+#define SWAP(a, b) do {					\
+	__typeof__(a) swap_tmp = (a);			\
+	(a) = (b);					\
+	(b) = swap_tmp;					\
+} while (0)
+
+static int
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static int
+listen_differs(const struct cfg_listen *a, const struct cfg_listen *b)
+{
+	return str_differs(a->host, b->host) || a->port != b->port ||
+	    a->tls != b->tls;
+}
+
+/* Keeps in next what cannot change while running; warns about changes. */
+static void
+keep_fixed(struct cfg *cur, struct cfg *next)
+{
+	if (str_differs(cur->state_dir, next->state_dir))
+		log_warn("reload: state-dir changes after a restart");
+	SWAP(cur->state_dir, next->state_dir);
+	if (str_differs(cur->user, next->user))
+		log_warn("reload: user changes after a restart");
+	SWAP(cur->user, next->user);
+	if (cur->worker_uid_min != next->worker_uid_min ||
+	    cur->worker_uid_max != next->worker_uid_max)
+		log_warn("reload: worker-uid-range changes after a restart");
+	next->worker_uid_min = cur->worker_uid_min;
+	next->worker_uid_max = cur->worker_uid_max;
+	if (listen_differs(&cur->grpc, &next->grpc) ||
+	    listen_differs(&cur->http, &next->http))
+		log_warn("reload: listen addresses change after a restart");
+	SWAP(cur->grpc, next->grpc);
+	SWAP(cur->http, next->http);
+	if (cur->durability != next->durability)
+		log_warn("reload: journal durability changes after a restart");
+	next->durability = cur->durability;
+}
+
+void
+sup_reload(struct sup_ctx *ctx)
+{
+	struct cfg *next, *old = ctx->cfg;
+	const struct cfg_tenant *t;
+	struct sup_child *c, *tmp;
+	char err[CFG_ERR_LEN];
+	size_t i, added = 0, removed = 0;
+
+	log_info("SIGHUP: reloading %s", ctx->config_path);
+	if (cfg_load(ctx->config_path, ctx->start_dir, &next, err,
+	    sizeof(err)) != 0) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		return;
+	}
+	if (next->grpc.tls || next->http.tls) {
+		log_error("reload failed, keeping the running configuration: "
+		    "tls listeners are not supported by this release");
+		cfg_free(next);
+		return;
+	}
+	keep_fixed(old, next);
+
+	/* Point every worker at its tenant in the new configuration, or
+	 * drain it when its tenant is gone. */
+	for (c = TAILQ_FIRST(&ctx->children); c != NULL; c = tmp) {
+		tmp = TAILQ_NEXT(c, entry);
+		if (c->kind->id != SUP_KIND_WORKER || c->removing)
+			continue;
+		if ((t = cfg_tenant_find(next, c->tenant_name)) == NULL) {
+			removed++;
+			sup_child_remove(c);
+			continue;
+		}
+		c->tenant = t;
+		/* New limits apply to the running worker now; an added
+		 * tenant's group is made when its worker is spawned. */
+		if (c->pid > 0)
+			(void)sup_cgroup_prepare(ctx, c);
+	}
+	ctx->cfg = next;
+	cfg_free(old);
+
+	TAILQ_FOREACH(c, &ctx->children, entry) {
+		if (c->removing)
+			continue;
+		if (c->kind->id != SUP_KIND_WORKER) {
+			sup_child_send_tenants(ctx, c);
+			continue;
+		}
+		if (c->state == SUP_CHILD_PARKED) {
+			log_info("%s: unparked by reload", c->label);
+			c->early_deaths = 0;
+			c->backoff_ms = 0;
+			sup_child_start(c);
+		} else if (c->state == SUP_CHILD_STARTING ||
+		    c->state == SUP_CHILD_READY)
+			sup_child_configure(ctx, c);
+	}
+	for (i = 0; i < next->ntenants; i++) {
+		if (sup_child_find(ctx, SUP_KIND_WORKER,
+		    next->tenants[i].name) != NULL)
+			continue;
+		if ((c = sup_child_add(ctx, &sup_kinds[SUP_KIND_WORKER],
+		    &next->tenants[i])) == NULL) {
+			log_error("reload: cannot add tenant %s",
+			    next->tenants[i].name);
+			continue;
+		}
+		added++;
+		sup_child_start(c);
+	}
+	log_info("reloaded: %zu tenant(s), %zu added, %zu removed",
+	    next->ntenants, added, removed);
+}
