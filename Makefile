@@ -139,7 +139,7 @@ DEBS := build-essential pkg-config libevent-dev libnghttp2-dev \
 	libcurl4-openssl-dev libjansson-dev libsodium-dev libssl-dev \
 	libseccomp-dev libcmocka-dev python3-grpcio python3-grpc-tools \
 	python3-protobuf python3-pytest nghttp2-client nghttp2-server curl \
-	mandoc procps
+	mandoc procps python3-nacl
 
 deps:
 	@missing=""; for p in $(DEBS); do \

@@ -99,7 +99,8 @@ struct cfg_budget {
 
 struct cfg_tenant {
 	char		*name;
-	uint32_t	 workers;
+	uint32_t	 workers;	/* 1..CFG_MAX_WORKERS, started lazily */
+	uint64_t	 idle_timeout_ms; /* a worker idle this long exits; 0: never */
 	uint64_t	 memory_limit;	/* bytes, 0: none */
 	uint32_t	 pids_limit;	/* tasks, 0: none */
 	uint32_t	 cpu_weight;	/* 1..10000, 0: the kernel's default */

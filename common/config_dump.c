@@ -149,6 +149,8 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 	fputs("\ntenant ", fp);
 	dump_string(fp, tn->name);
 	fprintf(fp, " {\n\tworkers %u\n", tn->workers);
+	cfg_format_duration(size, sizeof(size), tn->idle_timeout_ms);
+	fprintf(fp, "\tidle-timeout %s\n", size);
 	if (tn->memory_limit != 0) {
 		cfg_format_size(size, sizeof(size), tn->memory_limit);
 		fprintf(fp, "\tmemory-limit %s\n", size);

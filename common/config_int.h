@@ -38,7 +38,9 @@
 #define MAX_STRING_VALUE	256	/* model names, tool patterns */
 #define MAX_URL_LEN		2048
 #define MAX_USER_LEN		32
-#define WORKERS_MAX		64
+#define WORKERS_MAX		CFG_MAX_WORKERS
+#define DEFAULT_IDLE_TIMEOUT_MS	(5 * 60 * 1000)
+#define IDLE_TIMEOUT_MAX	(7 * MS_PER_DAY)
 #define MAX_CONCURRENT_MAX	1024
 #define MAX_OUTPUT_MAX		(1024 * 1024)
 #define MEMORY_LIMIT_MIN	(1ULL << 20)

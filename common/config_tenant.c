@@ -1,6 +1,6 @@
 /*
  * config_tenant.c: the handlers of the palyrad.conf tenant block and what
- * it holds: workers, memory-limit, pids-limit, cpu-weight, agents (providers, prompt, limits,
+ * it holds: workers, idle-timeout, memory-limit, pids-limit, cpu-weight, agents (providers, prompt, limits,
  * tools) and budgets, with their directive tables. Runs in the supervisor
  * (palyrad) only, while config.c parses; touches nothing but the struct
  * cfg under construction and the parser's state.
@@ -54,6 +54,7 @@ cfg_directive_tenant(struct parser *p, struct cfg_lexer *lx,
 	tn = &cfg->tenants[cfg->ntenants - 1];
 	cfg_set_pos(&tn->pos, lx, kw);
 	tn->workers = 1;
+	tn->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
 	if ((tn->name = strdup(name.text)) == NULL)
 		return cfg_out_of_memory(p, lx, kw);
 	sub.kind = BLOCK_TENANT;
@@ -89,6 +90,17 @@ d_workers(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 		return -1;
 	tn->workers = (uint32_t)v;
 	return 0;
+}
+
+/* 0 keeps a tenant's workers forever once started. */
+static int
+d_idle_timeout(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_tenant *tn = f->object;
+
+	return cfg_take_duration(p, lx, kw, 0, IDLE_TIMEOUT_MAX,
+	    &tn->idle_timeout_ms);
 }
 
 static int
@@ -355,6 +367,7 @@ static const struct directive tenant_directives[] = {
 	{ "agent", d_agent, 0 },
 	{ "budget", d_budget, D_CHAIN },
 	{ "include", cfg_directive_include, 0 },
+	{ "idle-timeout", d_idle_timeout, D_ONCE | D_CHAIN },
 };
 
 static const struct directive agent_directives[] = {

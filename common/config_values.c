@@ -247,8 +247,13 @@ cfg_take_duration(struct parser *p, struct cfg_lexer *lx,
 
 	if (cfg_take_arg(p, lx, kw, &t) == -1)
 		return -1;
-	rc = parse_with_unit(t.text, duration_units, NUNITS(duration_units),
-	    out);
+	/* Zero is zero in any unit: a bare "0" needs none. */
+	if (strcmp(t.text, "0") == 0) {
+		*out = 0;
+		rc = 0;
+	} else
+		rc = parse_with_unit(t.text, duration_units,
+		    NUNITS(duration_units), out);
 	if (rc == -1)
 		return TOKEN_ERROR(p, lx, &t, "invalid duration \"%s\" for "
 		    "\"%s\"", t.text, kw->text);

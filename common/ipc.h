@@ -44,6 +44,17 @@ enum ipc_type {
 	IPC_RUN_NOTICE,		/* Palyra__Ipc__RunNotice */
 	IPC_PROCESS_LIST_REQUEST, /* Palyra__Ipc__ProcessListRequest */
 	IPC_PROCESS_LIST,	/* Palyra__Ipc__ProcessList */
+	IPC_WORKER_WANTED,	/* Palyra__Ipc__WorkerWanted */
+	IPC_JOURNAL_VERIFY_REQUEST, /* Palyra__Ipc__JournalVerifyRequest */
+	IPC_JOURNAL_VERIFY_REPORT, /* Palyra__Ipc__JournalVerifyReport */
+	IPC_JOURNAL_CHECKPOINT_REQUEST, /* Palyra__Ipc__JournalCheckpointRequest */
+	IPC_JOURNAL_CHECKPOINT_REPORT, /* Palyra__Ipc__JournalCheckpointReport */
+	IPC_JOURNAL_PUBKEY_REQUEST, /* Palyra__Ipc__JournalPubkeyRequest */
+	IPC_JOURNAL_PUBKEY,	/* Palyra__Ipc__JournalPubkey */
+	IPC_JOURNAL_EXPORT_REQUEST, /* Palyra__Ipc__JournalExportRequest */
+	IPC_JOURNAL_EXPORT_PAGE, /* Palyra__Ipc__JournalExportPage */
+	IPC_JOURNAL_BACKUP_REQUEST, /* Palyra__Ipc__JournalBackupRequest */
+	IPC_JOURNAL_BACKUP_RESULT, /* Palyra__Ipc__JournalBackupResult */
 	IPC_TYPE_MAX
 };
 

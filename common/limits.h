@@ -36,6 +36,7 @@
 #define CFG_MAX_FAILOVER	16	/* providers of one agent */
 #define CFG_MAX_TOOL_RULES	256	/* tool rules of one agent */
 #define CFG_MAX_PRICING		1024	/* pricing blocks */
+#define CFG_MAX_WORKERS		64	/* `workers` of one tenant */
 
 /* Supervisor */
 #define SUP_RESTART_MIN_MS	100
@@ -65,17 +66,41 @@
  * one may wait, and the most processes one reply may carry. */
 #define FE_PROCESS_REQUESTS_MAX	16
 #define FE_PROCESS_TIMEOUT_MS	2000
-#define FE_PROCESSES_MAX	(CFG_MAX_TENANTS * 4 + 16)
+#define FE_PROCESSES_MAX	(CFG_MAX_TENANTS * CFG_MAX_WORKERS + 16)
 /* A worker's channel closed: its calls wait this long for journald's
  * INTERRUPTED notice before they end with UNAVAILABLE. */
 #define FE_WORKER_LOST_GRACE_MS	3000
 #define FE_STOP_DRAIN_MS	3000	/* SIGTERM: calls in flight may end */
+/* /admin/v1/journal/...: requests waiting for journald, how long a quick
+ * one (pubkey, checkpoint, export page) and a job (verify, backup) may
+ * wait for its answer. */
+#define FE_JOURNAL_REQUESTS_MAX	16
+#define FE_JOURNAL_TIMEOUT_MS	10000
+#define FE_JOURNAL_JOB_TIMEOUT_MS (15 * 60 * 1000)
+/* Worker pools: calls of one tenant parked while a worker starts, how long
+ * one may wait before it ends with UNAVAILABLE, and the live calls per
+ * worker past which the front asks for another worker of the tenant. */
+#define FE_PENDING_CALLS_MAX	256
+#define FE_WORKER_START_TIMEOUT_MS 5000
+#define FE_WORKER_BUSY_RUNS	64
+/* palyractl status: a process starting for longer than this is reported
+ * as a failure (a worker slot that is idle is not). */
+#define CTL_STARTING_MAX_MS	FE_WORKER_START_TIMEOUT_MS
 
 /* Journal */
 #define JNL_BATCH_MAX		1024	/* appends per transaction */
 #define JNL_PAYLOAD_MAX		(160 * 1024)	/* encoded event bytes */
 /* SIGTERM: appends are served until every peer closed, at most this long. */
 #define JNL_STOP_DRAIN_MS	3000
+/* Audit jobs (journald/admin.h): verifications and backups running at
+ * once, events checked per turn of the loop, pages copied per backup step,
+ * events of one export page, results of one checkpoint report page. */
+#define JNL_AUDIT_JOBS_MAX	8
+#define JNL_VERIFY_CHUNK	2048
+#define JNL_BACKUP_STEP_PAGES	256
+#define JNL_EXPORT_PAGE_EVENTS	512
+#define JNL_CHECKPOINT_PAGE	256
+#define JNL_CHECKPOINT_DEFAULT_MS (10 * 60 * 1000)
 
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */

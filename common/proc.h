@@ -11,7 +11,8 @@
  * Command lines:
  *   palyra-journald -s STATE_DIR [-U UID:GID] [-v] [-d]
  *   palyra-front [-U UID:GID] [-v] [-d]
- *   palyra-worker -t TENANT -w SCRATCH_DIR [-P PORTS] [-U UID:GID] [-v] [-d]
+ *   palyra-worker -t TENANT -w SCRATCH_DIR [-P PORTS] [-i IDLE_MS]
+ *                 [-U UID:GID] [-v] [-d]
  * -v: debug logging, -d: log to stderr (else syslog).
  * -U: the ids the child switches to in its sandbox (common/sandbox.h);
  *     given only when the supervisor runs as root.
@@ -19,10 +20,17 @@
  *     created by the supervisor, owned by the worker's uid, mode 0700.
  * -P: comma-separated TCP ports the worker may connect to (its providers'
  *     ports); absent: none.
+ * -i: the tenant's idle-timeout in milliseconds: a worker with no live run
+ *     and no unacknowledged journal append for that long exits with
+ *     PROC_EXIT_IDLE; absent: it never retires. Workers start lazily: the
+ *     supervisor starts one when the front sends IPC_WORKER_WANTED, and up
+ *     to the tenant's `workers` of them, which share the tenant's uid,
+ *     scratch directory and control group.
  *
  * Every other channel arrives later as IPC_ATTACH_PEER with one descriptor
  * on PROC_FD_PARENT, so that a restarted peer is re-attached the same way:
- *   journald <- FRONT, WORKER(tenant)     front <- JOURNALD, WORKER(tenant)
+ *   journald <- FRONT, WORKER(tenant, index)
+ *   front    <- JOURNALD, WORKER(tenant, index)
  *   worker   <- JOURNALD, FRONT
  * Configuration arrives on PROC_FD_PARENT too: IPC_JOURNAL_CONFIG and
  * IPC_TENANT_LIST (journald), IPC_FRONT_KEYS and IPC_TENANT_LIST (front),
@@ -44,6 +52,7 @@ enum proc_exit {
 	PROC_EXIT_PEER = 3,	/* the supervisor sent a malformed message */
 	PROC_EXIT_STORAGE = 4,	/* journald: a database failed */
 	PROC_EXIT_SANDBOX = 5,	/* the sandbox could not be applied */
+	PROC_EXIT_IDLE = 6,	/* worker: idle for its idle-timeout; retired */
 };
 
 #endif

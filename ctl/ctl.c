@@ -49,6 +49,11 @@ usage(FILE *f)
 	    "  run [--tenant name | --token token] [--agent name]\n"
 	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
 	    "  status\n"
+	    "  journal verify [--tenant name]\n"
+	    "  journal checkpoint [--tenant name]\n"
+	    "  journal pubkey\n"
+	    "  journal export --tenant name [--since seq]\n"
+	    "  journal backup --tenant name\n"
 	    "  help\n");
 }
 
@@ -611,6 +616,8 @@ main(int argc, char **argv)
 		rc = cmd_run(&ctx, argc, argv);
 	else if (strcmp(argv[0], "status") == 0)
 		rc = ctl_cmd_status(&ctx, argc, argv);
+	else if (strcmp(argv[0], "journal") == 0)
+		rc = ctl_cmd_journal(&ctx, argc, argv);
 	else
 		rc = usage_error("unknown command %s", argv[0]);
 	curl_global_cleanup();

@@ -9,6 +9,8 @@
  *   status.c the status command: palyrad's processes as a table
  *   grpc.c   a minimal gRPC client: framing, streaming decode, trailers
  *   admin.c  the HTTP admin API (JSON via jansson) and token sources
+ *   journal.c the journal commands: verify, checkpoint, pubkey, export,
+ *            backup
  */
 #ifndef PALYRA_CTL_H
 #define PALYRA_CTL_H
@@ -26,6 +28,11 @@
 /* Largest gRPC message and HTTP reply body palyractl accepts. */
 #define CTL_GRPC_MAX_MESSAGE	FE_GRPC_MAX_MESSAGE
 #define CTL_HTTP_MAX_BODY	(1024 * 1024)
+/* journal: a reply (verify of every tenant), one exported line, and how
+ * long a verification or backup may take (the front waits 15 minutes). */
+#define CTL_JOURNAL_MAX_BODY	(32 * 1024 * 1024)
+#define CTL_EXPORT_LINE_MAX	(4 * 1024 * 1024)
+#define CTL_JOURNAL_TIMEOUT_S	(16 * 60)
 
 /* Exit codes (documented in palyractl(1)). */
 enum ctl_exit {
@@ -78,5 +85,8 @@ int		 ctl_processes(const struct ctl_ctx *, char **reply_json,
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);
+
+/* journal.c */
+int		 ctl_cmd_journal(const struct ctl_ctx *, int argc, char **argv);
 
 #endif

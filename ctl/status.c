@@ -3,8 +3,11 @@
  * (GET /admin/v1/processes with the admin token), or the server's JSON
  * as received with --json. Runs in palyractl.
  *
- * Exits 0 when every process is ready and 1 otherwise, so that scripts
- * and health checks can use it as it is. Text from the server is shown
+ * Exits 0 when every process is ready or idle (a tenant's worker slot
+ * that is not running: workers start on first use and retire when idle)
+ * and 1 otherwise (one starting for longer than CTL_STARTING_MAX_MS, in
+ * back-off, parked, stopping), so that scripts and health checks can use
+ * it as it is. Text from the server is shown
  * with control characters replaced, bounded per cell.
  */
 #include <stdio.h>
@@ -138,6 +141,21 @@ cell_sandbox(char *cell, json_t *sandbox)
 		snprintf(cell, CELL_MAX, "-");
 }
 
+/* Ready, idle, or starting for a little while: what a healthy host shows. */
+static int
+process_ok(json_t *p, const char *state)
+{
+	json_t	*up = json_object_get(p, "uptime_seconds");
+
+	if (state == NULL)
+		return 0;
+	if (strcmp(state, "ready") == 0 || strcmp(state, "idle") == 0)
+		return 1;
+	return strcmp(state, "starting") == 0 && (json_is_null(up) ||
+	    (json_is_number(up) && json_number_value(up) * 1000 <
+	    CTL_STARTING_MAX_MS));
+}
+
 static int
 row_fill(struct row *r, json_t *p)
 {
@@ -156,8 +174,7 @@ row_fill(struct row *r, json_t *p)
 	cell_sandbox(r->cells[COL_SANDBOX], json_object_get(p, "sandbox"));
 	cell_text(r->cells[COL_CGROUP],
 	    json_string_value(json_object_get(p, "cgroup")));
-	return json_is_string(state) &&
-	    strcmp(json_string_value(state), "ready") == 0;
+	return process_ok(p, json_string_value(state));
 }
 
 /* One line; the last column is not padded. */

@@ -25,6 +25,7 @@ static const char *const state_names[] = {
     [FE_CALL_HEADERS] = "HEADERS",
     [FE_CALL_AUTHENTICATING] = "AUTHENTICATING",
     [FE_CALL_WAITING_START] = "WAITING_START",
+    [FE_CALL_PARKED] = "PARKED",
     [FE_CALL_RUNNING] = "RUNNING",
     [FE_CALL_HALF_CLOSED] = "HALF_CLOSED",
     [FE_CALL_CLOSING] = "CLOSING",
@@ -38,11 +39,15 @@ static const unsigned int transitions[] = {
 			S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_AUTHENTICATING] =
 	S(FE_CALL_WAITING_START) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
-    [FE_CALL_WAITING_START] =
+    [FE_CALL_WAITING_START] = S(FE_CALL_RUNNING) | S(FE_CALL_PARKED) |
+			      S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+    [FE_CALL_PARKED] =
 	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
-    [FE_CALL_RUNNING] =
-	S(FE_CALL_HALF_CLOSED) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
-    [FE_CALL_HALF_CLOSED] = S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+    /* Back to PARKED: the worker went away before the run's first event. */
+    [FE_CALL_RUNNING] = S(FE_CALL_HALF_CLOSED) | S(FE_CALL_PARKED) |
+			S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+    [FE_CALL_HALF_CLOSED] =
+	S(FE_CALL_PARKED) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_CLOSING] = S(FE_CALL_CLOSED),
     [FE_CALL_CLOSED] = 0,
 };
@@ -242,6 +247,24 @@ fe_call_grace_timer_start(struct fe_call *call)
 	    FE_WORKER_LOST_GRACE_MS);
 }
 
+static void
+park_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_call *call = arg;
+
+	/* No worker of the tenant attached in time (it cannot start). */
+	if (call->state == FE_CALL_PARKED)
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+}
+
+int
+fe_call_park_timer_start(struct fe_call *call)
+{
+	return timer_start(call, &call->park_timer, park_timeout_cb,
+	    FE_WORKER_START_TIMEOUT_MS);
+}
+
 void
 fe_call_headers_done(struct fe_call *call)
 {
@@ -343,20 +366,32 @@ drain_input(struct fe_call *call)
 	}
 }
 
+/*
+ * Held until the token is known, or until a worker takes the parked call;
+ * bounded like one message.
+ */
+static void
+hold_input(struct fe_call *call, const uint8_t *data, size_t len)
+{
+	if (evbuffer_get_length(call->in) + len >
+	    GRPC_PREFIX_LEN + FE_GRPC_MAX_MESSAGE) {
+		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		    call->state == FE_CALL_PARKED
+			? "too much data while waiting for a worker"
+			: "too much data before authentication");
+		return;
+	}
+	evbuffer_add(call->in, data, len);
+}
+
 void
 fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 {
 	int64_t msglen;
 
-	if (call->state == FE_CALL_AUTHENTICATING) {
-		/* Held until the token is known; bounded like one message. */
-		if (evbuffer_get_length(call->in) + len >
-		    GRPC_PREFIX_LEN + FE_GRPC_MAX_MESSAGE) {
-			fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
-			    "too much data before authentication");
-			return;
-		}
-		evbuffer_add(call->in, data, len);
+	if (call->state == FE_CALL_AUTHENTICATING ||
+	    call->state == FE_CALL_PARKED) {
+		hold_input(call, data, len);
 		return;
 	}
 	if (!accepts_messages(call))
@@ -372,6 +407,10 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 		fe_rpc_message(call, data + GRPC_PREFIX_LEN, (size_t)msglen);
 		data += GRPC_PREFIX_LEN + msglen;
 		len -= GRPC_PREFIX_LEN + msglen;
+	}
+	if (len > 0 && call->state == FE_CALL_PARKED) {
+		hold_input(call, data, len);
+		return;
 	}
 	if (len == 0 || !accepts_messages(call))
 		return;
@@ -411,6 +450,11 @@ fe_call_finish(struct fe_call *call, uint32_t status, const char *msg)
 	if (call->state == FE_CALL_CLOSING || call->state == FE_CALL_CLOSED)
 		return;
 	fe_worker_detach(call);
+	if (call->start_req != NULL) {
+		palyra__v1__run_stream_request__free_unpacked(
+		    call->start_req, NULL);
+		call->start_req = NULL;
+	}
 	if (call->jreq != NULL) {
 		fe_jreq_abandon(call->jreq);
 		call->jreq = NULL;
@@ -546,7 +590,15 @@ fe_call_release(struct fe_call *call, int disconnected)
 		event_free(call->auth_timer);
 	if (call->grace_timer != NULL)
 		event_free(call->grace_timer);
+	if (call->park_timer != NULL)
+		event_free(call->park_timer);
 	call->deadline_timer = call->auth_timer = call->grace_timer = NULL;
+	call->park_timer = NULL;
+	if (call->start_req != NULL) {
+		palyra__v1__run_stream_request__free_unpacked(
+		    call->start_req, NULL);
+		call->start_req = NULL;
+	}
 	sodium_memzero(call->token_hash, sizeof(call->token_hash));
 	if (call->state != FE_CALL_CLOSED)
 		fe_call_transition(call, FE_CALL_CLOSED);

@@ -260,7 +260,8 @@ drain_start(struct fe_ctx *ctx)
 	TAILQ_FOREACH(call, &conn->calls, conn_entry)
 	if (call->state == FE_CALL_HEADERS ||
 	    call->state == FE_CALL_AUTHENTICATING ||
-	    call->state == FE_CALL_WAITING_START)
+	    call->state == FE_CALL_WAITING_START ||
+	    call->state == FE_CALL_PARKED)
 		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
 	drain_cb(-1, 0, ctx);
 }
@@ -320,6 +321,7 @@ ctx_new(int verbose)
 	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
 	TAILQ_INIT(&ctx->jreqs);
 	TAILQ_INIT(&ctx->workers);
+	TAILQ_INIT(&ctx->pools);
 	TAILQ_INIT(&ctx->orphans);
 	TAILQ_INIT(&ctx->conns);
 	TAILQ_INIT(&ctx->dirty);
@@ -340,6 +342,7 @@ ctx_free(struct fe_ctx *ctx)
 {
 	fe_h2_shutdown(ctx);
 	fe_processes_shutdown(ctx);
+	fe_journal_shutdown(ctx);
 	fe_http_shutdown(ctx);
 	fe_peer_free_all(ctx);
 	fe_call_free_pool(ctx);

@@ -5,13 +5,14 @@
  * Process: palyra-front. It holds the token keyed-hash key and the admin
  * token hash, never a tenant token in clear beyond one request, and never
  * runs agent code. It talks to the supervisor (fd 3), journald (tokens) and
- * one worker per tenant (runs), all over typed IPC channels.
+ * the workers of each tenant (runs), all over typed IPC channels.
  *
  * Modules: front.c (main, context, supervisor channel), peer.c (journald
- * and worker channels), h2.c (HTTP/2 connections on nghttp2), call.c (gRPC
- * call state machine and framing), rpc.c (the gRPC methods), auth.c
- * (tokens), http.c (the HTTP/1.1 surface), processes.c (the supervisor's
- * process list over HTTP).
+ * and worker channels), pool.c (routing calls to a tenant's workers,
+ * parking them while one starts), h2.c (HTTP/2 connections on nghttp2),
+ * call.c (gRPC call state machine and framing), rpc.c (the gRPC methods),
+ * auth.c (tokens), http.c (the HTTP/1.1 surface), processes.c (the
+ * supervisor's process list over HTTP).
  */
 #ifndef PALYRA_FRONT_H
 #define PALYRA_FRONT_H
@@ -67,6 +68,7 @@ enum fe_call_state {
 	FE_CALL_HEADERS = 0,	/* request headers arriving */
 	FE_CALL_AUTHENTICATING, /* token lookup at journald pending */
 	FE_CALL_WAITING_START,	/* waiting for the first request message */
+	FE_CALL_PARKED,		/* start received, waiting for a worker */
 	FE_CALL_RUNNING,	/* run started at the worker, relaying events */
 	FE_CALL_HALF_CLOSED,	/* client finished sending, still relaying */
 	FE_CALL_CLOSING,	/* status decided, response being flushed */
@@ -117,6 +119,14 @@ struct fe_call {
 	/* The run at the worker. */
 	struct fe_worker *worker;
 	uint32_t call_id;
+	/* The start message, kept until the run's first event so that a call
+	 * whose worker went away before it is routed again, once. */
+	Palyra__V1__RunStreamRequest *start_req;
+	int rerouted;
+	/* Parked (on pool->parked by worker_entry) until a worker of the
+	 * tenant attaches, or park_timer ends it. */
+	struct fe_pool *pool;
+	struct event *park_timer;
 	/* From the run's first event; matches journald's notices. */
 	char run_id[FE_RUN_ID_MAX + 1];
 	uint64_t last_seq;
@@ -151,17 +161,34 @@ struct fe_conn {
 
 TAILQ_HEAD(fe_conn_list, fe_conn);
 
-/* A tenant's worker channel and the calls running on it. */
+/* One worker channel of a tenant and the calls running on it. */
 struct fe_worker {
 	TAILQ_ENTRY(fe_worker) entry;
 	struct fe_ctx *ctx;
 	struct ipc_chan *chan;
 	char tenant[NAME_MAX_LEN + 1];
+	uint32_t index; /* which of the tenant's workers (supervisor's word) */
 	uint32_t next_call_id;
 	struct fe_call_list calls;
+	size_t ncalls; /* on calls: its load */
 };
 
 TAILQ_HEAD(fe_worker_list, fe_worker);
+
+/* A tenant's calls waiting for a worker, and the request for one. */
+struct fe_pool {
+	TAILQ_ENTRY(fe_pool) entry;
+	struct fe_ctx *ctx;
+	char tenant[NAME_MAX_LEN + 1];
+	struct fe_call_list parked;
+	size_t nparked;
+	/* IPC_WORKER_WANTED sent for this many workers, not yet answered by
+	 * an attach; want_timer forgets it after FE_WORKER_START_TIMEOUT_MS. */
+	uint32_t wanted;
+	struct event *want_timer;
+};
+
+TAILQ_HEAD(fe_pool_list, fe_pool);
 
 enum fe_jreq_kind {
 	FE_JREQ_LOOKUP = 0, /* owner: struct fe_call */
@@ -207,6 +234,7 @@ struct fe_ctx {
 	uint32_t next_journal_id;
 	struct fe_jreq_list jreqs;
 	struct fe_worker_list workers;
+	struct fe_pool_list pools;
 	/* Calls of lost workers (by worker_entry), awaiting journald. */
 	struct fe_call_list orphans;
 
@@ -220,6 +248,7 @@ struct fe_ctx {
 
 	struct evhttp *http;
 	struct evhttp_bound_socket *http_socket;
+	struct fe_journal *journal; /* journal.c: audit requests, or NULL */
 	struct event *sigterm_event;
 	struct event *sigint_event;
 
@@ -240,7 +269,8 @@ void fe_chan_free_later(struct fe_ctx *, struct ipc_chan *);
 /* peer.c: journald and worker channels. */
 int fe_peer_attach(struct fe_ctx *, const Palyra__Ipc__AttachPeer *, int fd);
 void fe_peer_free_all(struct fe_ctx *);
-struct fe_worker *fe_worker_find(struct fe_ctx *, const char *tenant);
+struct fe_worker *fe_worker_find(
+    struct fe_ctx *, const char *tenant, uint32_t index);
 /* Sends a request to journald. Returns 0, -ENOTCONN, -ENOBUFS or -errno. */
 int fe_journal_request(struct fe_ctx *, enum ipc_type, const ProtobufCMessage *,
     enum fe_jreq_kind, void *owner, struct fe_jreq **out);
@@ -253,6 +283,18 @@ void fe_worker_detach(struct fe_call *);
 /* Handles journald's IPC_RUN_NOTICE. Returns 0, or -EPROTO for a notice
  * journald should never send (the caller drops the channel). */
 int fe_peer_run_notice(struct fe_ctx *, const Palyra__Ipc__RunNotice *);
+
+/* pool.c: routing to a tenant's workers. */
+/* Starts call->start_req on the least-loaded attached worker of the call's
+ * tenant, or parks the call until one attaches; ends the call on failure. */
+void fe_pool_route(struct fe_call *);
+/* The call's worker went away before its first event: routes it again,
+ * once. Returns 0, or -EALREADY when the caller must end it. */
+int fe_pool_reroute(struct fe_call *);
+/* A worker of tenant attached: parked calls go to it. */
+void fe_pool_attached(struct fe_ctx *, const char *tenant);
+void fe_pool_unpark(struct fe_call *);
+void fe_pool_free_all(struct fe_ctx *);
 
 /* h2.c: the gRPC listener and HTTP/2 connections. */
 int fe_h2_listen(struct fe_ctx *, int fd);
@@ -283,6 +325,8 @@ void fe_call_abort(struct fe_call *, uint32_t status, const char *msg);
 int fe_call_auth_timer_start(struct fe_call *);
 /* Ends the call with UNAVAILABLE after FE_WORKER_LOST_GRACE_MS. */
 int fe_call_grace_timer_start(struct fe_call *);
+/* Ends a parked call with UNAVAILABLE after FE_WORKER_START_TIMEOUT_MS. */
+int fe_call_park_timer_start(struct fe_call *);
 int fe_call_send_message(struct fe_call *, const ProtobufCMessage *);
 int fe_grpc_timeout_parse(const char *value, size_t len, int64_t *ms);
 const char *fe_call_state_name(enum fe_call_state);
@@ -328,5 +372,25 @@ void fe_processes_get(struct fe_ctx *, struct evhttp_request *);
 int fe_processes_reply(
     struct fe_ctx *, uint32_t request_id, const Palyra__Ipc__ProcessList *);
 void fe_processes_shutdown(struct fe_ctx *);
+
+/* journal.c: /admin/v1/journal/..., answered by journald (audit). */
+#define FE_JOURNAL_REPLY_TYPES                                                 \
+	(IPC_TYPE_BIT(IPC_JOURNAL_VERIFY_REPORT) |                             \
+	    IPC_TYPE_BIT(IPC_JOURNAL_CHECKPOINT_REPORT) |                      \
+	    IPC_TYPE_BIT(IPC_JOURNAL_PUBKEY) |                                 \
+	    IPC_TYPE_BIT(IPC_JOURNAL_EXPORT_PAGE) |                            \
+	    IPC_TYPE_BIT(IPC_JOURNAL_BACKUP_RESULT))
+/* endpoint: the path after /admin/v1/journal/. */
+void fe_journal_http(
+    struct fe_ctx *, struct evhttp_request *, const char *endpoint);
+/* Handles a FE_JOURNAL_REPLY_TYPES message: returns 1, or 0 for any
+ * other type. */
+int fe_journal_reply(struct fe_ctx *, const struct ipc_msg *);
+/* The journald channel is gone: requests waiting for it fail. */
+void fe_journal_peer_lost(struct fe_ctx *);
+void fe_journal_shutdown(struct fe_ctx *);
+
+/* pbjson.c: a decoded protobuf-c message as JSON (jansson), or NULL. */
+struct json_t *fe_pb_json(const ProtobufCMessage *);
 
 #endif

@@ -359,6 +359,10 @@ gencb(struct evhttp_request *req, void *arg)
 		token_create(ctx, req);
 	else if (strcmp(path, "/admin/v1/processes") == 0)
 		fe_processes_get(ctx, req);
+	else if (strncmp(path, "/admin/v1/journal/",
+		     sizeof("/admin/v1/journal/") - 1) == 0)
+		fe_journal_http(
+		    ctx, req, path + sizeof("/admin/v1/journal/") - 1);
 	else
 		reply_error(req, 404, "not_found", "no such resource");
 }

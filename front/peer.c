@@ -1,6 +1,7 @@
 /*
  * peer.c: palyra-front's channels to journald (token store and lookup) and
- * to each tenant's worker (runs), as attached by the supervisor.
+ * to each of the tenants' workers (runs), as attached by the supervisor,
+ * one per (tenant, index).
  *
  * Process: palyra-front. Touches only the channels it is handed; a peer
  * that sends something malformed or unpermitted loses its channel, the
@@ -21,7 +22,7 @@
 
 #define FE_JOURNALD_ALLOWED                                                    \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO) |       \
-	    IPC_TYPE_BIT(IPC_RUN_NOTICE))
+	    IPC_TYPE_BIT(IPC_RUN_NOTICE) | FE_JOURNAL_REPLY_TYPES)
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR))
 
@@ -46,6 +47,7 @@ journald_drop(struct fe_ctx *ctx)
 		return;
 	fe_chan_free_later(ctx, ctx->journald);
 	ctx->journald = NULL;
+	fe_journal_peer_lost(ctx);
 	while ((jreq = TAILQ_FIRST(&ctx->jreqs)) != NULL) {
 		TAILQ_REMOVE(&ctx->jreqs, jreq, entry);
 		jreq_fail(jreq);
@@ -61,6 +63,8 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	enum fe_jreq_kind kind;
 
 	if (chan != ctx->journald)
+		return;
+	if (fe_journal_reply(ctx, m))
 		return;
 	if (m->hdr.type == IPC_RUN_NOTICE) {
 		if (fe_peer_run_notice(ctx, (Palyra__Ipc__RunNotice *)m->msg) <
@@ -146,12 +150,12 @@ fe_jreq_abandon(struct fe_jreq *jreq)
 }
 
 struct fe_worker *
-fe_worker_find(struct fe_ctx *ctx, const char *tenant)
+fe_worker_find(struct fe_ctx *ctx, const char *tenant, uint32_t index)
 {
 	struct fe_worker *w;
 
 	TAILQ_FOREACH(w, &ctx->workers, entry)
-	if (strcmp(w->tenant, tenant) == 0)
+	if (w->index == index && strcmp(w->tenant, tenant) == 0)
 		return w;
 	return NULL;
 }
@@ -169,10 +173,12 @@ worker_by_chan(struct fe_ctx *ctx, const struct ipc_chan *chan)
 
 /*
  * Lets the worker's current channel go with its calls. With grace (the
- * worker exited or was replaced), a call whose run already showed its first
- * event waits for journald to notice the run's INTERRUPTED status, which
- * journald commits only after it saw the same worker go; every other call
- * ends now.
+ * worker exited, retired or was replaced), a call whose run already showed
+ * its first event waits for journald to notice the run's INTERRUPTED
+ * status, which journald commits only after it saw the same channel go; a
+ * call with no event yet is routed again, once (a worker that retired just
+ * as the call was routed to it must not fail the client); every other call
+ * ends now. The tenant's other workers and their calls are not touched.
  */
 static void
 worker_reset(struct fe_worker *w, int grace)
@@ -180,8 +186,14 @@ worker_reset(struct fe_worker *w, int grace)
 	struct fe_ctx *ctx = w->ctx;
 	struct fe_call *call;
 
+	/* Gone first, so that a rerouted call cannot land here again. */
+	fe_chan_free_later(w->ctx, w->chan);
+	w->chan = NULL;
 	while ((call = TAILQ_FIRST(&w->calls)) != NULL) {
 		fe_worker_detach(call);
+		if (grace && call->run_id[0] == '\0' &&
+		    fe_pool_reroute(call) == 0)
+			continue;
 		if (!grace || call->run_id[0] == '\0' ||
 		    fe_call_grace_timer_start(call) < 0) {
 			fe_rpc_worker_gone(call);
@@ -190,8 +202,6 @@ worker_reset(struct fe_worker *w, int grace)
 		call->orphaned = 1;
 		TAILQ_INSERT_TAIL(&ctx->orphans, call, worker_entry);
 	}
-	fe_chan_free_later(w->ctx, w->chan);
-	w->chan = NULL;
 }
 
 static void
@@ -215,9 +225,9 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	if (m->hdr.type == IPC_RUN_EVENT) {
 		ev = (Palyra__Ipc__RunEventMsg *)m->msg;
 		if (ev->event == NULL) {
-			log_warn("worker[%s] sent a RUN_EVENT without an "
+			log_warn("worker[%s#%u] sent a RUN_EVENT without an "
 				 "event, dropping its channel",
-			    w->tenant);
+			    w->tenant, w->index);
 			worker_drop(w, 0);
 			return;
 		}
@@ -242,10 +252,10 @@ worker_close(struct ipc_chan *chan, int error, void *arg)
 	if ((w = worker_by_chan(ctx, chan)) == NULL)
 		return;
 	if (error == 0)
-		log_info("worker[%s] channel closed", w->tenant);
+		log_info("worker[%s#%u] channel closed", w->tenant, w->index);
 	else
-		log_warn("worker[%s] channel failed: %s", w->tenant,
-		    strerror(-error));
+		log_warn("worker[%s#%u] channel failed: %s", w->tenant,
+		    w->index, strerror(-error));
 	/* A worker that broke the protocol is not waited for. */
 	worker_drop(w, error == 0 || error == -EPIPE || error == -ECONNRESET);
 }
@@ -266,21 +276,22 @@ attach_journald(struct fe_ctx *ctx, int fd)
 }
 
 static int
-attach_worker(struct fe_ctx *ctx, const char *tenant, int fd)
+attach_worker(struct fe_ctx *ctx, const char *tenant, uint32_t index, int fd)
 {
 	struct fe_worker *w;
 	struct ipc_chan *chan;
-	char peer[NAME_MAX_LEN + 16];
+	char peer[NAME_MAX_LEN + 24];
 
-	if (!cfg_name_valid(tenant))
+	if (!cfg_name_valid(tenant) || index >= CFG_MAX_WORKERS)
 		return -EPROTO;
-	snprintf(peer, sizeof(peer), "worker[%s]", tenant);
+	snprintf(peer, sizeof(peer), "worker[%s#%u]", tenant, index);
 	chan = ipc_chan_new(ctx->base, fd, peer, FE_WORKER_ALLOWED, worker_msg,
 	    worker_close, ctx);
 	if (chan == NULL)
 		return -ENOMEM;
-	if ((w = fe_worker_find(ctx, tenant)) != NULL) {
-		log_info("worker[%s] replaced", tenant);
+	/* Only the channel of the same tenant and index is replaced. */
+	if ((w = fe_worker_find(ctx, tenant, index)) != NULL) {
+		log_info("%s replaced", peer);
 		worker_reset(w, 1);
 	} else {
 		w = calloc(1, sizeof(*w));
@@ -290,12 +301,14 @@ attach_worker(struct fe_ctx *ctx, const char *tenant, int fd)
 		}
 		w->ctx = ctx;
 		snprintf(w->tenant, sizeof(w->tenant), "%s", tenant);
+		w->index = index;
 		TAILQ_INIT(&w->calls);
 		w->next_call_id = 1;
 		TAILQ_INSERT_TAIL(&ctx->workers, w, entry);
-		log_info("worker[%s] attached", tenant);
+		log_info("%s attached", peer);
 	}
 	w->chan = chan;
+	fe_pool_attached(ctx, tenant);
 	return 0;
 }
 
@@ -306,7 +319,7 @@ fe_peer_attach(struct fe_ctx *ctx, const Palyra__Ipc__AttachPeer *ap, int fd)
 	case PALYRA__IPC__PEER_KIND__PEER_JOURNALD:
 		return attach_journald(ctx, fd);
 	case PALYRA__IPC__PEER_KIND__PEER_WORKER:
-		return attach_worker(ctx, ap->tenant, fd);
+		return attach_worker(ctx, ap->tenant, ap->index, fd);
 	default:
 		return -EPROTO;
 	}
@@ -320,6 +333,7 @@ fe_peer_free_all(struct fe_ctx *ctx)
 	journald_drop(ctx);
 	while ((w = TAILQ_FIRST(&ctx->workers)) != NULL)
 		worker_drop(w, 0);
+	fe_pool_free_all(ctx);
 }
 
 int
@@ -340,6 +354,7 @@ fe_worker_start(struct fe_worker *w, struct fe_call *call,
 	call->call_id = id;
 	call->worker = w;
 	TAILQ_INSERT_TAIL(&w->calls, call, worker_entry);
+	w->ncalls++;
 	return 0;
 }
 
@@ -357,8 +372,9 @@ fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
 	rc = ipc_chan_send(call->worker->chan, IPC_RUN_CANCEL, call->call_id,
 	    &req.base, NULL, 0);
 	if (rc < 0)
-		log_warn("worker[%s]: cannot cancel call %u: %s",
-		    call->worker->tenant, call->call_id, strerror(-rc));
+		log_warn("worker[%s#%u]: cannot cancel call %u: %s",
+		    call->worker->tenant, call->worker->index, call->call_id,
+		    strerror(-rc));
 	return rc;
 }
 
@@ -371,9 +387,11 @@ fe_worker_detach(struct fe_call *call)
 		if (call->grace_timer != NULL)
 			evtimer_del(call->grace_timer);
 	}
+	fe_pool_unpark(call);
 	if (call->worker == NULL)
 		return;
 	TAILQ_REMOVE(&call->worker->calls, call, worker_entry);
+	call->worker->ncalls--;
 	call->worker = NULL;
 }
 
@@ -411,8 +429,14 @@ fe_peer_run_notice(struct fe_ctx *ctx, const Palyra__Ipc__RunNotice *notice)
 	 * overtake the worker channel's EOF.
 	 */
 	call = call_by_run(&ctx->orphans, notice->tenant, ev->run_id);
-	if (call == NULL && (w = fe_worker_find(ctx, notice->tenant)) != NULL)
-		call = call_by_run(&w->calls, notice->tenant, ev->run_id);
+	TAILQ_FOREACH(w, &ctx->workers, entry)
+	{
+		if (call != NULL)
+			break;
+		if (strcmp(w->tenant, notice->tenant) == 0)
+			call =
+			    call_by_run(&w->calls, notice->tenant, ev->run_id);
+	}
 	if (call == NULL || ev->seq <= call->last_seq)
 		return 0;
 	log_debug("call %d: run %s %s by journald", call->stream_id, ev->run_id,

@@ -184,9 +184,11 @@ facts_json(char **facts, size_t n)
 static json_t *
 process_json(const Palyra__Ipc__ProcessInfo *p)
 {
-	return json_pack("{s:o, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:o, "
+	return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:o, "
 			 "s:{s:o, s:o}, s:o, s:o}",
 	    "kind", text_json(p->kind), "tenant", text_or_null(p->tenant),
+	    "index",
+	    p->tenant[0] != '\0' ? json_integer(p->index) : json_null(),
 	    "pid", p->pid != 0 ? json_integer(p->pid) : json_null(), "uid",
 	    (json_int_t)p->uid, "gid", (json_int_t)p->gid, "state",
 	    text_json(p->state), "restarts", (json_int_t)p->restarts,

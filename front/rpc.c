@@ -2,7 +2,7 @@
  * rpc.c: the gRPC methods palyra-front serves: grpc.health.v1.Health/Check,
  * palyra.v1.GatewayService/GetHealth and RunStream. RunStream authenticates
  * the bearer token at journald, then relays the run between the client and
- * the worker of the token's tenant.
+ * a worker of the token's tenant (pool.c picks it, or waits for one).
  *
  * Process: palyra-front. Decodes client request messages (the one place
  * they are decoded) and worker replies already decoded by the IPC layer;
@@ -126,7 +126,9 @@ fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
 		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
 		return;
 	}
-	if (fe_worker_find(ctx, info->tenant) == NULL) {
+	/* Its workers start on demand (pool.c); a tenant that a reload
+	 * removed has none to start. */
+	if (!fe_tenant_known(ctx, info->tenant)) {
 		fe_call_finish(
 		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
 		return;
@@ -221,43 +223,23 @@ start_invalid(const Palyra__V1__RunStart *start)
 	return NULL;
 }
 
-static void
-run_start(struct fe_call *call, Palyra__V1__RunStart *start)
+/* Returns 1 when the call kept req (until its run's first event). */
+static int
+run_start(struct fe_call *call, Palyra__V1__RunStreamRequest *req)
 {
-	Palyra__Ipc__RunStartRequest req = PALYRA__IPC__RUN_START_REQUEST__INIT;
-	struct fe_worker *w;
 	const char *why;
-	int rc;
 
-	if ((why = start_invalid(start)) != NULL) {
+	if ((why = start_invalid(req->start)) != NULL) {
 		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT, why);
-		return;
+		return 0;
 	}
 	if (call->conn->ctx->draining) {
 		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
-		return;
+		return 0;
 	}
-	if ((w = fe_worker_find(call->conn->ctx, call->tenant)) == NULL) {
-		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
-		return;
-	}
-	req.principal = call->principal;
-	req.role = call->role;
-	req.start = start;
-	req.deadline_unix_ms = call->deadline_unix_ms;
-	rc = fe_worker_start(w, call, &req);
-	if (rc == -ENOBUFS) {
-		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "tenant worker busy");
-		return;
-	}
-	if (rc < 0) {
-		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
-		return;
-	}
-	fe_call_transition(call, FE_CALL_RUNNING);
+	call->start_req = req;
+	fe_pool_route(call);
+	return 1;
 }
 
 static void
@@ -275,8 +257,8 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		if (req->msg_case != PALYRA__V1__RUN_STREAM_REQUEST__MSG_START)
 			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
 			    "RunStream needs a start message");
-		else
-			run_start(call, req->start);
+		else if (run_start(call, req))
+			return;
 	} else {
 		switch (req->msg_case) {
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_CANCEL:
@@ -350,6 +332,12 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 	    strnlen(ev->event->run_id, FE_RUN_ID_MAX + 1) <= FE_RUN_ID_MAX)
 		memcpy(call->run_id, ev->event->run_id,
 		    strlen(ev->event->run_id) + 1);
+	/* The run exists now: it is never started again elsewhere. */
+	if (call->start_req != NULL) {
+		palyra__v1__run_stream_request__free_unpacked(
+		    call->start_req, NULL);
+		call->start_req = NULL;
+	}
 	if (ev->event->seq > call->last_seq)
 		call->last_seq = ev->event->seq;
 	rc = fe_call_send_message(call, &ev->event->base);

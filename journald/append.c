@@ -5,7 +5,9 @@
  *
  * An append is checked (structure first: failing that drops the worker;
  * then the run's state), linked into the tenant's hash chain and inserted
- * into the open transaction; batch.c commits and acknowledges it.
+ * into the open transaction; batch.c commits and acknowledges it. Each
+ * worker channel keeps the runs it started and has not ended, so that the
+ * death of one of a tenant's workers interrupts its runs and no other's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -222,6 +224,45 @@ append_malformed(const Palyra__Ipc__JournalAppend *req)
 	return NULL;
 }
 
+/* Run ownership: the channel that appended a run's first event. */
+
+static void
+live_add(struct jnl_worker *w, const Palyra__V1__RunEvent *ev)
+{
+	struct jnl_live_run *grown;
+	size_t cap;
+
+	if (w->nlive == w->live_cap) {
+		cap = w->live_cap ? w->live_cap * 2 : 16;
+		if ((grown = reallocarray(w->live, cap, sizeof(*grown))) ==
+		    NULL) {
+			/* Then only journald's next start interrupts it. */
+			log_warn("%s: out of memory for run %s",
+			    ipc_chan_peer(w->chan), ev->run_id);
+			return;
+		}
+		w->live = grown;
+		w->live_cap = cap;
+	}
+	snprintf(w->live[w->nlive].run_id, sizeof(w->live[0].run_id), "%s",
+	    ev->run_id);
+	snprintf(w->live[w->nlive].session_id, sizeof(w->live[0].session_id),
+	    "%s", ev->session_id);
+	w->nlive++;
+}
+
+static void
+live_remove(struct jnl_worker *w, const char *run_id)
+{
+	size_t i;
+
+	for (i = 0; i < w->nlive; i++)
+		if (strcmp(w->live[i].run_id, run_id) == 0) {
+			w->live[i] = w->live[--w->nlive];
+			return;
+		}
+}
+
 void
 jnl_handle_append(
     struct jnl_ctx *ctx, struct jnl_worker *w, const struct ipc_msg *m)
@@ -268,8 +309,17 @@ jnl_handle_append(
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
 		else
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_REFUSED;
-	} else
+	} else {
 		ack.ok = 1;
+		if (req->event->event_case ==
+		    PALYRA__V1__RUN_EVENT__EVENT_STATUS) {
+			if (req->event->seq == 1)
+				live_add(w, req->event);
+			else if (jnl_status_terminal(
+				     req->event->status->status))
+				live_remove(w, req->event->run_id);
+		}
+	}
 	if (jnl_ack_push(ctx, &ack) < 0) {
 		log_error("out of memory for acks; dropping %s",
 		    ipc_chan_peer(w->chan));
@@ -282,11 +332,6 @@ jnl_handle_append(
 }
 
 /* Crash reconciliation. */
-
-struct live_run {
-	char run_id[JNL_RUN_ID_MAX + 1];
-	char session_id[NAME_MAX_LEN + 1];
-};
 
 /*
  * Queues a notice of a reconciliation event for the front, sent only after
@@ -317,25 +362,86 @@ notice_push(
 }
 
 /*
- * Appends a status INTERRUPTED event to every run of t that is not in a
- * terminal status: their worker is gone, nothing will finish them. The
- * events go through the normal batch and commit; once committed, each is
- * noticed to the front (IPC_RUN_NOTICE). reason must be static text.
+ * Appends a status INTERRUPTED event to each of the runs ids of t that is
+ * not in a terminal status: their worker is gone, nothing will finish them.
+ * The events go through the normal batch and commit; once committed, each
+ * is noticed to the front (IPC_RUN_NOTICE). reason must be static text.
  * Returns 0 or -EIO.
  */
-int
-jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
+static int
+reconcile_runs(struct jnl_ctx *ctx, struct jnl_tenant *t,
+    const struct jnl_live_run *ids, size_t nids, const char *reason)
 {
 	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
 	Palyra__V1__StatusEvent status = PALYRA__V1__STATUS_EVENT__INIT;
-	sqlite3_stmt *st;
 	struct jnl_run *run;
-	struct live_run *ids = NULL, *n;
-	size_t nids = 0, cap = 0, i, done = 0;
+	size_t i, done = 0;
 	uint64_t chain_seq;
 	uint8_t hash[CHAIN_HASH_LEN];
-	const char *err, *id, *session;
-	int rc, storage_failed;
+	const char *err;
+	int storage_failed;
+
+	status.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED;
+	status.reason = (char *)reason;
+	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+	ev.status = &status;
+	for (i = 0; i < nids; i++) {
+		if (jnl_run_get(t, ids[i].run_id, &run) < 0) {
+			jnl_batch_fail(ctx, t);
+			break;
+		}
+		/* The cache knows better than the row: it may hold this
+		 * batch's terminal status not yet written. */
+		if (run == NULL || jnl_status_terminal(run->status))
+			continue;
+		ev.run_id = (char *)ids[i].run_id;
+		ev.session_id = (char *)ids[i].session_id;
+		ev.seq = run->last_seq + 1;
+		ev.timestamp_unix_ms = (int64_t)jnl_now_ms();
+		err = append_event(
+		    ctx, t, &ev, "", "", 0, &chain_seq, hash, &storage_failed);
+		if (storage_failed) {
+			jnl_batch_fail(ctx, t);
+			break;
+		}
+		if (err != NULL) {
+			log_warn("%s: run %s: cannot interrupt: %s", t->name,
+			    ev.run_id, err);
+			continue;
+		}
+		done++;
+		notice_push(ctx, t, &ev);
+		if (t->batch_count >= JNL_BATCH_MAX)
+			jnl_commit_all(ctx);
+	}
+	if (done > 0)
+		log_info(
+		    "%s: %zu run(s) interrupted (%s)", t->name, done, reason);
+	return i == nids ? 0 : -EIO;
+}
+
+int
+jnl_reconcile_worker(
+    struct jnl_ctx *ctx, struct jnl_worker *w, const char *reason)
+{
+	int rc;
+
+	if (w->tenant->db == NULL)
+		return 0;
+	rc = reconcile_runs(ctx, w->tenant, w->live, w->nlive, reason);
+	w->nlive = 0;
+	return rc;
+}
+
+/* Every run of t not in a terminal status: at journald's start. */
+int
+jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
+{
+	sqlite3_stmt *st;
+	struct jnl_live_run *ids = NULL, *n;
+	size_t nids = 0, cap = 0;
+	const char *id, *session;
+	int rc;
 
 	if (t->db == NULL)
 		return 0;
@@ -372,43 +478,7 @@ jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 		free(ids);
 		return -EIO;
 	}
-
-	status.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED;
-	status.reason = (char *)reason;
-	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
-	ev.status = &status;
-	for (i = 0; i < nids; i++) {
-		if (jnl_run_get(t, ids[i].run_id, &run) < 0) {
-			jnl_batch_fail(ctx, t);
-			break;
-		}
-		/* The cache knows better than the row: it may hold this
-		 * batch's terminal status not yet written. */
-		if (run == NULL || jnl_status_terminal(run->status))
-			continue;
-		ev.run_id = ids[i].run_id;
-		ev.session_id = ids[i].session_id;
-		ev.seq = run->last_seq + 1;
-		ev.timestamp_unix_ms = (int64_t)jnl_now_ms();
-		err = append_event(
-		    ctx, t, &ev, "", "", 0, &chain_seq, hash, &storage_failed);
-		if (storage_failed) {
-			jnl_batch_fail(ctx, t);
-			break;
-		}
-		if (err != NULL) {
-			log_warn("%s: run %s: cannot interrupt: %s", t->name,
-			    ev.run_id, err);
-			continue;
-		}
-		done++;
-		notice_push(ctx, t, &ev);
-		if (t->batch_count >= JNL_BATCH_MAX)
-			jnl_commit_all(ctx);
-	}
+	rc = reconcile_runs(ctx, t, ids, nids, reason);
 	free(ids);
-	if (done > 0)
-		log_info(
-		    "%s: %zu run(s) interrupted (%s)", t->name, done, reason);
-	return i == nids ? 0 : -EIO;
+	return rc;
 }

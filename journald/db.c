@@ -61,6 +61,18 @@ static const char *const journal_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
     "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
     " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;",
+    /* 2: signed checkpoints of the chain head (journald/checkpoint.c). */
+    "CREATE TABLE checkpoints ("
+    " checkpoint_id INTEGER PRIMARY KEY,"
+    " chain_seq INTEGER NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " public_key BLOB NOT NULL,"
+    " signature BLOB NOT NULL);"
+    "CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints"
+    " BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
+    " BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
 };
 
 static const struct {

@@ -24,6 +24,9 @@
 
 #include <event2/event.h>
 
+#include <sodium.h>
+
+#include "audit.h"
 #include "journald.h"
 #include "log.h"
 #include "proc.h"
@@ -33,7 +36,8 @@
 	(IPC_TYPE_BIT(IPC_JOURNAL_CONFIG) | IPC_TYPE_BIT(IPC_TENANT_LIST) |    \
 	    IPC_TYPE_BIT(IPC_ATTACH_PEER))
 #define ALLOWED_FRONT                                                          \
-	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP))
+	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP) |      \
+	    JNL_AUDIT_FRONT_TYPES)
 #define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
 
 #define STOP_POLL_MS 10
@@ -150,12 +154,11 @@ jnl_worker_fail(struct jnl_ctx *ctx, struct jnl_worker *w)
 		}
 	w->next = ctx->dead_workers;
 	ctx->dead_workers = w;
-	if (w->tenant->worker == w)
-		w->tenant->worker = NULL;
 	/* Its runs will never be finished by anyone: say so in the journal.
-	 * At shutdown the next start does it. */
+	 * Only its own: the tenant's other workers go on with theirs. At
+	 * shutdown the next start does it. */
 	if (!ctx->stopping)
-		(void)jnl_reconcile(ctx, w->tenant, "worker exited");
+		(void)jnl_reconcile_worker(ctx, w, "worker exited");
 	jnl_schedule_commit(ctx);
 }
 
@@ -184,11 +187,11 @@ worker_close(struct ipc_chan *chan, int error, void *arg)
 }
 
 static void
-worker_attach(struct jnl_ctx *ctx, const char *tenant, int fd)
+worker_attach(struct jnl_ctx *ctx, const char *tenant, uint32_t index, int fd)
 {
-	struct jnl_worker *w;
+	struct jnl_worker *w, *old;
 	struct jnl_tenant *t;
-	char peer[NAME_MAX_LEN + 16];
+	char peer[NAME_MAX_LEN + 24];
 
 	if (!jnl_name_valid(tenant) || (t = tenant_add(ctx, tenant)) == NULL) {
 		log_warn("supervisor: worker channel for an invalid tenant");
@@ -196,19 +199,23 @@ worker_attach(struct jnl_ctx *ctx, const char *tenant, int fd)
 		return;
 	}
 	tenant_open(ctx, t, "journald restarted");
-	/* A new worker channel replaces the old one: that worker is gone. */
-	if (t->worker != NULL) {
-		log_info("%s: replaced", ipc_chan_peer(t->worker->chan));
-		jnl_worker_fail(ctx, t->worker);
-	}
+	/* A new channel replaces the one of the same tenant and index:
+	 * that worker is gone. The tenant's other workers are not. */
+	for (old = ctx->workers; old != NULL; old = old->next)
+		if (old->tenant == t && old->index == index) {
+			log_info("%s: replaced", ipc_chan_peer(old->chan));
+			jnl_worker_fail(ctx, old);
+			break;
+		}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		log_error("worker[%s]: out of memory", tenant);
 		close(fd);
 		return;
 	}
-	snprintf(peer, sizeof(peer), "worker[%s]", t->name);
+	snprintf(peer, sizeof(peer), "worker[%s#%u]", t->name, index);
 	w->ctx = ctx;
 	w->tenant = t;
+	w->index = index;
 	if ((w->chan = ipc_chan_new(ctx->base, fd, peer, ALLOWED_WORKER,
 		 worker_msg, worker_close, w)) == NULL) {
 		log_error("%s: cannot set up the channel", peer);
@@ -219,7 +226,6 @@ worker_attach(struct jnl_ctx *ctx, const char *tenant, int fd)
 	ipc_chan_set_drain_cb(w->chan, jnl_worker_drained);
 	w->next = ctx->workers;
 	ctx->workers = w;
-	t->worker = w;
 	log_info("%s: attached", peer);
 }
 
@@ -232,6 +238,7 @@ workers_reap(struct jnl_ctx *ctx)
 		ctx->dead_workers = w->next;
 		ipc_chan_free(w->chan);
 		free(w->backlog);
+		free(w->live);
 		free(w);
 	}
 }
@@ -249,6 +256,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_handle_token_store(ctx, m);
 	else if (m->hdr.type == IPC_TOKEN_LOOKUP)
 		jnl_handle_token_lookup(ctx, m);
+	else
+		jnl_audit_front_msg(ctx, m);
 }
 
 static void
@@ -308,6 +317,7 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 				    ctx->tenants[i]->db, ctx->durability_full);
 		log_info(
 		    "durability %s", ctx->durability_full ? "full" : "normal");
+		jnl_audit_configure(ctx, config->checkpoint_interval_ms);
 		break;
 	case IPC_TENANT_LIST:
 		list = (const Palyra__Ipc__TenantList *)m->msg;
@@ -331,7 +341,7 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		else if (attach->kind == PALYRA__IPC__PEER_KIND__PEER_FRONT)
 			front_attach(ctx, fd);
 		else if (attach->kind == PALYRA__IPC__PEER_KIND__PEER_WORKER)
-			worker_attach(ctx, attach->tenant, fd);
+			worker_attach(ctx, attach->tenant, attach->index, fd);
 		else {
 			log_warn("supervisor: cannot attach a peer of kind %d",
 			    (int)attach->kind);
@@ -480,6 +490,7 @@ ctx_free(struct jnl_ctx *ctx)
 	struct jnl_worker *w;
 	size_t i;
 
+	jnl_audit_free(ctx);
 	while ((w = ctx->workers) != NULL) {
 		ctx->workers = w->next;
 		w->next = ctx->dead_workers;
@@ -559,6 +570,9 @@ journald_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* From here on the cwd (and root) is STATE_DIR: the databases are
 	 * opened by paths relative to it; STATE_DIR itself is for logs. */
+	/* Before the sandbox: libsodium may look for /dev/urandom. */
+	if (sodium_init() < 0)
+		fatalx("libsodium failed to initialise");
 	sbx_facts_init(&facts);
 	if (sbx_apply(&profile, &facts) < 0) {
 		log_error("cannot apply the sandbox; exiting");
@@ -592,6 +606,8 @@ journald_main(int argc, char **argv)
 		log_error("%s/system.db: cannot open; exiting", ctx.state_dir);
 		exit(PROC_EXIT_STORAGE);
 	}
+	if (jnl_audit_init(&ctx) < 0)
+		fatalx("cannot set up the journal audit");
 
 	if ((ctx.parent = ipc_chan_new(ctx.base, PROC_FD_PARENT, "supervisor",
 		 ALLOWED_PARENT, parent_msg, parent_close, &ctx)) == NULL)

@@ -4,14 +4,17 @@
  * One process owns system.db (tokens) and every tenant's journal.db. It is
  * reached only over IPC channels: the supervisor (configuration and peer
  * channels), the front (tokens) and one channel per tenant worker (journal
- * appends). The tenant of a worker channel is the one the supervisor named
- * when it attached the channel; nothing a worker writes can change it.
+ * appends), several per tenant with `workers N`, told apart by the index
+ * the supervisor gave. The tenant of a worker channel is the one the
+ * supervisor named when it attached the channel; nothing a worker writes
+ * can change it.
  *
  * Files: journald.c (main, context, channels), db.c (open, pragmas,
  * migrations), tenant.c (a tenant's journal: statements, chain head, run
  * cache), batch.c (group commit, acknowledgements, back-pressure),
  * append.c (checks, chain links, crash reconciliation), tokens.c
- * (system.db tokens).
+ * (system.db tokens); audit.h for verification, checkpoints, export and
+ * backup.
  */
 #ifndef PALYRA_JOURNALD_H
 #define PALYRA_JOURNALD_H
@@ -94,8 +97,14 @@ struct jnl_tenant {
 	uint8_t head_hash[CHAIN_HASH_LEN];
 	struct jnl_run *runs[JNL_RUN_BUCKETS];
 	size_t nruns;
-	struct jnl_run *dirty;	   /* runs with a pending row update */
-	struct jnl_worker *worker; /* attached worker channel or NULL */
+	struct jnl_run *dirty; /* runs with a pending row update */
+};
+
+/* A run a worker channel started and has not ended: when the channel
+ * closes, these runs (and only these) are interrupted. */
+struct jnl_live_run {
+	char run_id[JNL_RUN_ID_MAX + 1];
+	char session_id[NAME_MAX_LEN + 1];
 };
 
 /*
@@ -127,7 +136,11 @@ struct jnl_ack {
 struct jnl_worker {
 	struct jnl_ctx *ctx;
 	struct jnl_tenant *tenant; /* from ATTACH_PEER only */
+	uint32_t index;		   /* which of the tenant's workers */
 	struct ipc_chan *chan;
+	struct jnl_live_run *live; /* runs it started, not yet terminal */
+	size_t nlive;
+	size_t live_cap;
 	int closing;		 /* ignore further messages */
 	struct jnl_ack *backlog; /* acks the channel would not take */
 	size_t nbacklog;
@@ -174,6 +187,8 @@ struct jnl_ctx {
 	struct event *sigint_ev;
 	struct event *stop_ev;
 	struct event *drain_ev;
+
+	struct jnl_audit *audit; /* audit.h: verify, checkpoints, export */
 };
 
 /* journald.c */
@@ -239,6 +254,9 @@ void jnl_handle_append(
  * terminal; committed with the next batch. Returns 0 or -EIO.
  */
 int jnl_reconcile(struct jnl_ctx *, struct jnl_tenant *, const char *reason);
+/* The same for the runs worker channel w started and did not end. */
+int jnl_reconcile_worker(
+    struct jnl_ctx *, struct jnl_worker *, const char *reason);
 
 /* tokens.c */
 int jnl_tokens_open(struct jnl_ctx *);

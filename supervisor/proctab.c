@@ -8,7 +8,8 @@
  * it keeps dying and starts higher for a child that died before it ever
  * became ready; a worker that keeps dying at start is parked and reported
  * while everything else runs on. A dying worker never touches journald, the
- * front or other tenants.
+ * front or other tenants. Workers start lazily (supervisor/pool.c); one that
+ * exits PROC_EXIT_IDLE has retired and goes back to IDLE, not to back-off.
  */
 #include <sys/wait.h>
 
@@ -50,7 +51,8 @@ const struct sup_kind sup_kinds[SUP_KIND_COUNT] = {
 		.executable = "palyra-front",
 		.sandbox = "front",
 		.allowed = IPC_TYPE_BIT(IPC_READY) |
-		    IPC_TYPE_BIT(IPC_PROCESS_LIST_REQUEST),
+		    IPC_TYPE_BIT(IPC_PROCESS_LIST_REQUEST) |
+		    IPC_TYPE_BIT(IPC_WORKER_WANTED),
 		.pass_listeners = 1,
 		.peers = PEER(SUP_KIND_JOURNALD) | PEER(SUP_KIND_WORKER),
 		.stop_order = 0,	/* drains its calls with the workers */
@@ -92,6 +94,8 @@ sup_exit_name(int status)
 		return "storage failure";
 	case PROC_EXIT_SANDBOX:
 		return "sandbox could not be applied";
+	case PROC_EXIT_IDLE:
+		return "idle";
 	case 127:
 		return "could not execute";
 	default:
@@ -119,7 +123,7 @@ sup_child_state_name(enum sup_child_state s)
 }
 
 /* The one place a child's state changes. Returns 0 or -EINVAL. */
-static int
+int
 sup_child_transition(struct sup_child *c, enum sup_child_state to)
 {
 	enum sup_child_state from = c->state;
@@ -147,7 +151,10 @@ sup_child_transition(struct sup_child *c, enum sup_child_state to)
 		ok = from != SUP_CHILD_STOPPED;
 		break;
 	case SUP_CHILD_IDLE:
-		ok = 0;
+		/* A worker retired after its idle-timeout, or a parked one
+		 * that a reload forgave: started again when wanted. */
+		ok = from == SUP_CHILD_READY || from == SUP_CHILD_STARTING ||
+		    from == SUP_CHILD_PARKED;
 		break;
 	}
 	if (!ok) {
@@ -168,8 +175,9 @@ announce_if_ready(struct sup_ctx *ctx)
 
 	if (ctx->announced)
 		return;
+	/* Workers start lazily: serving needs journald and the front. */
 	TAILQ_FOREACH(c, &ctx->children, entry)
-		if (c->state != SUP_CHILD_READY)
+		if (!c->kind->per_tenant && c->state != SUP_CHILD_READY)
 			return;
 	ctx->announced = 1;
 	log_info("serving: gRPC on %s, HTTP on %s, %zu tenant(s), "
@@ -202,6 +210,7 @@ child_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 {
 	struct sup_child *c = arg;
 	Palyra__Ipc__Ready *r;
+	Palyra__Ipc__WorkerWanted *ww;
 
 	switch (m->hdr.type) {
 	case IPC_READY:
@@ -215,11 +224,19 @@ child_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		(void)sup_child_transition(c, SUP_CHILD_READY);
 		c->did_work = 1;
 		log_debug("%s: ready (pid %d)", c->label, (int)c->pid);
+		if (c->kind->per_tenant)
+			sup_child_wire(c->ctx, c);
 		announce_if_ready(c->ctx);
 		break;
 	case IPC_PROCESS_LIST_REQUEST:
 		/* Only the front's channel allows this type (sup_kinds[]). */
 		(void)sup_status_send(c->ctx, c, m->hdr.request_id);
+		break;
+	case IPC_WORKER_WANTED:
+		/* Only the front's channel allows this type (sup_kinds[]). */
+		ww = (Palyra__Ipc__WorkerWanted *)m->msg;
+		if (c->kind->id == SUP_KIND_FRONT && !c->ctx->stopping)
+			sup_worker_wanted(c->ctx, ww->tenant, ww->count);
 		break;
 	default:
 		break;
@@ -333,7 +350,8 @@ child_exited(evutil_socket_t fd, short what, void *arg)
 	if (WIFSIGNALED(status))
 		log_warn("%s: pid %d killed by signal %d", c->label,
 		    (int)c->pid, WTERMSIG(status));
-	else if (ctx->stopping || c->removing)
+	else if (ctx->stopping || c->removing || (code == PROC_EXIT_IDLE &&
+	    c->kind->per_tenant))
 		log_info("%s: pid %d exited: %s", c->label, (int)c->pid,
 		    sup_exit_name(code));
 	else
@@ -352,6 +370,11 @@ child_exited(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&ctx->children, c, entry);
 		sup_cgroup_release(ctx, c);
 		child_free(c);
+		return;
+	}
+	if (WIFEXITED(status) && code == PROC_EXIT_IDLE &&
+	    c->kind->per_tenant) {
+		sup_worker_retired(c);
 		return;
 	}
 	c->restarts++;
@@ -374,6 +397,7 @@ sup_child_start(struct sup_child *c)
 	}
 	c->generation++;
 	c->did_work = 0;
+	c->wanted = 0;
 	c->started_ms = sup_now_ms();
 	(void)sup_child_transition(c, SUP_CHILD_STARTING);
 	rc = sup_spawn(ctx, c, sv[1]);
@@ -392,12 +416,15 @@ sup_child_start(struct sup_child *c)
 		fatalx("%s: cannot watch the child", c->label);
 	log_info("%s: started pid %d", c->label, (int)c->pid);
 	sup_child_configure(ctx, c);
-	sup_child_wire(ctx, c);
+	/* A worker is wired once it is ready (child_msg()): one that dies
+	 * at start never reaches the front, whose calls wait for another. */
+	if (!c->kind->per_tenant)
+		sup_child_wire(ctx, c);
 }
 
 struct sup_child *
 sup_child_add(struct sup_ctx *ctx, const struct sup_kind *kind,
-    const struct cfg_tenant *tenant)
+    const struct cfg_tenant *tenant, uint32_t index)
 {
 	struct sup_child *c;
 
@@ -409,11 +436,12 @@ sup_child_add(struct sup_ctx *ctx, const struct sup_kind *kind,
 	c->pidfd = -1;
 	c->uid = (uid_t)-1;
 	c->gid = (gid_t)-1;
+	c->index = index;
 	if (tenant != NULL) {
 		snprintf(c->tenant_name, sizeof(c->tenant_name), "%s",
 		    tenant->name);
-		snprintf(c->label, sizeof(c->label), "%s[%s]", kind->name,
-		    tenant->name);
+		snprintf(c->label, sizeof(c->label), "%s[%s#%u]", kind->name,
+		    tenant->name, index);
 	} else
 		snprintf(c->label, sizeof(c->label), "%s", kind->name);
 	if ((c->restart_timer = evtimer_new(ctx->base, restart_cb, c)) ==
@@ -474,12 +502,14 @@ sup_children_init(struct sup_ctx *ctx)
 	size_t i;
 
 	TAILQ_INIT(&ctx->children);
-	if (sup_child_add(ctx, &sup_kinds[SUP_KIND_JOURNALD], NULL) == NULL ||
-	    sup_child_add(ctx, &sup_kinds[SUP_KIND_FRONT], NULL) == NULL)
+	if (sup_child_add(ctx, &sup_kinds[SUP_KIND_JOURNALD], NULL, 0) ==
+	    NULL ||
+	    sup_child_add(ctx, &sup_kinds[SUP_KIND_FRONT], NULL, 0) == NULL)
 		return -ENOMEM;
+	/* One idle slot per tenant; more are added as they are wanted. */
 	for (i = 0; i < ctx->cfg->ntenants; i++)
 		if (sup_child_add(ctx, &sup_kinds[SUP_KIND_WORKER],
-		    &ctx->cfg->tenants[i]) == NULL)
+		    &ctx->cfg->tenants[i], 0) == NULL)
 			return -ENOMEM;
 	return 0;
 }
@@ -489,8 +519,9 @@ sup_children_start(struct sup_ctx *ctx)
 {
 	struct sup_child *c;
 
+	/* Workers wait until the front wants one (IPC_WORKER_WANTED). */
 	TAILQ_FOREACH(c, &ctx->children, entry)
-		if (c->state == SUP_CHILD_IDLE)
+		if (c->state == SUP_CHILD_IDLE && !c->kind->per_tenant)
 			sup_child_start(c);
 }
 

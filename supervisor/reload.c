@@ -2,9 +2,10 @@
  * reload.c: SIGHUP. Runs in palyrad.
  *
  * The file is parsed into a new configuration; a file with errors leaves
- * the running one in place. Tenants that were added start, removed ones
- * drain and stop, changed ones get their new configuration, unchanged ones
- * are not touched. Settings that need new sockets, new ids or a new state
+ * the running one in place. Tenants that were added get an idle worker slot
+ * (their workers start on first use, supervisor/pool.c), removed ones drain
+ * and stop, changed ones get their new configuration (workers past a
+ * lowered `workers` drain and stop), unchanged ones are not touched. Settings that need new sockets, new ids or a new state
  * directory keep their running values until palyrad restarts, and the log
  * says so.
  */
@@ -93,7 +94,12 @@ sup_reload(struct sup_ctx *ctx)
 		if (c->kind->id != SUP_KIND_WORKER || c->removing)
 			continue;
 		if ((t = cfg_tenant_find(next, c->tenant_name)) == NULL) {
-			removed++;
+			if (c->index == 0)
+				removed++;
+			sup_child_remove(c);
+			continue;
+		}
+		if (c->index >= t->workers) {
 			sup_child_remove(c);
 			continue;
 		}
@@ -117,7 +123,7 @@ sup_reload(struct sup_ctx *ctx)
 			log_info("%s: unparked by reload", c->label);
 			c->early_deaths = 0;
 			c->backoff_ms = 0;
-			sup_child_start(c);
+			(void)sup_child_transition(c, SUP_CHILD_IDLE);
 		} else if (c->state == SUP_CHILD_STARTING ||
 		    c->state == SUP_CHILD_READY)
 			sup_child_configure(ctx, c);
@@ -127,13 +133,12 @@ sup_reload(struct sup_ctx *ctx)
 		    next->tenants[i].name) != NULL)
 			continue;
 		if ((c = sup_child_add(ctx, &sup_kinds[SUP_KIND_WORKER],
-		    &next->tenants[i])) == NULL) {
+		    &next->tenants[i], 0)) == NULL) {
 			log_error("reload: cannot add tenant %s",
 			    next->tenants[i].name);
 			continue;
 		}
 		added++;
-		sup_child_start(c);
 	}
 	log_info("reloaded: %zu tenant(s), %zu added, %zu removed",
 	    next->ntenants, added, removed);

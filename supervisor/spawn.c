@@ -158,8 +158,8 @@ int
 sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 {
 	char path[sizeof(ctx->libexec) + 64], ids[32], scratch[4096];
-	char ports[64 * 6 + 1];
-	char *argv[16];
+	char ports[64 * 6 + 1], idle[32];
+	char *argv[20];
 	int argc = 0, gate[2] = { -1, -1 };
 	pid_t pid, parent = getpid();
 
@@ -181,6 +181,14 @@ sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 		if (ports[0] != '\0') {
 			argv[argc++] = "-P";
 			argv[argc++] = ports;
+		}
+		/* Read at each start: a reload's new value applies to the
+		 * workers started after it. */
+		if (child->tenant->idle_timeout_ms != 0) {
+			snprintf(idle, sizeof(idle), "%llu", (unsigned long long)
+			    child->tenant->idle_timeout_ms);
+			argv[argc++] = "-i";
+			argv[argc++] = idle;
 		}
 	}
 	if (child->uid != (uid_t)-1) {

@@ -31,6 +31,7 @@ info_fill(const struct sup_child *c, Palyra__Ipc__ProcessInfo *info,
 	palyra__ipc__process_info__init(info);
 	info->kind = (char *)c->kind->name;
 	info->tenant = (char *)c->tenant_name;
+	info->index = c->index;
 	info->pid = c->pid > 0 ? (uint32_t)c->pid : 0;
 	/* A child whose ids were not switched runs as the supervisor. */
 	info->uid = c->uid != (uid_t)-1 ? (uint32_t)c->uid :

@@ -50,7 +50,7 @@ extern const struct sup_kind sup_kinds[SUP_KIND_COUNT];
 
 /* Child lifecycle; sup_child_transition() is the only place it changes. */
 enum sup_child_state {
-	SUP_CHILD_IDLE = 0,	/* not started yet */
+	SUP_CHILD_IDLE = 0,	/* not started yet, or a worker retired idle */
 	SUP_CHILD_STARTING,	/* exec'd, READY not yet received */
 	SUP_CHILD_READY,	/* serving */
 	SUP_CHILD_BACKOFF,	/* died; restart timer armed */
@@ -70,6 +70,7 @@ struct sup_child {
 	const struct sup_kind	*kind;
 	const struct cfg_tenant	*tenant;	/* workers; NULL once removed */
 	char			 tenant_name[NAME_MAX_LEN + 1];
+	uint32_t		 index;		/* workers: 0 .. workers - 1 */
 	char			 label[NAME_MAX_LEN + 32];
 	uid_t			 uid;		/* (uid_t)-1: not switched */
 	gid_t			 gid;
@@ -85,6 +86,9 @@ struct sup_child {
 	uint64_t		 started_ms;
 	uint64_t		 backoff_ms;
 	int			 did_work;	/* sent READY since last start */
+	/* A worker was wanted while this one was exiting: start it again
+	 * as soon as it has retired. */
+	int			 wanted;
 	uint32_t		 early_deaths;	/* in a row */
 	/* The sandbox as the child reported it in IPC_READY. */
 	char			 applied[SUP_FACTS_MAX][SUP_FACT_LEN];
@@ -164,8 +168,9 @@ struct sup_ctx {
 /* proctab.c */
 int	sup_children_init(struct sup_ctx *);
 struct sup_child *sup_child_add(struct sup_ctx *, const struct sup_kind *,
-	    const struct cfg_tenant *);
+	    const struct cfg_tenant *, uint32_t index);
 void	sup_child_start(struct sup_child *);
+int	sup_child_transition(struct sup_child *, enum sup_child_state);
 void	sup_child_remove(struct sup_child *);
 struct sup_child *sup_child_find(struct sup_ctx *, enum sup_kind_id,
 	    const char *tenant);
@@ -176,6 +181,10 @@ int	sup_children_all_stopped(const struct sup_ctx *);
 void	sup_children_kill(struct sup_ctx *);
 void	sup_children_free(struct sup_ctx *);
 const char *sup_child_state_name(enum sup_child_state);
+
+/* pool.c: the workers of each tenant. */
+void	sup_worker_wanted(struct sup_ctx *, const char *tenant, uint32_t count);
+void	sup_worker_retired(struct sup_child *);
 
 /* spawn.c */
 int	sup_spawn(struct sup_ctx *, struct sup_child *, int chan_fd);

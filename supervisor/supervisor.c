@@ -2,8 +2,8 @@
  * supervisor.c: palyrad's entry point.
  * Runs as the privileged supervisor. Reads the config file and the command
  * line, prepares the state directory and the listening sockets, then starts
- * and supervises palyra-journald, palyra-front and one palyra-worker per
- * tenant. It never reads network or tenant data.
+ * and supervises palyra-journald, palyra-front and the palyra-workers of
+ * each tenant, which start on first use. It never reads network or tenant data.
  */
 #include <sys/stat.h>
 

@@ -4,7 +4,8 @@
  * to in the process table. Runs in palyrad.
  *
  * Channels between children are created here, one socketpair per pair of
- * processes, and handed to both ends as IPC_ATTACH_PEER. Because the
+ * processes, and handed to both ends as IPC_ATTACH_PEER: at start for
+ * journald and the front, once ready for a worker. Because the
  * supervisor names the tenant of a worker channel when it hands it to
  * journald and the front, their notion of who is speaking never depends on
  * anything the worker says.
@@ -129,6 +130,7 @@ sup_child_configure(struct sup_ctx *ctx, struct sup_child *c)
 	case SUP_KIND_JOURNALD:
 		jc.durability_full =
 		    ctx->cfg->durability == CFG_DURABILITY_FULL;
+		jc.checkpoint_interval_ms = ctx->cfg->checkpoint_interval_ms;
 		send_or_warn(c, IPC_JOURNAL_CONFIG, &jc.base, NULL, 0);
 		sup_child_send_tenants(ctx, c);
 		break;
@@ -164,6 +166,7 @@ attach(struct sup_child *c, const struct sup_child *p, int fd)
 	default:
 		ap.kind = PALYRA__IPC__PEER_KIND__PEER_WORKER;
 		ap.tenant = (char *)p->tenant_name;
+		ap.index = p->index;
 		break;
 	}
 	ap.generation = p->generation;
@@ -180,8 +183,8 @@ sup_child_wire(struct sup_ctx *ctx, struct sup_child *c)
 		if (p == c || p->chan == NULL ||
 		    (c->kind->peers & (1U << p->kind->id)) == 0)
 			continue;
-		if (p->state != SUP_CHILD_STARTING &&
-		    p->state != SUP_CHILD_READY)
+		if (p->state != SUP_CHILD_READY &&
+		    (p->state != SUP_CHILD_STARTING || p->kind->per_tenant))
 			continue;
 		if ((rc = ipc_socketpair(sv)) < 0) {
 			log_error("%s <-> %s: socketpair: %s", c->label,

@@ -1,8 +1,8 @@
 /*
  * worker.c: palyra-worker's entry point, context and channels.
  *
- * Started by palyrad as `palyra-worker -t TENANT [-v] [-d]` with the
- * supervisor's channel on PROC_FD_PARENT (common/proc.h). The supervisor
+ * Started by palyrad as `palyra-worker -t TENANT -w DIR [-i IDLE_MS] ...`
+ * with the supervisor's channel on PROC_FD_PARENT (common/proc.h). The supervisor
  * sends the tenant's configuration (IPC_WORKER_CONFIG) and the channels to
  * journald and the front (IPC_ATTACH_PEER, each replacing an older one). The
  * worker answers IPC_READY once configured, then serves runs for the front.
@@ -54,7 +54,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: palyra-worker -t tenant -w scratch_dir "
-	    "[-P ports] [-U uid:gid] [-dv]\n");
+	    "[-P ports] [-i idle_ms] [-U uid:gid] [-dv]\n");
 	exit(PROC_EXIT_USAGE);
 }
 
@@ -372,6 +372,42 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	drain_cb(-1, 0, ctx);
 }
 
+/*
+ * Retirement: the supervisor starts a worker when one is wanted, and the
+ * worker leaves by itself once nothing happened for its idle-timeout. The
+ * check runs a few times per timeout; a worker that exits here has nothing
+ * in flight, so no run and no event is lost. A call the front routed to it
+ * meanwhile finds the channel closed and is routed again.
+ */
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wrk_ctx	*ctx = arg;
+	uint64_t	 step = ctx->idle_timeout_ms / 8;
+	struct timeval	 tv;
+	int64_t		 now = wrk_now_ms();
+
+	if (ctx->draining)
+		return;
+	if (ctx->nlive > 0 || ctx->fifo_len > 0 || ctx->nparked > 0 ||
+	    (ctx->front != NULL && !ipc_chan_dead(ctx->front) &&
+	    ipc_chan_queued(ctx->front) > 0) || now < ctx->busy_last_ms)
+		ctx->busy_last_ms = now;
+	else if ((uint64_t)(now - ctx->busy_last_ms) >= ctx->idle_timeout_ms) {
+		log_info("idle for %llu ms, retiring",
+		    (unsigned long long)ctx->idle_timeout_ms);
+		stop_loop(ctx, PROC_EXIT_IDLE);
+		return;
+	}
+	if (step < 10)
+		step = 10;
+	if (step > 1000)
+		step = 1000;
+	tv.tv_sec = (time_t)(step / 1000);
+	tv.tv_usec = (suseconds_t)(step % 1000) * 1000;
+	evtimer_add(ctx->idle_ev, &tv);
+}
+
 static void
 ctx_init(struct wrk_ctx *ctx, const char *tenant)
 {
@@ -385,8 +421,9 @@ ctx_init(struct wrk_ctx *ctx, const char *tenant)
 	ctx->sigterm_ev = evsignal_new(ctx->base, SIGTERM, signal_cb, ctx);
 	ctx->sigint_ev = evsignal_new(ctx->base, SIGINT, signal_cb, ctx);
 	ctx->drain_ev = evtimer_new(ctx->base, drain_cb, ctx);
+	ctx->idle_ev = evtimer_new(ctx->base, idle_cb, ctx);
 	if (ctx->sigterm_ev == NULL || ctx->sigint_ev == NULL ||
-	    ctx->drain_ev == NULL ||
+	    ctx->drain_ev == NULL || ctx->idle_ev == NULL ||
 	    evsignal_add(ctx->sigterm_ev, NULL) == -1 ||
 	    evsignal_add(ctx->sigint_ev, NULL) == -1)
 		fatalx("cannot install signal handlers");
@@ -413,6 +450,7 @@ ctx_fini(struct wrk_ctx *ctx)
 	event_free(ctx->sigterm_ev);
 	event_free(ctx->sigint_ev);
 	event_free(ctx->drain_ev);
+	event_free(ctx->idle_ev);
 	event_base_free(ctx->base);
 }
 
@@ -423,11 +461,20 @@ worker_main(int argc, char **argv)
 	struct sbx_profile profile;
 	struct sbx_facts facts;
 	const char	*tenant = NULL, *scratch = NULL, *ports = NULL;
-	const char	*ids = NULL;
+	const char	*ids = NULL, *errstr = NULL;
+	uint64_t	 idle_ms = 0;
+	char		*end;
 	int		 ch, verbose = 0, to_stderr = 0;
 
-	while ((ch = getopt(argc, argv, "dt:vw:P:U:")) != -1) {
+	while ((ch = getopt(argc, argv, "dt:vw:i:P:U:")) != -1) {
 		switch (ch) {
+		case 'i':
+			errno = 0;
+			idle_ms = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    optarg[0] == '-' || idle_ms > INT64_MAX / 2)
+				errstr = "invalid -i";
+			break;
 		case 'd':
 			to_stderr = 1;
 			break;
@@ -451,6 +498,7 @@ worker_main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || tenant == NULL || !cfg_name_valid(tenant) ||
+	    errstr != NULL ||
 	    sbx_profile_worker(&profile, ids, scratch, ports) < 0)
 		usage();
 
@@ -475,6 +523,10 @@ worker_main(int argc, char **argv)
 
 	ctx_init(&ctx, tenant);
 	ctx.sandbox = &facts;
+	if ((ctx.idle_timeout_ms = idle_ms) != 0) {
+		ctx.busy_last_ms = wrk_now_ms();
+		idle_cb(-1, 0, &ctx);
+	}
 	log_info("started");
 	event_base_dispatch(ctx.base);
 	ctx_fini(&ctx);

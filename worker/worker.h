@@ -178,6 +178,13 @@ struct wrk_ctx {
 	struct event		*sigterm_ev;
 	struct event		*sigint_ev;
 
+	/* Retirement (-i): idle this long, the worker exits PROC_EXIT_IDLE;
+	 * 0: never. Idle means no live run, no append in flight and nothing
+	 * queued for the front. */
+	uint64_t		 idle_timeout_ms;
+	int64_t			 busy_last_ms;	/* last time it was not idle */
+	struct event		*idle_ev;
+
 	/* SIGTERM: no new runs; live ones end CANCELLED, then exit. */
 	int			 draining;
 	int64_t			 drain_deadline_ms;

@@ -624,3 +624,20 @@ def pytest_runtest_makereport(item, call):
             if isinstance(v, Daemon):
                 text = v.log_text()
                 rep.sections.append(("palyrad log", text[-20000:]))
+
+
+# ---------------------------------------------------------------- worker pools
+
+def start_workers(daemon, tenants=None, timeout=10.0):
+    """Workers start on first use: runs one RunStream for each tenant, so
+    that its worker exists, and returns {tenant: [worker pids]}."""
+    tokens = daemon.__dict__.setdefault("_start_tokens", {})
+    out = {}
+    for t in tenants if tenants is not None else daemon.tenants:
+        if t not in tokens:
+            tokens[t] = daemon.mint_token(t, "starter")
+        res = run_stream(daemon.channel, tokens[t], "start")
+        assert res.code == grpc.StatusCode.OK, f"first run of {t}: {res}"
+        out[t] = poll(lambda: daemon.pids_of("palyra-worker", t), timeout,
+                      what=f"a worker of tenant {t}")
+    return out

@@ -5,6 +5,8 @@ import re
 import shutil
 import stat
 
+import grpc
+
 import conftest
 from conftest import BUILD, Daemon, check_successful_run, poll, run_stream
 
@@ -39,7 +41,7 @@ def make_tree(tmp_path):
 
 def delays(log):
     return [int(m) for m in re.findall(
-        r"worker\[crashy\]: restarting in (\d+) ms", log)]
+        r"worker\[crashy#0\]: restarting in (\d+) ms", log)]
 
 
 def test_crashing_worker_is_backed_off(tmp_path, monkeypatch):
@@ -49,6 +51,11 @@ def test_crashing_worker_is_backed_off(tmp_path, monkeypatch):
     # the daemon serves the good tenant while the other one crashes.
     d.start()
     try:
+        # Workers start on first use: a run of crashy starts its worker,
+        # which then keeps dying; the call gives up at its deadline.
+        res = run_stream(d.channel, d.mint_token("crashy", "c"), "x",
+                         timeout=1.0)
+        assert res.code != grpc.StatusCode.OK, res
         poll(lambda: len(delays(d.log_text())) >= 3, 15,
              what="three restarts of the crashing worker")
         got = delays(d.log_text())
@@ -59,7 +66,7 @@ def test_crashing_worker_is_backed_off(tmp_path, monkeypatch):
         for i in range(5):
             check_successful_run(run_stream(d.channel, tok, f"run {i}"),
                                  f"run {i}")
-        assert "worker[good]: pid" not in d.log_text(), \
+        assert "worker[good#0]: pid" not in d.log_text(), \
             "the healthy worker was restarted"
     finally:
         d.assert_clean_stop()

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from conftest import Daemon, _require_binaries, poll
+from conftest import Daemon, _require_binaries, poll, start_workers
 
 CONFIG = """\
 state-dir "{state}"
@@ -140,6 +140,8 @@ class Groups:
 
     def __init__(self, daemon):
         self.d = daemon
+        # Workers start on first use: one run each brings them up.
+        start_workers(daemon, ("a", "b"))
         self.worker = {t: self._one("palyra-worker", t) for t in ("a", "b")}
         self.journald = self._one("palyra-journald")
         self.front = self._one("palyra-front")
@@ -323,7 +325,10 @@ def test_reload_reapplies_limits_and_removes_groups(cg_daemon):
         f.write(RELOADED.format(state=d.state, grpc_port=d.grpc_port,
                                 http_port=d.http_port))
     d.proc.send_signal(signal.SIGHUP)
-    wc = poll(lambda: d.pids_of("palyra-worker", "c"), 10, what="worker c")[0]
+    # The added tenant's worker starts with its first run.
+    poll(lambda: "reloaded:" in d.log_text(), 10, what="the reload")
+    d.tenants = ("a", "c")
+    wc = start_workers(d, ("c",))["c"][0]
     c = g.dirs(wc)
     assert all(x.endswith("/palyra/c") for x in c.values()), groups_of(wc)
     assert read(os.path.join(c["pids"], "pids.max")) == "16"

@@ -5,7 +5,8 @@ import signal
 
 import grpc
 
-from conftest import (Daemon, check_successful_run, poll, run_stream)
+from conftest import (Daemon, check_successful_run, poll, run_stream,
+                      start_workers)
 
 BASE = """\
 state-dir "{{state}}"
@@ -34,8 +35,10 @@ def reload(d):
 
 
 def test_reload_adds_and_removes_tenants(tmp_path):
-    d = Daemon(tmp_path, config("a", "b")).start()
+    d = Daemon(tmp_path, config("a", "b"), tenants=("a", "b")).start()
     try:
+        # Workers start on first use.
+        start_workers(d)
         keep = {
             "journald": d.pids_of("palyra-journald"),
             "front": d.pids_of("palyra-front"),
@@ -50,8 +53,9 @@ def test_reload_adds_and_removes_tenants(tmp_path):
         mark = reload(d)
         poll(lambda: "reloaded: 2 tenant(s), 1 added, 1 removed"
              in d.log_text()[mark:], 10, what="reload log line")
-        poll(lambda: d.pids_of("palyra-worker", "c"), 10,
-             what="worker of the added tenant")
+        # The added tenant has no worker until its first run.
+        assert not d.pids_of("palyra-worker", "c")
+        start_workers(d, ("c",))
         poll(lambda: not d.pids_of("palyra-worker", "b"), 10,
              what="worker of the removed tenant to stop")
 

@@ -12,7 +12,7 @@ import time
 
 import conftest
 from conftest import (BUILD, PALYRACTL, Daemon, cmdline, http_request,
-                      poll)
+                      poll, run_stream, start_workers)
 
 PATH = "/admin/v1/processes"
 EXE = {"journald": "palyra-journald", "front": "palyra-front",
@@ -65,6 +65,7 @@ def kernel_pid(d, kind, tenant):
 
 def test_lists_every_child_with_its_real_pid(palyra):
     t0 = time.monotonic()
+    start_workers(palyra)
     body = listing(palyra)
     procs = by_name(body)
     assert set(procs) == expected_keys(palyra), body
@@ -111,8 +112,35 @@ def test_other_methods_are_refused(palyra):
         assert body["error"]["code"] == "method_not_allowed", body
 
 
+def test_idle_worker_slots_are_listed_idle(fresh_daemon):
+    d = fresh_daemon
+    # Workers start on first use: none runs yet, and that is healthy.
+    procs = by_name(listing(d))
+    assert set(procs) == expected_keys(d), procs
+    for t in d.tenants:
+        p = procs[("worker", t)]
+        assert p["state"] == "idle" and p["pid"] is None, p
+        assert p["uptime_seconds"] is None and p["restarts"] == 0, p
+        assert p["index"] == 0, p
+    assert not d.pids_of("palyra-worker")
+    r = ctl(d, "status")
+    assert r.returncode == 0, r
+    rows = {tuple(line.split()[:2]): line.split()
+            for line in r.stdout.splitlines()[1:]}
+    assert rows[("worker", "default")][2] == "-", r.stdout
+    assert rows[("worker", "default")][4] == "idle", r.stdout
+    # A run of one tenant starts its worker and no other.
+    start_workers(d, ("default",))
+    procs = by_name(listing(d))
+    assert procs[("worker", "default")]["state"] == "ready", procs
+    assert procs[("worker", "other")]["state"] == "idle", procs
+    assert ctl(d, "status").returncode == 0
+    d.assert_clean_stop()
+
+
 def test_killed_worker_shows_new_pid_and_restart(fresh_daemon):
     d = fresh_daemon
+    start_workers(d)
     before = by_name(listing(d))
     old = before[("worker", "default")]["pid"]
     assert old == kernel_pid(d, "worker", "default")
@@ -209,6 +237,7 @@ def ctl(d, *args):
 
 
 def test_ctl_status_table(palyra):
+    start_workers(palyra)
     r = ctl(palyra, "status")
     assert r.returncode == 0, r
     lines = r.stdout.splitlines()
@@ -230,6 +259,7 @@ def test_ctl_status_table(palyra):
 
 
 def test_ctl_status_json(palyra):
+    start_workers(palyra)
     r = ctl(palyra, "--json", "status")
     assert r.returncode == 0, r
     body = json.loads(r.stdout)
@@ -269,20 +299,29 @@ def test_ctl_status_fails_when_a_process_is_not_ready(tmp_path, monkeypatch):
     d = Daemon(tmp_path / "run")
     d.start()
     try:
+        start_workers(d, ("default",))
+        # The crashing worker starts (and keeps crashing) once wanted; the
+        # call itself gives up after its client deadline.
+        res = run_stream(d.channel, d.mint_token("other", "o"), "x",
+                         timeout=1.0)
+        assert res.code != conftest.grpc.StatusCode.OK, res
+
         def crashed():
             p = by_name(listing(d))[("worker", "other")]
             return p if p["restarts"] >= 1 else None
         p = poll(crashed, 10, what="the crashing worker in the listing")
         assert p["last_exit"] == "exit 1: fatal error", p
         assert p["state"] != "ready", p
-        r = ctl(d, "status")
-        assert r.returncode == 1, r
+        # A restart in progress is briefly "starting", which is healthy;
+        # back-off and parked are not.
+        r = poll(lambda: (lambda r: r if r.returncode == 1 else None)(
+            ctl(d, "status")), 10, what="palyractl status to fail")
         rows = {tuple(line.split()[:2]): line.split()
                 for line in r.stdout.splitlines()[1:]}
         assert rows[("worker", "other")][4] != "ready", r.stdout
         assert rows[("worker", "default")][4] == "ready", r.stdout
-        r = ctl(d, "--json", "status")
-        assert r.returncode == 1, r
+        r = poll(lambda: (lambda r: r if r.returncode == 1 else None)(
+            ctl(d, "--json", "status")), 10, what="status --json to fail")
         json.loads(r.stdout)
     finally:
         d.assert_clean_stop()

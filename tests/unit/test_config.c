@@ -164,6 +164,7 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 		tb = &b->tenants[i];
 		assert_string_equal(ta->name, tb->name);
 		assert_int_equal(ta->workers, tb->workers);
+		assert_int_equal(ta->idle_timeout_ms, tb->idle_timeout_ms);
 		assert_int_equal(ta->memory_limit, tb->memory_limit);
 		assert_int_equal(ta->pids_limit, tb->pids_limit);
 		assert_int_equal(ta->cpu_weight, tb->cpu_weight);
@@ -373,6 +374,7 @@ test_shipped_config(void **state)
 	tn = cfg_tenant_find(cfg, "default");
 	assert_non_null(tn);
 	assert_int_equal(tn->workers, 1);
+	assert_int_equal(tn->idle_timeout_ms, 5 * 60 * 1000);
 	assert_int_equal(tn->nagents, 1);
 	assert_string_equal(tn->agents[0].name, "assistant");
 	assert_string_equal(tn->agents[0].providers[0], "offline");
@@ -680,6 +682,20 @@ static const struct golden errors[] = {
 	    "t.conf:1:22: value \"65\" out of range for \"workers\" (1..64)" },
 	{ "tenant \"a\" { workers 0 }\n",
 	    "t.conf:1:22: value \"0\" out of range for \"workers\" (1..64)" },
+	{ "tenant \"a\" { idle-timeout 8d }\n",
+	    "t.conf:1:27: value \"8d\" out of range for \"idle-timeout\" "
+	    "(0ms..7d)" },
+	{ "tenant \"a\" {\n\tidle-timeout 604800001ms\n}\n",
+	    "t.conf:2:15: value \"604800001ms\" out of range for "
+	    "\"idle-timeout\" (0ms..7d)" },
+	{ "tenant \"a\" { idle-timeout 5 }\n",
+	    "t.conf:1:27: invalid duration \"5\" for \"idle-timeout\"" },
+	{ "tenant \"a\" { idle-timeout -1s }\n",
+	    "t.conf:1:27: invalid duration \"-1s\" for \"idle-timeout\"" },
+	{ "tenant \"a\" { idle-timeout 1s idle-timeout 2s }\n",
+	    "t.conf:1:30: duplicate \"idle-timeout\"" },
+	{ "idle-timeout 1s\n",
+	    "t.conf:1:1: \"idle-timeout\" is not allowed at top level" },
 	{ "tenant \"a\" { workers 99999999999999999999 }\n",
 	    "t.conf:1:22: value \"99999999999999999999\" out of range for "
 	    "\"workers\" (1..64)" },
@@ -997,6 +1013,30 @@ test_token_delay(void **state)
 	cfg_free(cfg);
 }
 
+/* A tenant's worker pool: workers and idle-timeout, bounds accepted. */
+static void
+test_worker_pool(void **state)
+{
+	struct cfg *cfg;
+
+	cfg = parse_ok("tenant \"a\" { workers 64; idle-timeout 0 }\n"
+	    "tenant \"b\" {\n\tidle-timeout 7d\n\tworkers 2\n}\n"
+	    "tenant \"c\" { idle-timeout 1500ms }\n"
+	    "tenant \"d\" { idle-timeout 30m }\n"
+	    "tenant \"e\" { }\n");
+	assert_int_equal(cfg->tenants[0].workers, 64);
+	assert_int_equal(cfg->tenants[0].idle_timeout_ms, 0);
+	assert_int_equal(cfg->tenants[1].workers, 2);
+	assert_int_equal(cfg->tenants[1].idle_timeout_ms,
+	    7ULL * 24 * 60 * 60 * 1000);
+	assert_int_equal(cfg->tenants[2].idle_timeout_ms, 1500);
+	assert_int_equal(cfg->tenants[3].idle_timeout_ms, 30 * 60 * 1000);
+	assert_int_equal(cfg->tenants[4].workers, 1);
+	assert_int_equal(cfg->tenants[4].idle_timeout_ms, 5 * 60 * 1000);
+	assert_round_trip(cfg);
+	cfg_free(cfg);
+}
+
 /* The cgroup settings of a tenant: bounds accepted, unset is 0. */
 static void
 test_cgroup_settings(void **state)
@@ -1302,6 +1342,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_token_delay),
 		cmocka_unit_test(test_cgroup_settings),
+		cmocka_unit_test(test_worker_pool),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_includes),
 		cmocka_unit_test(test_round_trip_escapes),

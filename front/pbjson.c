@@ -1,0 +1,172 @@
+/*
+ * pbjson.c: any decoded protobuf-c message as a JSON object, by its
+ * descriptor, for the journal export (front/journal.c).
+ *
+ * Process: palyra-front. Pure: no I/O. Field names are the .proto names,
+ * enums their value names, 64-bit integers JSON numbers (above INT64_MAX
+ * a decimal string), bytes base64 (standard alphabet, padded), strings
+ * that are not UTF-8 null. Every field is present, defaults included,
+ * except oneof members that are not set and unset optional fields.
+ * protobuf_c_message_unpack() already bounded every length; nesting is
+ * bounded here (FE_PBJSON_DEPTH_MAX).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "front.h"
+
+#define FE_PBJSON_DEPTH_MAX 16
+
+static json_t *message_json(const ProtobufCMessage *, int depth);
+
+static json_t *
+bytes_json(const ProtobufCBinaryData *b)
+{
+	const int variant = sodium_base64_VARIANT_ORIGINAL;
+	size_t size = sodium_base64_ENCODED_LEN(b->len, variant);
+	json_t *v;
+	char *text;
+
+	if ((text = malloc(size)) == NULL)
+		return NULL;
+	sodium_bin2base64(text, size, b->data, b->len, variant);
+	v = json_string(text);
+	free(text);
+	return v;
+}
+
+static json_t *
+value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth)
+{
+	const ProtobufCEnumValue *ev;
+	const char *s;
+	json_t *v;
+	char num[24];
+	uint64_t u;
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return json_integer(*(const int64_t *)p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		u = *(const uint64_t *)p;
+		if (u <= INT64_MAX)
+			return json_integer((json_int_t)u);
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)u);
+		return json_string(num);
+	case PROTOBUF_C_TYPE_FLOAT:
+		return json_real(*(const float *)p);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return json_real(*(const double *)p);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)p);
+	case PROTOBUF_C_TYPE_ENUM:
+		ev = protobuf_c_enum_descriptor_get_value(
+		    f->descriptor, *(const int *)p);
+		return ev != NULL ? json_string(ev->name)
+				  : json_integer(*(const int *)p);
+	case PROTOBUF_C_TYPE_STRING:
+		s = *(char *const *)p;
+		v = s != NULL ? json_string(s) : NULL;
+		return v != NULL ? v : json_null();
+	case PROTOBUF_C_TYPE_BYTES:
+		return bytes_json((const ProtobufCBinaryData *)p);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(ProtobufCMessage *const *)p != NULL
+			   ? message_json(
+				 *(ProtobufCMessage *const *)p, depth + 1)
+			   : json_null();
+	}
+	return NULL;
+}
+
+static size_t
+element_size(const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return sizeof(uint64_t);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	default:
+		return sizeof(uint32_t); /* 32-bit ints, enum, float */
+	}
+}
+
+static json_t *
+message_json(const ProtobufCMessage *m, int depth)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const ProtobufCFieldDescriptor *f;
+	const char *base = (const char *)m, *elems;
+	json_t *obj, *v;
+	size_t i, j, n;
+
+	if (depth > FE_PBJSON_DEPTH_MAX || (obj = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < d->n_fields; i++) {
+		f = &d->fields[i];
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			if (*(const uint32_t *)(base + f->quantifier_offset) !=
+			    f->id)
+				continue;
+		} else if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+			   f->quantifier_offset != 0 &&
+			   !*(const protobuf_c_boolean *)(base +
+							  f->quantifier_offset))
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			n = *(const size_t *)(base + f->quantifier_offset);
+			elems = *(char *const *)(base + f->offset);
+			if ((v = json_array()) == NULL)
+				goto fail;
+			for (j = 0; j < n; j++)
+				if (json_array_append_new(
+					v, value_json(f,
+					       elems + j * element_size(f),
+					       depth)) < 0) {
+					json_decref(v);
+					goto fail;
+				}
+		} else if ((v = value_json(f, base + f->offset, depth)) == NULL)
+			goto fail;
+		if (json_object_set_new(obj, f->name, v) < 0)
+			goto fail;
+	}
+	return obj;
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+json_t *
+fe_pb_json(const ProtobufCMessage *m)
+{
+	return m != NULL ? message_json(m, 0) : NULL;
+}
