@@ -314,11 +314,13 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 	}
 	if (tenant == NULL || !cfg_name_valid(tenant) ||
 	    !cfg_name_valid(principal) || !role_valid(role)) {
+		/* The strings live in body: choose the message first. */
+		const char *why = tenant == NULL ? "tenant is required" :
+		    !role_valid(role) ? "role must be user, operator or admin" :
+		    "invalid tenant or principal name";
+
 		json_decref(body);
-		reply_error(req, 400, "bad_request",
-		    tenant == NULL	? "tenant is required"
-		    : !role_valid(role) ? "role must be user, operator or admin"
-					: "invalid tenant or principal name");
+		reply_error(req, 400, "bad_request", why);
 		return;
 	}
 	if (!fe_tenant_known(ctx, tenant)) {
