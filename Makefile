@@ -48,7 +48,7 @@ LDFLAGS	:= $(LDFLAGS_BASE) $(EXTRA_LDFLAGS)
 
 # Libraries each program links: only what it needs (DESIGN section 2).
 LIBS_SUP	:= $(call pc_libs,libevent libprotobuf-c libsodium)
-LIBS_FRONT	:= $(call pc_libs,libevent libnghttp2 libprotobuf-c jansson libsodium libcrypto libseccomp)
+LIBS_FRONT	:= $(call pc_libs,libevent libevent_openssl libssl libnghttp2 libprotobuf-c jansson libsodium libcrypto libseccomp)
 LIBS_WORKER	:= $(call pc_libs,libevent libprotobuf-c jansson libsodium libcrypto libseccomp)
 LIBS_JOURNALD	:= $(call pc_libs,libevent libprotobuf-c sqlite3 libsodium libcrypto libseccomp)
 LIBS_CTL	:= $(call pc_libs,libcurl libprotobuf-c jansson)
@@ -56,7 +56,9 @@ LIBS_TEST	:= $(call pc_libs,cmocka libevent libprotobuf-c libsodium libcrypto li
 
 # Protocol buffers: C code generated at build time, never committed.
 PROTOS	:= proto/palyra/v1/gateway.proto proto/grpc/health/v1/health.proto \
-	proto/ipc.proto
+	proto/ipc.proto proto/grpc/reflection/v1/reflection.proto \
+	proto/grpc/reflection/v1alpha/reflection.proto \
+	proto/palyra/internal/descriptor_index.proto
 PROTO_C	:= $(patsubst proto/%.proto,$(GEN)/proto/%.pb-c.c,$(PROTOS))
 PROTO_H	:= $(PROTO_C:.c=.h)
 PROTO_O	:= $(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
@@ -101,6 +103,28 @@ $(eval $(call program,FRONT,front,$(B)/libexec/palyra-front,$$(LIBS_FRONT)))
 $(eval $(call program,WORKER,worker,$(B)/libexec/palyra-worker,$$(LIBS_WORKER)))
 $(eval $(call program,JOURNALD,journald,$(B)/libexec/palyra-journald,$$(LIBS_JOURNALD)))
 
+# gRPC server reflection: the descriptors of the services palyra-front
+# serves, compiled in as a FileDescriptorSet (front/reflection.c).
+REFLECT_PROTOS := proto/palyra/v1/gateway.proto \
+	proto/grpc/health/v1/health.proto \
+	proto/grpc/reflection/v1/reflection.proto \
+	proto/grpc/reflection/v1alpha/reflection.proto
+$(GEN)/descriptor_set.pb: $(REFLECT_PROTOS)
+	@mkdir -p $(GEN)
+	$(call msg,PROTOC,$@)
+	$(Q)protoc-c --proto_path=proto --include_imports \
+		--descriptor_set_out=$@ $(REFLECT_PROTOS)
+$(GEN)/descriptor_set.c: $(GEN)/descriptor_set.pb
+	$(call msg,XXD,$@)
+	$(Q){ echo '/* Generated from $(notdir $<) by the Makefile. */'; \
+		echo '#include <stddef.h>'; \
+		echo 'const unsigned char fe_descriptor_set[] = {'; \
+		xxd -i < $<; echo '};'; \
+		echo 'const size_t fe_descriptor_set_len = sizeof(fe_descriptor_set);'; \
+	} > $@.tmp && mv $@.tmp $@
+FRONT_O += $(OBJ)/gen/descriptor_set.o
+$(B)/libexec/palyra-front: $(OBJ)/gen/descriptor_set.o
+
 # The generated headers must exist before any C file is compiled.
 $(COMMON_SRC:%.c=$(OBJ)/%.o) $(SUP_O) $(CTL_O) $(FRONT_O) $(WORKER_O) \
 	$(JOURNALD_O): | $(PROTO_H)
@@ -139,7 +163,7 @@ DEBS := build-essential pkg-config libevent-dev libnghttp2-dev \
 	libcurl4-openssl-dev libjansson-dev libsodium-dev libssl-dev \
 	libseccomp-dev libcmocka-dev python3-grpcio python3-grpc-tools \
 	python3-protobuf python3-pytest nghttp2-client nghttp2-server curl \
-	mandoc procps python3-nacl
+	mandoc procps python3-nacl openssl xxd
 
 deps:
 	@missing=""; for p in $(DEBS); do \

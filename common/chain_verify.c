@@ -19,6 +19,15 @@ chain_verify_init(struct chain_verifier *v)
 }
 
 void
+chain_verify_start_at(
+    struct chain_verifier *v, uint64_t chain_seq, const uint8_t *hash)
+{
+	v->head_seq = chain_seq;
+	if (hash != NULL)
+		memcpy(v->head_hash, hash, CHAIN_HASH_LEN);
+}
+
+void
 chain_verify_expect_checkpoint(
     struct chain_verifier *v, uint64_t chain_seq, const uint8_t *hash)
 {
@@ -158,5 +167,32 @@ chain_checkpoint_message(const char *tenant, uint64_t chain_seq,
 	memcpy(out + n, hash, CHAIN_HASH_LEN);
 	n += CHAIN_HASH_LEN;
 	n += put_be(out + n, (uint64_t)ts_ms, 8);
+	return (int)n;
+}
+
+int
+chain_anchor_message(const char *tenant, uint64_t chain_seq,
+    const uint8_t hash[CHAIN_HASH_LEN], int64_t ts_ms, int64_t before_ms,
+    uint8_t *out, size_t size)
+{
+	const size_t magic = sizeof(CHAIN_ANCHOR_MAGIC) - 1;
+	size_t len, n = 0;
+
+	if (tenant == NULL || hash == NULL || out == NULL)
+		return -EINVAL;
+	len = strnlen(tenant, NAME_MAX_LEN + 1);
+	if (len == 0 || len > NAME_MAX_LEN ||
+	    size < magic + 4 + len + 8 + CHAIN_HASH_LEN + 8 + 8)
+		return -EINVAL;
+	memcpy(out, CHAIN_ANCHOR_MAGIC, magic);
+	n += magic;
+	n += put_be(out + n, len, 4);
+	memcpy(out + n, tenant, len);
+	n += len;
+	n += put_be(out + n, chain_seq, 8);
+	memcpy(out + n, hash, CHAIN_HASH_LEN);
+	n += CHAIN_HASH_LEN;
+	n += put_be(out + n, (uint64_t)ts_ms, 8);
+	n += put_be(out + n, (uint64_t)before_ms, 8);
 	return (int)n;
 }

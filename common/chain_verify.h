@@ -24,6 +24,16 @@
 	(sizeof(CHAIN_CHECKPOINT_MAGIC) - 1 + 4 + NAME_MAX_LEN + 8 +           \
 	    CHAIN_HASH_LEN + 8)
 #define CHAIN_REASON_MAX 160
+/*
+ * A prune anchor (journald/prune.c) is signed the same way over
+ *   "palyra.anchor.v1" || u32be(len tenant) || tenant ||
+ *   u64be(chain_seq) || hash(chain_seq) || i64be(ts_ms) || i64be(before_ms)
+ * and a walk over a pruned chain starts from it.
+ */
+#define CHAIN_ANCHOR_MAGIC "palyra.anchor.v1"
+#define CHAIN_ANCHOR_MSG_MAX                                                   \
+	(sizeof(CHAIN_ANCHOR_MAGIC) - 1 + 4 + NAME_MAX_LEN + 8 +               \
+	    CHAIN_HASH_LEN + 8 + 8)
 
 /* One stored event as read from the events table. */
 struct chain_row {
@@ -68,6 +78,10 @@ struct chain_verifier {
 
 /* Starts a walk at the genesis (chain_seq 1 follows 32 zero bytes). */
 void chain_verify_init(struct chain_verifier *);
+/* Starts a walk after a prune anchor: the next row must be chain_seq + 1
+ * and link to hash. */
+void chain_verify_start_at(
+    struct chain_verifier *, uint64_t chain_seq, const uint8_t *hash);
 /* The walk must also pass chain_seq with exactly this hash. */
 void chain_verify_expect_checkpoint(
     struct chain_verifier *, uint64_t chain_seq, const uint8_t *hash);
@@ -91,5 +105,10 @@ int chain_verify_finish(struct chain_verifier *);
 int chain_checkpoint_message(const char *tenant, uint64_t chain_seq,
     const uint8_t hash[CHAIN_HASH_LEN], int64_t ts_ms, uint8_t *out,
     size_t size);
+
+/* The signed bytes of a prune anchor, as above. Same returns. */
+int chain_anchor_message(const char *tenant, uint64_t chain_seq,
+    const uint8_t hash[CHAIN_HASH_LEN], int64_t ts_ms, int64_t before_ms,
+    uint8_t *out, size_t size);
 
 #endif

@@ -104,6 +104,7 @@ struct cfg_tenant {
 	uint64_t	 memory_limit;	/* bytes, 0: none */
 	uint32_t	 pids_limit;	/* tasks, 0: none */
 	uint32_t	 cpu_weight;	/* 1..10000, 0: the kernel's default */
+	uint64_t	 journal_quota;	/* journal.db bytes, 0: none */
 	struct cfg_agent *agents;	/* the first is the default */
 	size_t		 nagents;
 	struct cfg_budget *budgets;

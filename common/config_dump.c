@@ -155,6 +155,10 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 		cfg_format_size(size, sizeof(size), tn->memory_limit);
 		fprintf(fp, "\tmemory-limit %s\n", size);
 	}
+	if (tn->journal_quota != 0) {
+		cfg_format_size(size, sizeof(size), tn->journal_quota);
+		fprintf(fp, "\tjournal-quota %s\n", size);
+	}
 	if (tn->pids_limit != 0)
 		fprintf(fp, "\tpids-limit %u\n", tn->pids_limit);
 	if (tn->cpu_weight != 0)

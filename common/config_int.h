@@ -44,6 +44,9 @@
 #define MAX_CONCURRENT_MAX	1024
 #define MAX_OUTPUT_MAX		(1024 * 1024)
 #define MEMORY_LIMIT_MIN	(1ULL << 20)
+/* journal-quota: a journal.db smaller than 64K holds hardly a schema. */
+#define JOURNAL_QUOTA_MIN	(64ULL << 10)
+#define JOURNAL_QUOTA_MAX	(1ULL << 50)
 #define MEMORY_LIMIT_MAX	(1ULL << 50)
 #define PIDS_LIMIT_MAX		1000000
 #define CPU_WEIGHT_MAX		10000	/* cgroup v2 cpu.weight's range */

@@ -1,6 +1,7 @@
 /*
  * config_tenant.c: the handlers of the palyrad.conf tenant block and what
- * it holds: workers, idle-timeout, memory-limit, pids-limit, cpu-weight, agents (providers, prompt, limits,
+ * it holds: workers, idle-timeout, memory-limit, pids-limit, cpu-weight,
+ * journal-quota, agents (providers, prompt, limits,
  * tools) and budgets, with their directive tables. Runs in the supervisor
  * (palyrad) only, while config.c parses; touches nothing but the struct
  * cfg under construction and the parser's state.
@@ -111,6 +112,17 @@ d_memory_limit(struct parser *p, struct cfg_lexer *lx,
 
 	return cfg_take_size(p, lx, kw, MEMORY_LIMIT_MIN, MEMORY_LIMIT_MAX,
 	    &tn->memory_limit);
+}
+
+/* The size journald lets the tenant's journal.db grow to. */
+static int
+d_journal_quota(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_tenant *tn = f->object;
+
+	return cfg_take_size(p, lx, kw, JOURNAL_QUOTA_MIN, JOURNAL_QUOTA_MAX,
+	    &tn->journal_quota);
 }
 
 static int
@@ -368,6 +380,7 @@ static const struct directive tenant_directives[] = {
 	{ "budget", d_budget, D_CHAIN },
 	{ "include", cfg_directive_include, 0 },
 	{ "idle-timeout", d_idle_timeout, D_ONCE | D_CHAIN },
+	{ "journal-quota", d_journal_quota, D_ONCE | D_CHAIN },
 };
 
 static const struct directive agent_directives[] = {

@@ -87,6 +87,22 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__journal_backup_request__descriptor, 0 },
 	[IPC_JOURNAL_BACKUP_RESULT] = { "JOURNAL_BACKUP_RESULT",
 	    &palyra__ipc__journal_backup_result__descriptor, 0 },
+	[IPC_JOURNAL_SECRETS] = { "JOURNAL_SECRETS",
+	    &palyra__ipc__journal_secrets__descriptor, 0 },
+	[IPC_JOURNAL_PRUNE_REQUEST] = { "JOURNAL_PRUNE_REQUEST",
+	    &palyra__ipc__journal_prune_request__descriptor, 0 },
+	[IPC_JOURNAL_PRUNE_RESULT] = { "JOURNAL_PRUNE_RESULT",
+	    &palyra__ipc__journal_prune_result__descriptor, 0 },
+	[IPC_JOURNAL_RUN_READ] = { "JOURNAL_RUN_READ",
+	    &palyra__ipc__journal_run_read_request__descriptor, 0 },
+	[IPC_JOURNAL_RUN_PAGE] = { "JOURNAL_RUN_PAGE",
+	    &palyra__ipc__journal_run_page__descriptor, 0 },
+	[IPC_RUN_ATTACH] = { "RUN_ATTACH",
+	    &palyra__ipc__run_attach_request__descriptor, 0 },
+	[IPC_RUN_ATTACHED] = { "RUN_ATTACHED",
+	    &palyra__ipc__run_attached__descriptor, 0 },
+	[IPC_TLS_CONFIG] = { "TLS_CONFIG",
+	    &palyra__ipc__tls_config__descriptor, 0 },
 };
 
 const char *

@@ -55,6 +55,14 @@ enum ipc_type {
 	IPC_JOURNAL_EXPORT_PAGE, /* Palyra__Ipc__JournalExportPage */
 	IPC_JOURNAL_BACKUP_REQUEST, /* Palyra__Ipc__JournalBackupRequest */
 	IPC_JOURNAL_BACKUP_RESULT, /* Palyra__Ipc__JournalBackupResult */
+	IPC_JOURNAL_SECRETS,	/* Palyra__Ipc__JournalSecrets */
+	IPC_JOURNAL_PRUNE_REQUEST, /* Palyra__Ipc__JournalPruneRequest */
+	IPC_JOURNAL_PRUNE_RESULT, /* Palyra__Ipc__JournalPruneResult */
+	IPC_JOURNAL_RUN_READ,	/* Palyra__Ipc__JournalRunReadRequest */
+	IPC_JOURNAL_RUN_PAGE,	/* Palyra__Ipc__JournalRunPage */
+	IPC_RUN_ATTACH,		/* Palyra__Ipc__RunAttachRequest */
+	IPC_RUN_ATTACHED,	/* Palyra__Ipc__RunAttached */
+	IPC_TLS_CONFIG,		/* Palyra__Ipc__TlsConfig */
 	IPC_TYPE_MAX
 };
 

@@ -90,6 +90,15 @@ fail:
 	return NULL;
 }
 
+/* Some messages carry secrets (FRONT_KEYS, TLS_CONFIG): no datagram
+ * outlives its sending in clear. */
+static void
+ipc_out_wipe(struct ipc_out *o, size_t len)
+{
+	explicit_bzero(o->data, len);
+	free(o);
+}
+
 static void
 ipc_out_free(struct ipc_out *o)
 {
@@ -97,7 +106,7 @@ ipc_out_free(struct ipc_out *o)
 
 	for (i = 0; i < o->nfds; i++)
 		close(o->fds[i]);
-	free(o);
+	ipc_out_wipe(o, o->len);
 }
 
 static void
@@ -179,6 +188,8 @@ ipc_chan_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		rc = ipc_decode(c->rbuf, (size_t)n, nfds, &m);
+		/* The decoded message holds its own copy of every field. */
+		explicit_bzero(c->rbuf, (size_t)n);
 		if (rc == 0 && (c->allowed & IPC_TYPE_BIT(m.hdr.type)) == 0) {
 			ipc_msg_clear(&m);
 			rc = -EPERM;
@@ -271,7 +282,7 @@ ipc_chan_send(struct ipc_chan *c, enum ipc_type type, uint32_t request_id,
 	len = ipc_encode(o->data, IPC_HEADER_LEN + packed, type, request_id,
 	    msg);
 	if (len < 0) {
-		free(o);
+		ipc_out_wipe(o, IPC_HEADER_LEN + packed);
 		return (int)len;
 	}
 	o->len = (size_t)len;
@@ -280,11 +291,11 @@ ipc_chan_send(struct ipc_chan *c, enum ipc_type type, uint32_t request_id,
 	if (c->head == NULL) {
 		rc = ipc_sendmsg(c->fd, o->data, o->len, fds, nfds);
 		if (rc == 0) {
-			free(o);
+			ipc_out_wipe(o, IPC_HEADER_LEN + packed);
 			return 0;
 		}
 		if (rc != -EAGAIN) {
-			free(o);
+			ipc_out_wipe(o, IPC_HEADER_LEN + packed);
 			/* Report the death from the loop, not from inside
 			 * the sender's own call chain. */
 			c->pending_error = rc == -EPIPE ? 0 : rc;

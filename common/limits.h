@@ -71,6 +71,15 @@
  * INTERRUPTED notice before they end with UNAVAILABLE. */
 #define FE_WORKER_LOST_GRACE_MS	3000
 #define FE_STOP_DRAIN_MS	3000	/* SIGTERM: calls in flight may end */
+/* A RunStream reattach: live events held while the journal is replayed,
+ * and how long journald and the workers may take to answer each step. */
+#define FE_REATTACH_LIVE_MAX	4096
+#define FE_REATTACH_TIMEOUT_MS	10000
+/* The next page of a replay is read only once the call's unsent reply
+ * bytes fell below this (back-pressure from a slow client); checked every
+ * FE_REATTACH_DRAIN_POLL_MS. */
+#define FE_REATTACH_OUT_HIGH	(256 * 1024)
+#define FE_REATTACH_DRAIN_POLL_MS 10
 /* /admin/v1/journal/...: requests waiting for journald, how long a quick
  * one (pubkey, checkpoint, export page) and a job (verify, backup) may
  * wait for its answer. */
@@ -87,6 +96,12 @@
  * as a failure (a worker slot that is idle is not). */
 #define CTL_STARTING_MAX_MS	FE_WORKER_START_TIMEOUT_MS
 
+/* TLS (supervisor/tls.c reads, front/tls.c builds contexts): the largest
+ * certificate chain or key file; the four of IPC_TLS_CONFIG fit one
+ * datagram. */
+#define TLS_PEM_MAX		(48 * 1024)
+#define FE_TLS_HANDSHAKE_S	10	/* a TLS handshake, then h2 or HTTP */
+
 /* Journal */
 #define JNL_BATCH_MAX		1024	/* appends per transaction */
 #define JNL_PAYLOAD_MAX		(160 * 1024)	/* encoded event bytes */
@@ -101,6 +116,16 @@
 #define JNL_EXPORT_PAGE_EVENTS	512
 #define JNL_CHECKPOINT_PAGE	256
 #define JNL_CHECKPOINT_DEFAULT_MS (10 * 60 * 1000)
+/* Redaction by value (journald/redact.c): shorter values are not
+ * registered (they would blank out ordinary text), nor longer ones, nor
+ * more than JNL_SECRETS_MAX of them. */
+#define JNL_SECRET_MIN_LEN	8
+#define JNL_SECRET_MAX_LEN	4096
+#define JNL_SECRETS_MAX		1024
+/* Prune (journald/prune.c): events deleted per transaction. */
+#define JNL_PRUNE_BATCH		4096
+/* Reattach reads: events of one run per page (and what fits a datagram). */
+#define JNL_READ_PAGE_MAX	256
 
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */
@@ -110,6 +135,7 @@
  * this long. */
 #define WRK_STOP_DRAIN_MS	2000
 #define WRK_TOKEN_DELAY_MAX_MS	10000	/* offline provider token-delay */
+#define WRK_RUN_FOLLOWERS_MAX	16	/* reattached calls following a run */
 
 /* Sandbox (common/sandbox.c) */
 #define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */

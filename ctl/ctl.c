@@ -48,12 +48,15 @@ usage(FILE *f)
 	    "[--role user|operator|admin]\n"
 	    "  run [--tenant name | --token token] [--agent name]\n"
 	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
+	    "  run [--tenant name | --token token] --attach run_id "
+	    "[--after seq] [-v]\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
 	    "  journal pubkey\n"
 	    "  journal export --tenant name [--since seq]\n"
 	    "  journal backup --tenant name\n"
+	    "  journal prune --tenant name --older-than duration\n"
 	    "  help\n");
 }
 
@@ -257,6 +260,7 @@ struct run_call {
 	int			 tty;
 	int			 printed;	/* token text written */
 	int			 terminal;	/* terminal status seen */
+	int			 attach;	/* following an existing run */
 	char			 reason[512];
 	int			 bad;
 };
@@ -395,6 +399,8 @@ struct run_opts {
 	const char	*session_key;
 	int		 cancel_on_disconnect;
 	const char	*prompt;
+	const char	*attach;	/* run id to follow */
+	uint64_t	 after;		/* from after this seq */
 };
 
 static int
@@ -406,8 +412,12 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		{ "agent", required_argument, NULL, 'a' },
 		{ "session-key", required_argument, NULL, 'k' },
 		{ "cancel-on-disconnect", no_argument, NULL, 'c' },
+		{ "attach", required_argument, NULL, 'A' },
+		{ "after", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char	*after = NULL;
+	char	*end;
 	int	 ch;
 
 	memset(o, 0, sizeof(*o));
@@ -429,6 +439,12 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		case 'c':
 			o->cancel_on_disconnect = 1;
 			break;
+		case 'A':
+			o->attach = optarg;
+			break;
+		case 'S':
+			after = optarg;
+			break;
 		case 'v':
 			ctx->verbose = 1;
 			break;
@@ -437,6 +453,37 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 			return -1;
 		}
 	}
+	if (o->tenant != NULL && o->token != NULL) {
+		usage_error("--tenant and --token exclude each other");
+		return -1;
+	}
+	if (o->attach != NULL) {
+		/* A run that exists already: only where to follow it from. */
+		if (optind != argc || o->agent != NULL ||
+		    o->session_key != NULL || o->cancel_on_disconnect) {
+			usage_error("run --attach takes no prompt, --agent, "
+			    "--session-key or --cancel-on-disconnect");
+			return -1;
+		}
+		if (o->attach[0] == '\0' || strlen(o->attach) > 64) {
+			usage_error("--attach needs a run id");
+			return -1;
+		}
+		if (after != NULL) {
+			errno = 0;
+			o->after = strtoull(after, &end, 10);
+			if (after[0] < '0' || after[0] > '9' || *end != '\0' ||
+			    errno != 0) {
+				usage_error("--after needs a sequence number");
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (after != NULL) {
+		usage_error("--after needs --attach");
+		return -1;
+	}
 	if (optind + 1 != argc) {
 		usage_error("run needs exactly one prompt");
 		return -1;
@@ -444,10 +491,6 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 	o->prompt = argv[optind];
 	if (strlen(o->prompt) > TEXT_MAX_LEN) {
 		usage_error("prompt longer than %d bytes", TEXT_MAX_LEN);
-		return -1;
-	}
-	if (o->tenant != NULL && o->token != NULL) {
-		usage_error("--tenant and --token exclude each other");
 		return -1;
 	}
 	return 0;
@@ -473,6 +516,9 @@ run_finish(const struct run_call *rc, const struct ctl_grpc_result *res,
 		return CTL_EXIT_FAIL;
 	}
 	if (rc->terminal == PALYRA__V1__RUN_STATUS__RUN_STATUS_COMPLETED)
+		return CTL_EXIT_OK;
+	/* Following a finished run from its end: nothing more to show. */
+	if (rc->attach && rc->terminal == 0)
 		return CTL_EXIT_OK;
 	if (rc->terminal == 0)
 		fprintf(stderr, "palyractl: run failed: stream ended without "
@@ -518,7 +564,11 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 
 	palyra__v1__run_start__init(&start);
-	start.input = (char *)o.prompt;
+	if (o.attach != NULL) {
+		start.run_id = (char *)o.attach;
+		start.after_seq = o.after;
+	} else
+		start.input = (char *)o.prompt;
 	if (o.agent != NULL)
 		start.agent = (char *)o.agent;
 	if (o.session_key != NULL)
@@ -537,6 +587,7 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	memset(&rc, 0, sizeof(rc));
 	rc.ctx = ctx;
 	rc.tty = isatty(STDOUT_FILENO);
+	rc.attach = o.attach != NULL;
 	called = ctl_grpc_call(ctx, GATEWAY "RunStream", token, buf, len,
 	    run_msg, &rc, &res);
 	explicit_bzero(token, strlen(token));

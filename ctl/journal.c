@@ -1,5 +1,6 @@
 /*
- * journal.c: `palyractl journal verify|checkpoint|pubkey|export|backup`,
+ * journal.c: `palyractl journal verify|checkpoint|pubkey|export|backup|
+ * prune`,
  * the journal audit through the admin API (/admin/v1/journal/...).
  *
  * Runs in palyractl as the invoking user; reads the admin token (admin.c)
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -36,6 +38,7 @@ struct journal_opts {
 	const char	*tenant;
 	const char	*since;
 	int		 json;
+	const char	*older_than;	/* prune */
 };
 
 static void
@@ -410,6 +413,88 @@ cmd_backup(const struct ctl_ctx *ctx, const struct journal_opts *o)
 	return CTL_EXIT_OK;
 }
 
+/*
+ * A duration: digits and a unit, ms, s, m, h or d. Returns the
+ * milliseconds, or -1 for anything else or more than 100 years.
+ */
+static int64_t
+duration_ms(const char *s)
+{
+	static const struct {
+		const char	*unit;
+		int64_t		 ms;
+	} units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	const int64_t max = INT64_C(100) * 366 * 86400000;
+	int64_t v = 0;
+	size_t i;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return -1;
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(s, units[i].unit) == 0)
+			return v * units[i].ms <= max ? v * units[i].ms : -1;
+	return -1;
+}
+
+static int
+cmd_prune(const struct ctl_ctx *ctx, const struct journal_opts *o)
+{
+	json_t		*root, *body, *anchor;
+	char		*text;
+	int64_t		 age = duration_ms(o->older_than), now;
+	struct timespec	 ts;
+
+	if (age < 0) {
+		fprintf(stderr, "palyractl: journal prune: --older-than takes "
+		    "a duration such as 30d, 12h or 90m\n");
+		return CTL_EXIT_USAGE;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (now - age <= 0) {
+		fprintf(stderr, "palyractl: journal prune: --older-than "
+		    "reaches before 1970\n");
+		return CTL_EXIT_USAGE;
+	}
+	body = json_pack("{s:s, s:I}", "tenant", o->tenant, "before_ms",
+	    (json_int_t)(now - age));
+	text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (text == NULL) {
+		fprintf(stderr, "palyractl: journal prune: out of memory\n");
+		return CTL_EXIT_FAIL;
+	}
+	root = journal_call(ctx, "prune", "/admin/v1/journal/prune", text);
+	free(text);
+	if (root == NULL)
+		return CTL_EXIT_FAIL;
+	if (o->json)
+		print_json_root(root);
+	else {
+		anchor = json_object_get(root, "anchor");
+		safe_print(stdout, str(root, "tenant"));
+		printf(": %lld event(s) and %lld run(s) pruned",
+		    num(root, "events"), num(root, "runs"));
+		if (json_is_object(anchor)) {
+			printf("; chain anchored at seq %lld ",
+			    num(anchor, "chain_seq"));
+			safe_print(stdout, str(anchor, "hash"));
+		}
+		putchar('\n');
+	}
+	fflush(stdout);
+	json_decref(root);
+	return CTL_EXIT_OK;
+}
+
 static int
 cmd_export(const struct ctl_ctx *ctx, const struct journal_opts *o)
 {
@@ -469,15 +554,16 @@ ctl_cmd_journal(const struct ctl_ctx *ctx, int argc, char **argv)
 		{ "tenant", required_argument, NULL, 't' },
 		{ "since", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "older-than", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct journal_opts	 o = { NULL, NULL, ctx->json };
+	struct journal_opts	 o = { NULL, NULL, ctx->json, NULL };
 	const char		*cmd;
 	int			 ch;
 
 	if (argc < 2) {
 		fprintf(stderr, "palyractl: journal needs a command: verify, "
-		    "checkpoint, pubkey, export or backup\n");
+		    "checkpoint, pubkey, export, backup or prune\n");
 		return CTL_EXIT_USAGE;
 	}
 	cmd = argv[1];
@@ -494,6 +580,9 @@ ctl_cmd_journal(const struct ctl_ctx *ctx, int argc, char **argv)
 			break;
 		case 'j':
 			o.json = 1;
+			break;
+		case 'o':
+			o.older_than = optarg;
 			break;
 		default:
 			return CTL_EXIT_USAGE;
@@ -515,8 +604,13 @@ ctl_cmd_journal(const struct ctl_ctx *ctx, int argc, char **argv)
 		    "chain_seq and only with export\n", cmd);
 		return CTL_EXIT_USAGE;
 	}
-	if ((strcmp(cmd, "export") == 0 || strcmp(cmd, "backup") == 0) &&
-	    o.tenant == NULL) {
+	if ((o.older_than != NULL) != (strcmp(cmd, "prune") == 0)) {
+		fprintf(stderr, "palyractl: journal %s: --older-than is for "
+		    "prune, and prune needs it\n", cmd);
+		return CTL_EXIT_USAGE;
+	}
+	if ((strcmp(cmd, "export") == 0 || strcmp(cmd, "backup") == 0 ||
+	    strcmp(cmd, "prune") == 0) && o.tenant == NULL) {
 		fprintf(stderr, "palyractl: journal %s needs --tenant\n", cmd);
 		return CTL_EXIT_USAGE;
 	}
@@ -535,6 +629,8 @@ ctl_cmd_journal(const struct ctl_ctx *ctx, int argc, char **argv)
 		return cmd_export(ctx, &o);
 	if (strcmp(cmd, "backup") == 0)
 		return cmd_backup(ctx, &o);
+	if (strcmp(cmd, "prune") == 0)
+		return cmd_prune(ctx, &o);
 	fprintf(stderr, "palyractl: unknown journal command %s\n", cmd);
 	return CTL_EXIT_USAGE;
 }

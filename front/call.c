@@ -30,6 +30,7 @@ static const char *const state_names[] = {
     [FE_CALL_HALF_CLOSED] = "HALF_CLOSED",
     [FE_CALL_CLOSING] = "CLOSING",
     [FE_CALL_CLOSED] = "CLOSED",
+    [FE_CALL_REATTACHING] = "REATTACHING",
 };
 
 #define S(x) (1u << (x))
@@ -40,7 +41,8 @@ static const unsigned int transitions[] = {
     [FE_CALL_AUTHENTICATING] =
 	S(FE_CALL_WAITING_START) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_WAITING_START] = S(FE_CALL_RUNNING) | S(FE_CALL_PARKED) |
-			      S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+			      S(FE_CALL_REATTACHING) | S(FE_CALL_CLOSING) |
+			      S(FE_CALL_CLOSED),
     [FE_CALL_PARKED] =
 	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     /* Back to PARKED: the worker went away before the run's first event. */
@@ -50,6 +52,8 @@ static const unsigned int transitions[] = {
 	S(FE_CALL_PARKED) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_CLOSING] = S(FE_CALL_CLOSED),
     [FE_CALL_CLOSED] = 0,
+    [FE_CALL_REATTACHING] =
+	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
 };
 #undef S
 
@@ -192,9 +196,10 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fe_call *call = arg;
 
+	/* A reattached call only stops following its run. */
 	if (call->state == FE_CALL_RUNNING ||
 	    call->state == FE_CALL_HALF_CLOSED)
-		fe_worker_cancel(call, "deadline exceeded", 0);
+		fe_worker_cancel(call, "deadline exceeded", call->reattached);
 	fe_call_finish(call, FE_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
 }
 
@@ -290,7 +295,11 @@ fe_call_headers_done(struct fe_call *call)
 		return;
 	}
 	/* Unary methods answer at once; only streams need the timer. */
-	if (call->timeout_ms >= 0 && call->method == FE_METHOD_RUN_STREAM) {
+	if (call->timeout_ms >= 0 && (call->method == FE_METHOD_RUN_STREAM ||
+					 call->method == FE_METHOD_HEALTH_WATCH ||
+					 call->method == FE_METHOD_REFLECTION_V1 ||
+					 call->method ==
+					     FE_METHOD_REFLECTION_V1ALPHA)) {
 		call->deadline_unix_ms = fe_now_unix_ms() + call->timeout_ms;
 		if (timer_start(call, &call->deadline_timer, deadline_cb,
 			call->timeout_ms) < 0) {
@@ -376,7 +385,8 @@ hold_input(struct fe_call *call, const uint8_t *data, size_t len)
 	if (evbuffer_get_length(call->in) + len >
 	    GRPC_PREFIX_LEN + FE_GRPC_MAX_MESSAGE) {
 		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
-		    call->state == FE_CALL_PARKED
+		    call->state == FE_CALL_PARKED ||
+			    call->state == FE_CALL_REATTACHING
 			? "too much data while waiting for a worker"
 			: "too much data before authentication");
 		return;
@@ -390,7 +400,8 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 	int64_t msglen;
 
 	if (call->state == FE_CALL_AUTHENTICATING ||
-	    call->state == FE_CALL_PARKED) {
+	    call->state == FE_CALL_PARKED ||
+	    call->state == FE_CALL_REATTACHING) {
 		hold_input(call, data, len);
 		return;
 	}
@@ -408,7 +419,8 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 		data += GRPC_PREFIX_LEN + msglen;
 		len -= GRPC_PREFIX_LEN + msglen;
 	}
-	if (len > 0 && call->state == FE_CALL_PARKED) {
+	if (len > 0 && (call->state == FE_CALL_PARKED ||
+			   call->state == FE_CALL_REATTACHING)) {
 		hold_input(call, data, len);
 		return;
 	}
@@ -449,7 +461,9 @@ fe_call_finish(struct fe_call *call, uint32_t status, const char *msg)
 {
 	if (call->state == FE_CALL_CLOSING || call->state == FE_CALL_CLOSED)
 		return;
+	fe_reattach_end(call);
 	fe_worker_detach(call);
+	fe_health_unwatch(call);
 	if (call->start_req != NULL) {
 		palyra__v1__run_stream_request__free_unpacked(
 		    call->start_req, NULL);
@@ -583,7 +597,9 @@ fe_call_release(struct fe_call *call, int disconnected)
 	}
 	if (call->worker != NULL && disconnected)
 		fe_worker_cancel(call, "client disconnected", 1);
+	fe_reattach_end(call);
 	fe_worker_detach(call);
+	fe_health_unwatch(call);
 	if (call->deadline_timer != NULL)
 		event_free(call->deadline_timer);
 	if (call->auth_timer != NULL)

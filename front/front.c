@@ -29,7 +29,8 @@
 
 #define FE_PARENT_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_FRONT_KEYS) | IPC_TYPE_BIT(IPC_TENANT_LIST) |        \
-	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_PROCESS_LIST))
+	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_PROCESS_LIST) |   \
+	    IPC_TYPE_BIT(IPC_TLS_CONFIG))
 
 static void
 usage(void)
@@ -148,6 +149,15 @@ keys_set(struct fe_ctx *ctx, const Palyra__Ipc__FrontKeys *keys)
 }
 
 static void
+tls_wipe(Palyra__Ipc__TlsConfig *tc)
+{
+	if (tc->grpc_key.data != NULL)
+		sodium_memzero(tc->grpc_key.data, tc->grpc_key.len);
+	if (tc->http_key.data != NULL)
+		sodium_memzero(tc->http_key.data, tc->http_key.len);
+}
+
+static void
 parent_stop(struct fe_ctx *ctx, int code)
 {
 	if (ctx->stopping)
@@ -174,6 +184,14 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		break;
 	case IPC_TENANT_LIST:
 		rc = tenants_set(ctx, (Palyra__Ipc__TenantList *)m->msg);
+		break;
+	case IPC_TLS_CONFIG:
+		rc = fe_tls_config(ctx, (Palyra__Ipc__TlsConfig *)m->msg);
+		if (rc == -EINVAL) /* logged: the certificate or key */
+			rc = -EKEYREJECTED;
+		/* The decoded copies of the keys are wiped before they are
+		 * freed. */
+		tls_wipe((Palyra__Ipc__TlsConfig *)m->msg);
 		break;
 	case IPC_ATTACH_PEER:
 		if (m->nfds != 1)
@@ -261,7 +279,12 @@ drain_start(struct fe_ctx *ctx)
 	if (call->state == FE_CALL_HEADERS ||
 	    call->state == FE_CALL_AUTHENTICATING ||
 	    call->state == FE_CALL_WAITING_START ||
-	    call->state == FE_CALL_PARKED)
+	    call->state == FE_CALL_PARKED ||
+	    call->state == FE_CALL_REATTACHING ||
+	    /* Health watches and reflection streams follow no run. */
+	    call->method == FE_METHOD_HEALTH_WATCH ||
+	    call->method == FE_METHOD_REFLECTION_V1 ||
+	    call->method == FE_METHOD_REFLECTION_V1ALPHA)
 		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
 	drain_cb(-1, 0, ctx);
 }
@@ -327,6 +350,7 @@ ctx_new(int verbose)
 	TAILQ_INIT(&ctx->dirty);
 	TAILQ_INIT(&ctx->call_pool);
 	TAILQ_INIT(&ctx->proc_reqs);
+	TAILQ_INIT(&ctx->health_watches);
 	ctx->next_journal_id = 1;
 	ctx->base = event_base_new();
 	if (ctx->base == NULL)
@@ -344,6 +368,8 @@ ctx_free(struct fe_ctx *ctx)
 	fe_processes_shutdown(ctx);
 	fe_journal_shutdown(ctx);
 	fe_http_shutdown(ctx);
+	fe_tls_free(ctx);
+	fe_reflection_free(ctx);
 	fe_peer_free_all(ctx);
 	fe_call_free_pool(ctx);
 	if (ctx->parent != NULL)
@@ -400,7 +426,10 @@ front_main(int argc, char *argv[])
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	signal(SIGPIPE, SIG_IGN);
-	/* Nothing to read first in this release (TLS files will be). */
+	/* OpenSSL reads its configuration now: the sandbox leaves no file.
+	 * Certificates and keys come from the supervisor (tls.c). */
+	if (fe_tls_init() < 0)
+		fatalx("cannot initialise OpenSSL");
 	sbx_facts_init(&facts);
 	if (sbx_apply(&profile, &facts) < 0) {
 		log_error("cannot apply the sandbox; exiting");

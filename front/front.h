@@ -11,8 +11,11 @@
  * and worker channels), pool.c (routing calls to a tenant's workers,
  * parking them while one starts), h2.c (HTTP/2 connections on nghttp2),
  * call.c (gRPC call state machine and framing), rpc.c (the gRPC methods),
+ * reattach.c (a RunStream following an existing run by run_id),
  * auth.c (tokens), http.c (the HTTP/1.1 surface), processes.c (the
- * supervisor's process list over HTTP).
+ * supervisor's process list over HTTP), health.c (Health/Watch),
+ * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
+ * listeners, certificate reload).
  */
 #ifndef PALYRA_FRONT_H
 #define PALYRA_FRONT_H
@@ -58,6 +61,10 @@ enum fe_method {
 	FE_METHOD_HEALTH_CHECK, /* grpc.health.v1.Health/Check */
 	FE_METHOD_GET_HEALTH,	/* palyra.v1.GatewayService/GetHealth */
 	FE_METHOD_RUN_STREAM,	/* palyra.v1.GatewayService/RunStream */
+	FE_METHOD_HEALTH_WATCH,	/* grpc.health.v1.Health/Watch */
+	/* grpc.reflection.v1{,alpha}.ServerReflection/ServerReflectionInfo */
+	FE_METHOD_REFLECTION_V1,
+	FE_METHOD_REFLECTION_V1ALPHA,
 };
 
 /*
@@ -73,6 +80,7 @@ enum fe_call_state {
 	FE_CALL_HALF_CLOSED,	/* client finished sending, still relaying */
 	FE_CALL_CLOSING,	/* status decided, response being flushed */
 	FE_CALL_CLOSED,		/* stream gone; the call may be released */
+	FE_CALL_REATTACHING,	/* start named a run: replaying its journal */
 };
 
 enum fe_auth {
@@ -134,6 +142,15 @@ struct fe_call {
 	 * notice ends the call, or grace_timer does. */
 	int orphaned;
 	struct event *grace_timer;
+	/* The start named an existing run (reattach.c): the call follows it;
+	 * going away or a deadline never cancels that run. */
+	struct fe_reattach *reattach;
+	int reattached;
+	/* Health/Watch (health.c): on ctx->health_watches while watching. */
+	TAILQ_ENTRY(fe_call) watch_entry;
+	int watching;
+	int watch_known;  /* the service named is one we serve */
+	int watch_status; /* last sent; -1: none yet */
 	int64_t deadline_unix_ms;
 	struct event *deadline_timer;
 	struct event *auth_timer;
@@ -149,6 +166,9 @@ struct fe_call {
 
 TAILQ_HEAD(fe_call_list, fe_call);
 
+struct fe_probe;
+TAILQ_HEAD(fe_probe_list, fe_probe);
+
 struct fe_conn {
 	TAILQ_ENTRY(fe_conn) entry;
 	TAILQ_ENTRY(fe_conn) dirty_entry;
@@ -157,6 +177,8 @@ struct fe_conn {
 	nghttp2_session *session;
 	struct fe_call_list calls;
 	int dirty; /* on ctx->dirty, to flush */
+	int tls;	/* handshake and ALPN "h2" required before any frame */
+	int tls_ready;	/* ... and done */
 };
 
 TAILQ_HEAD(fe_conn_list, fe_conn);
@@ -171,6 +193,7 @@ struct fe_worker {
 	uint32_t next_call_id;
 	struct fe_call_list calls;
 	size_t ncalls; /* on calls: its load */
+	struct fe_probe_list probes; /* IPC_RUN_ATTACH awaiting answers */
 };
 
 TAILQ_HEAD(fe_worker_list, fe_worker);
@@ -193,6 +216,7 @@ TAILQ_HEAD(fe_pool_list, fe_pool);
 enum fe_jreq_kind {
 	FE_JREQ_LOOKUP = 0, /* owner: struct fe_call */
 	FE_JREQ_STORE,	    /* owner: struct fe_http_token */
+	FE_JREQ_RUN_READ,   /* owner: struct fe_call (reattach.c) */
 };
 
 /* A request to journald awaiting its reply; owner NULL once abandoned. */
@@ -248,6 +272,18 @@ struct fe_ctx {
 
 	struct evhttp *http;
 	struct evhttp_bound_socket *http_socket;
+	/* tls.c: the listeners' contexts (NULL: cleartext), from the
+	 * supervisor's IPC_TLS_CONFIG; nothing is accepted before it. */
+	/* Health/Watch calls (health.c); reflection's index (reflection.c,
+	 * built on first use). */
+	struct fe_call_list health_watches;
+	struct fe_reflection *reflection;
+
+	int tls_configured;
+	int grpc_is_tls;
+	int http_is_tls;
+	struct ssl_ctx_st *grpc_tls;
+	struct ssl_ctx_st *http_tls;
 	struct fe_journal *journal; /* journal.c: audit requests, or NULL */
 	struct event *sigterm_event;
 	struct event *sigint_event;
@@ -379,7 +415,8 @@ void fe_processes_shutdown(struct fe_ctx *);
 	    IPC_TYPE_BIT(IPC_JOURNAL_CHECKPOINT_REPORT) |                      \
 	    IPC_TYPE_BIT(IPC_JOURNAL_PUBKEY) |                                 \
 	    IPC_TYPE_BIT(IPC_JOURNAL_EXPORT_PAGE) |                            \
-	    IPC_TYPE_BIT(IPC_JOURNAL_BACKUP_RESULT))
+	    IPC_TYPE_BIT(IPC_JOURNAL_BACKUP_RESULT) |                          \
+	    IPC_TYPE_BIT(IPC_JOURNAL_PRUNE_RESULT))
 /* endpoint: the path after /admin/v1/journal/. */
 void fe_journal_http(
     struct fe_ctx *, struct evhttp_request *, const char *endpoint);
@@ -389,6 +426,48 @@ int fe_journal_reply(struct fe_ctx *, const struct ipc_msg *);
 /* The journald channel is gone: requests waiting for it fail. */
 void fe_journal_peer_lost(struct fe_ctx *);
 void fe_journal_shutdown(struct fe_ctx *);
+
+/* health.c: grpc.health.v1.Health/Watch. */
+void fe_health_watch_message(struct fe_call *, const uint8_t *, size_t);
+/* journald attached or went away: every watch gets its new status. */
+void fe_health_changed(struct fe_ctx *);
+void fe_health_unwatch(struct fe_call *);
+
+/* reflection.c: gRPC server reflection (v1 and v1alpha). */
+void fe_reflection_message(struct fe_call *, const uint8_t *, size_t);
+void fe_reflection_free(struct fe_ctx *);
+
+/* tls.c: OpenSSL on the listeners. */
+struct bufferevent;
+/* Initialises OpenSSL; before the sandbox. Returns 0 or -EIO. */
+int fe_tls_init(void);
+/* Applies IPC_TLS_CONFIG: builds the contexts, then (the first time)
+ * enables the listeners. Returns 0, or -EINVAL for a first configuration
+ * that does not load (a reload that does not load keeps the old one). */
+int fe_tls_config(struct fe_ctx *, const Palyra__Ipc__TlsConfig *);
+/* A server-side TLS bufferevent on fd (-1: evhttp sets it), or NULL. */
+struct bufferevent *fe_tls_bufferevent(
+    struct fe_ctx *, struct ssl_ctx_st *, int fd);
+/* 1 when the handshake on bev selected ALPN "h2". */
+int fe_tls_alpn_is_h2(struct bufferevent *);
+void fe_tls_free(struct fe_ctx *);
+
+/* reattach.c: RunStream starts that name an existing run. */
+/* Takes the start of call (WAITING_START) with run_id set; ends the call
+ * itself on any failure. */
+void fe_reattach_start(struct fe_call *, const Palyra__V1__RunStart *);
+void fe_reattach_page(struct fe_call *, const Palyra__Ipc__JournalRunPage *);
+void fe_reattach_journal_failed(struct fe_call *);
+/* IPC_RUN_ATTACHED from w. Returns 0, or -EPROTO for an answer to nothing
+ * asked (the caller drops the worker). */
+int fe_reattach_attached(
+    struct fe_worker *w, uint32_t request_id, const Palyra__Ipc__RunAttached *);
+/* A live event of a call still REATTACHING: held until the replay ends. */
+void fe_reattach_live(struct fe_call *, const Palyra__Ipc__RunEventMsg *);
+/* w's channel is gone: its answers count as "not the owner". */
+void fe_reattach_worker_lost(struct fe_worker *w);
+/* The call ends: its reattach state goes. */
+void fe_reattach_end(struct fe_call *);
 
 /* pbjson.c: a decoded protobuf-c message as JSON (jansson), or NULL. */
 struct json_t *fe_pb_json(const ProtobufCMessage *);

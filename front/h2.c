@@ -1,6 +1,7 @@
 /*
  * h2.c: the gRPC listener of palyra-front: HTTP/2 with prior knowledge
- * (h2c) on libevent bufferevents, one nghttp2 server session per
+ * (h2c) on loopback, or over TLS with ALPN "h2" (tls.c), on libevent
+ * bufferevents, one nghttp2 server session per
  * connection. Streams become gRPC calls (call.c); this file moves bytes
  * and frames, and submits the response headers, data and trailers that
  * call.c decides on.
@@ -387,6 +388,8 @@ readcb(struct bufferevent *bev, void *arg)
 	size_t consumed;
 	int i, n;
 
+	if (conn->tls && !conn->tls_ready)
+		return; /* not one frame before the handshake and ALPN */
 	/* Feed nghttp2 the buffered chunks in place, FE_H2_IOV at a time. */
 	while (evbuffer_get_length(input) > 0) {
 		n = evbuffer_peek(input, -1, NULL, iov, FE_H2_IOV);
@@ -417,6 +420,8 @@ writecb(struct bufferevent *bev, void *arg)
 {
 	struct fe_conn *conn = arg;
 
+	if (conn->tls && !conn->tls_ready)
+		return;
 	if (conn_send(conn) < 0)
 		conn_free(conn);
 }
@@ -426,8 +431,22 @@ eventcb(struct bufferevent *bev, short events, void *arg)
 {
 	struct fe_conn *conn = arg;
 
-	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		conn_free(conn);
+		return;
+	}
+	if ((events & BEV_EVENT_CONNECTED) && conn->tls) {
+		/* gRPC over TLS is HTTP/2 negotiated by ALPN, nothing else. */
+		if (!fe_tls_alpn_is_h2(bev)) {
+			log_debug("h2: tls client did not negotiate h2");
+			conn_free(conn);
+			return;
+		}
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		conn->tls_ready = 1;
+		/* Our SETTINGS, and whatever the client sent already. */
+		readcb(bev, conn);
+	}
 }
 
 static void
@@ -461,7 +480,9 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	struct fe_conn *conn;
 	int one = 1;
 
-	if (ctx->stopping || ctx->draining ||
+	/* Nothing is served before the listener's TLS setting is known. */
+	if (ctx->stopping || ctx->draining || !ctx->tls_configured ||
+	    (ctx->grpc_is_tls && ctx->grpc_tls == NULL) ||
 	    ctx->nconns >= FE_MAX_CONNECTIONS) {
 		log_debug("h2: connection refused (%zu open)", ctx->nconns);
 		close(fd);
@@ -477,12 +498,22 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&ctx->conns, conn, entry);
 	ctx->nconns++;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn->bev =
-	    bufferevent_socket_new(ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (ctx->grpc_tls != NULL) {
+		conn->tls = 1;
+		conn->bev = fe_tls_bufferevent(ctx, ctx->grpc_tls, fd);
+	} else
+		conn->bev = bufferevent_socket_new(
+		    ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL) {
 		close(fd);
 		conn_free(conn);
 		return;
+	}
+	if (conn->tls) {
+		/* The handshake must end in time (slowloris). */
+		struct timeval tv = {FE_TLS_HANDSHAKE_S, 0};
+
+		bufferevent_set_timeouts(conn->bev, &tv, &tv);
 	}
 	if (session_new(conn) < 0) {
 		conn_free(conn);
@@ -490,7 +521,7 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	}
 	bufferevent_setcb(conn->bev, readcb, writecb, eventcb, conn);
 	if (bufferevent_enable(conn->bev, EV_READ | EV_WRITE) < 0 ||
-	    conn_send(conn) < 0)
+	    (!conn->tls && conn_send(conn) < 0))
 		conn_free(conn);
 }
 
@@ -509,9 +540,11 @@ fe_h2_listen(struct fe_ctx *ctx, int fd)
 	ctx->flush_event = event_new(ctx->base, -1, 0, flush_cb, ctx);
 	if (ctx->flush_event == NULL)
 		return -ENOMEM;
-	/* Backlog 0: the supervisor already called listen(). */
+	/* Backlog 0: the supervisor already called listen(). Disabled
+	 * until IPC_TLS_CONFIG arrives (tls.c). */
 	ctx->grpc_listener = evconnlistener_new(ctx->base, accept_cb, ctx,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+	    0, fd);
 	if (ctx->grpc_listener == NULL)
 		return -ENOMEM;
 	evconnlistener_set_error_cb(ctx->grpc_listener, accept_error_cb);

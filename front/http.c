@@ -1,5 +1,6 @@
 /*
- * http.c: the HTTP/1.1 surface of palyra-front on evhttp: /healthz and the
+ * http.c: the HTTP/1.1 surface of palyra-front on evhttp (HTTPS through
+ * tls.c when the listener has tls): /healthz and the
  * admin API (/admin/v1/tokens; /admin/v1/processes is in processes.c),
  * JSON bodies via jansson, JSON errors.
  *
@@ -369,9 +370,35 @@ gencb(struct evhttp_request *req, void *arg)
 		reply_error(req, 404, "not_found", "no such resource");
 }
 
+/*
+ * evhttp asks for the bufferevent of every connection it accepts: a TLS
+ * one on an HTTPS listener (the context current at accept time, so that a
+ * reload applies to new connections only).
+ */
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct fe_ctx *ctx = arg;
+	struct bufferevent *bev;
+
+	if (ctx->http_tls == NULL)
+		return NULL; /* cleartext: evhttp makes a socket one */
+	bev = fe_tls_bufferevent(ctx, ctx->http_tls, -1);
+	/*
+	 * Returning NULL would make evhttp serve this connection in
+	 * cleartext, which an HTTPS listener must never do; without memory
+	 * for one more connection the front restarts instead.
+	 */
+	if (bev == NULL)
+		fatalx("https: cannot allocate a TLS connection");
+	return bev;
+}
+
 int
 fe_http_listen(struct fe_ctx *ctx, int fd)
 {
+	struct evconnlistener *listener;
+
 	ctx->http = evhttp_new(ctx->base);
 	if (ctx->http == NULL)
 		return -ENOMEM;
@@ -384,9 +411,18 @@ fe_http_listen(struct fe_ctx *ctx, int fd)
 			   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 			   EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(ctx->http, gencb, ctx);
-	ctx->http_socket = evhttp_accept_socket_with_handle(ctx->http, fd);
-	if (ctx->http_socket == NULL)
+	evhttp_set_bevcb(ctx->http, http_bevcb, ctx);
+	/* Disabled until IPC_TLS_CONFIG says whether this is HTTPS (tls.c). */
+	listener = evconnlistener_new(ctx->base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, 0,
+	    fd);
+	if (listener == NULL)
+		return -ENOMEM;
+	ctx->http_socket = evhttp_bind_listener(ctx->http, listener);
+	if (ctx->http_socket == NULL) {
+		evconnlistener_free(listener);
 		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  *   GET  /admin/v1/journal/pubkey                        checkpoint key
  *   GET  /admin/v1/journal/export?tenant=NAME&since=SEQ  NDJSON, chunked
  *   POST /admin/v1/journal/backup      {"tenant":NAME}   online copy
+ *   POST /admin/v1/journal/prune {"tenant":NAME,"before_ms":MS}  by age
  *
  * Process: palyra-front. Touches its HTTP connections and the journald
  * channel. Requests waiting for journald are bounded
@@ -41,6 +42,7 @@ enum fe_jaudit_kind {
 	FE_JAUDIT_PUBKEY,
 	FE_JAUDIT_EXPORT,
 	FE_JAUDIT_BACKUP,
+	FE_JAUDIT_PRUNE,
 };
 
 /* One admin request waiting for journald. */
@@ -57,6 +59,7 @@ struct fe_jaudit {
 	char tenant[NAME_MAX_LEN + 1];
 	uint64_t after;
 	int streaming; /* the 200 and its headers are out */
+	int64_t before_ms; /* prune */
 };
 
 TAILQ_HEAD(fe_jaudit_list, fe_jaudit);
@@ -77,6 +80,7 @@ static const struct {
     {"pubkey", FE_JAUDIT_PUBKEY, EVHTTP_REQ_GET},
     {"export", FE_JAUDIT_EXPORT, EVHTTP_REQ_GET},
     {"backup", FE_JAUDIT_BACKUP, EVHTTP_REQ_POST},
+    {"prune", FE_JAUDIT_PRUNE, EVHTTP_REQ_POST},
 };
 
 static void
@@ -167,7 +171,8 @@ jaudit_send(
     struct fe_jaudit *ja, enum ipc_type type, const ProtobufCMessage *msg)
 {
 	struct fe_journal *j = ja->ctx->journal;
-	int ms = ja->kind == FE_JAUDIT_VERIFY || ja->kind == FE_JAUDIT_BACKUP
+	int ms = ja->kind == FE_JAUDIT_VERIFY || ja->kind == FE_JAUDIT_BACKUP ||
+			 ja->kind == FE_JAUDIT_PRUNE
 		     ? FE_JOURNAL_JOB_TIMEOUT_MS
 		     : FE_JOURNAL_TIMEOUT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -252,6 +257,57 @@ parse_tenant_body(struct fe_ctx *ctx, struct evhttp_request *req, char *tenant,
 	return 0;
 }
 
+/*
+ * The {"tenant": NAME, "before_ms": MS} body of a prune, both required.
+ * Returns 0, or -1 after answering 400, 404 or 413.
+ */
+static int
+parse_prune_body(struct fe_ctx *ctx, struct evhttp_request *req, char *tenant,
+    size_t size, int64_t *before_ms)
+{
+	struct evbuffer *input = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(input);
+	const char *err = NULL;
+	json_t *body, *name, *before;
+	json_error_t jerr;
+
+	tenant[0] = '\0';
+	*before_ms = 0;
+	if (len > FE_HTTP_MAX_BODY) {
+		fe_http_reply_error(
+		    req, 413, "payload_too_large", "body too large");
+		return -1;
+	}
+	body = len > 0 ? json_loadb((const char *)evbuffer_pullup(input, -1),
+			     len, JSON_REJECT_DUPLICATES, &jerr)
+		       : NULL;
+	name = json_object_get(body, "tenant");
+	before = json_object_get(body, "before_ms");
+	if (body == NULL || !json_is_object(body))
+		err = "body must be a JSON object";
+	else if (json_object_size(body) != 2 || name == NULL || before == NULL)
+		err = "tenant and before_ms are required, nothing else";
+	else if (!json_is_string(name) ||
+	    !cfg_name_valid(json_string_value(name)))
+		err = "invalid tenant name";
+	else if (!json_is_integer(before) || json_integer_value(before) <= 0)
+		err = "before_ms must be a positive integer (Unix ms)";
+	else {
+		snprintf(tenant, size, "%s", json_string_value(name));
+		*before_ms = (int64_t)json_integer_value(before);
+	}
+	json_decref(body);
+	if (err != NULL) {
+		fe_http_reply_error(req, 400, "bad_request", err);
+		return -1;
+	}
+	if (!fe_tenant_known(ctx, tenant)) {
+		fe_http_reply_error(req, 404, "not_found", "unknown tenant");
+		return -1;
+	}
+	return 0;
+}
+
 /* ?tenant=NAME&since=SEQ. Returns 0, or -1 after answering 400 or 404. */
 static int
 parse_export_query(struct fe_ctx *ctx, struct evhttp_request *req, char *tenant,
@@ -327,6 +383,8 @@ jaudit_start(struct fe_jaudit *ja)
 	    PALYRA__IPC__JOURNAL_PUBKEY_REQUEST__INIT;
 	Palyra__Ipc__JournalBackupRequest br =
 	    PALYRA__IPC__JOURNAL_BACKUP_REQUEST__INIT;
+	Palyra__Ipc__JournalPruneRequest prr =
+	    PALYRA__IPC__JOURNAL_PRUNE_REQUEST__INIT;
 
 	switch (ja->kind) {
 	case FE_JAUDIT_VERIFY:
@@ -343,6 +401,10 @@ jaudit_start(struct fe_jaudit *ja)
 	case FE_JAUDIT_BACKUP:
 		br.tenant = ja->tenant;
 		return jaudit_send(ja, IPC_JOURNAL_BACKUP_REQUEST, &br.base);
+	case FE_JAUDIT_PRUNE:
+		prr.tenant = ja->tenant;
+		prr.before_ms = ja->before_ms;
+		return jaudit_send(ja, IPC_JOURNAL_PRUNE_REQUEST, &prr.base);
 	}
 	return -EINVAL;
 }
@@ -356,6 +418,7 @@ fe_journal_http(
 	char tenant[NAME_MAX_LEN + 1];
 	const char *auth;
 	uint64_t since = 0;
+	int64_t before_ms = 0;
 	size_t e;
 	int rc;
 
@@ -401,6 +464,11 @@ fe_journal_http(
 	case FE_JAUDIT_PUBKEY:
 		tenant[0] = '\0';
 		break;
+	case FE_JAUDIT_PRUNE:
+		if (parse_prune_body(
+			ctx, req, tenant, sizeof(tenant), &before_ms) < 0)
+			return;
+		break;
 	}
 	if (ctx->journald == NULL || ctx->stopping) {
 		fe_http_reply_error(
@@ -431,6 +499,7 @@ fe_journal_http(
 	ja->req = req;
 	ja->kind = endpoints[e].kind;
 	ja->after = since;
+	ja->before_ms = before_ms;
 	snprintf(ja->tenant, sizeof(ja->tenant), "%s", tenant);
 	TAILQ_INSERT_TAIL(&j->reqs, ja, entry);
 	j->nreqs++;
@@ -619,6 +688,36 @@ backup_reply(struct fe_jaudit *ja, const Palyra__Ipc__JournalBackupResult *m)
 		    m->file, "size", (json_int_t)m->size));
 }
 
+/* A prune anchor as JSON, or null. */
+static json_t *
+anchor_json(const Palyra__Ipc__JournalAnchor *a)
+{
+	if (a == NULL || a->chain_seq == 0 || a->chain_seq > INT64_MAX)
+		return json_null();
+	return json_pack("{s:I, s:o, s:I, s:I, s:o}", "chain_seq",
+	    (json_int_t)a->chain_seq, "hash", hex_json(&a->hash), "ts_ms",
+	    (json_int_t)a->ts_ms, "before_ms", (json_int_t)a->before_ms,
+	    "signature", hex_json(&a->signature));
+}
+
+static void
+prune_reply(struct fe_jaudit *ja, const Palyra__Ipc__JournalPruneResult *m)
+{
+	if (m->error[0] != '\0') {
+		jaudit_fail_journald(ja, m->error);
+		return;
+	}
+	if (m->events > INT64_MAX || m->runs > INT64_MAX) {
+		jaudit_fail(
+		    ja, 503, "unavailable", "malformed answer from journald");
+		return;
+	}
+	jaudit_finish_json(ja,
+	    json_pack("{s:s, s:I, s:I, s:o}", "tenant", ja->tenant, "events",
+		(json_int_t)m->events, "runs", (json_int_t)m->runs, "anchor",
+		anchor_json(m->anchor)));
+}
+
 /* One exported event as an NDJSON line into out. Returns 0 or -1. */
 static int
 export_line(struct evbuffer *out, const Palyra__Ipc__JournalEventRow *r)
@@ -695,6 +794,26 @@ export_page(struct fe_jaudit *ja, const Palyra__Ipc__JournalExportPage *m)
 		jaudit_fail(ja, 503, "unavailable", "out of memory");
 		return;
 	}
+	/* A pruned journal: the first line is the anchor the chain of the
+	 * lines that follow continues from. */
+	if (m->anchor != NULL && m->anchor->chain_seq > ja->after) {
+		json_t *line =
+		    json_pack("{s:o}", "anchor", anchor_json(m->anchor));
+		char *text = line != NULL
+				 ? json_dumps(line,
+				       JSON_COMPACT | JSON_PRESERVE_ORDER)
+				 : NULL;
+
+		json_decref(line);
+		if (text == NULL ||
+		    evbuffer_add_printf(buf, "%s\n", text) < 0) {
+			free(text);
+			evbuffer_free(buf);
+			jaudit_fail(ja, 503, "unavailable", "out of memory");
+			return;
+		}
+		free(text);
+	}
 	for (i = 0; i < m->n_events; i++)
 		if (export_line(buf, m->events[i]) < 0) {
 			evbuffer_free(buf);
@@ -733,6 +852,7 @@ fe_journal_reply(struct fe_ctx *ctx, const struct ipc_msg *m)
 	    [IPC_JOURNAL_PUBKEY] = FE_JAUDIT_PUBKEY,
 	    [IPC_JOURNAL_EXPORT_PAGE] = FE_JAUDIT_EXPORT,
 	    [IPC_JOURNAL_BACKUP_RESULT] = FE_JAUDIT_BACKUP,
+	    [IPC_JOURNAL_PRUNE_RESULT] = FE_JAUDIT_PRUNE,
 	};
 	struct fe_jaudit *ja;
 
@@ -769,6 +889,10 @@ fe_journal_reply(struct fe_ctx *ctx, const struct ipc_msg *m)
 	case FE_JAUDIT_BACKUP:
 		backup_reply(
 		    ja, (const Palyra__Ipc__JournalBackupResult *)m->msg);
+		break;
+	case FE_JAUDIT_PRUNE:
+		prune_reply(
+		    ja, (const Palyra__Ipc__JournalPruneResult *)m->msg);
 		break;
 	}
 	return 1;

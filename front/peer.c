@@ -22,9 +22,11 @@
 
 #define FE_JOURNALD_ALLOWED                                                    \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO) |       \
-	    IPC_TYPE_BIT(IPC_RUN_NOTICE) | FE_JOURNAL_REPLY_TYPES)
+	    IPC_TYPE_BIT(IPC_RUN_NOTICE) | FE_JOURNAL_REPLY_TYPES |            \
+	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE))
 #define FE_WORKER_ALLOWED                                                      \
-	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR))
+	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
+	    IPC_TYPE_BIT(IPC_RUN_ATTACHED))
 
 static void
 jreq_fail(struct fe_jreq *jreq)
@@ -33,6 +35,8 @@ jreq_fail(struct fe_jreq *jreq)
 		return;
 	if (jreq->kind == FE_JREQ_LOOKUP)
 		fe_rpc_journal_failed(jreq->owner);
+	else if (jreq->kind == FE_JREQ_RUN_READ)
+		fe_reattach_journal_failed(jreq->owner);
 	else
 		fe_http_token_stored(jreq->owner, NULL);
 }
@@ -48,6 +52,7 @@ journald_drop(struct fe_ctx *ctx)
 	fe_chan_free_later(ctx, ctx->journald);
 	ctx->journald = NULL;
 	fe_journal_peer_lost(ctx);
+	fe_health_changed(ctx);
 	while ((jreq = TAILQ_FIRST(&ctx->jreqs)) != NULL) {
 		TAILQ_REMOVE(&ctx->jreqs, jreq, entry);
 		jreq_fail(jreq);
@@ -75,7 +80,9 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		}
 		return;
 	}
-	kind = m->hdr.type == IPC_TOKEN_INFO ? FE_JREQ_LOOKUP : FE_JREQ_STORE;
+	kind = m->hdr.type == IPC_TOKEN_INFO	     ? FE_JREQ_LOOKUP
+	       : m->hdr.type == IPC_JOURNAL_RUN_PAGE ? FE_JREQ_RUN_READ
+						     : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
 	if (jreq->request_id == m->hdr.request_id)
@@ -92,6 +99,9 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		if (kind == FE_JREQ_LOOKUP)
 			fe_rpc_token_info(
 			    jreq->owner, (Palyra__Ipc__TokenInfo *)m->msg);
+		else if (kind == FE_JREQ_RUN_READ)
+			fe_reattach_page(
+			    jreq->owner, (Palyra__Ipc__JournalRunPage *)m->msg);
 		else
 			fe_http_token_stored(
 			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);
@@ -189,6 +199,7 @@ worker_reset(struct fe_worker *w, int grace)
 	/* Gone first, so that a rerouted call cannot land here again. */
 	fe_chan_free_later(w->ctx, w->chan);
 	w->chan = NULL;
+	fe_reattach_worker_lost(w);
 	while ((call = TAILQ_FIRST(&w->calls)) != NULL) {
 		fe_worker_detach(call);
 		if (grace && call->run_id[0] == '\0' &&
@@ -222,6 +233,16 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 
 	if ((w = worker_by_chan(ctx, chan)) == NULL)
 		return;
+	if (m->hdr.type == IPC_RUN_ATTACHED) {
+		if (fe_reattach_attached(w, m->hdr.request_id,
+			(Palyra__Ipc__RunAttached *)m->msg) < 0) {
+			log_warn("worker[%s#%u] answered an attach never "
+				 "asked, dropping its channel",
+			    w->tenant, w->index);
+			worker_drop(w, 0);
+		}
+		return;
+	}
 	if (m->hdr.type == IPC_RUN_EVENT) {
 		ev = (Palyra__Ipc__RunEventMsg *)m->msg;
 		if (ev->event == NULL) {
@@ -272,6 +293,7 @@ attach_journald(struct fe_ctx *ctx, int fd)
 	journald_drop(ctx);
 	ctx->journald = chan;
 	log_info("journald attached");
+	fe_health_changed(ctx);
 	return 0;
 }
 
@@ -303,6 +325,7 @@ attach_worker(struct fe_ctx *ctx, const char *tenant, uint32_t index, int fd)
 		snprintf(w->tenant, sizeof(w->tenant), "%s", tenant);
 		w->index = index;
 		TAILQ_INIT(&w->calls);
+		TAILQ_INIT(&w->probes);
 		w->next_call_id = 1;
 		TAILQ_INSERT_TAIL(&ctx->workers, w, entry);
 		log_info("%s attached", peer);
@@ -395,16 +418,28 @@ fe_worker_detach(struct fe_call *call)
 	call->worker = NULL;
 }
 
-static struct fe_call *
-call_by_run(struct fe_call_list *calls, const char *tenant, const char *run_id)
+/* Relays a notice to every call of tenant on calls that follows run_id and
+ * has not seen it: a run may have several (reattached) calls. */
+static void
+notice_calls(struct fe_call_list *calls, const char *tenant,
+    const Palyra__V1__RunEvent *ev, Palyra__Ipc__RunEventMsg *msg)
 {
-	struct fe_call *call;
+	struct fe_call *call, *next;
 
-	TAILQ_FOREACH(call, calls, worker_entry)
-	if (strcmp(call->run_id, run_id) == 0 &&
-	    strcmp(call->tenant, tenant) == 0)
-		return call;
-	return NULL;
+	for (call = TAILQ_FIRST(calls); call != NULL; call = next) {
+		next = TAILQ_NEXT(call, worker_entry);
+		if (strcmp(call->run_id, ev->run_id) != 0 ||
+		    strcmp(call->tenant, tenant) != 0 ||
+		    ev->seq <= call->last_seq)
+			continue;
+		log_debug("call %d: run %s %s by journald", call->stream_id,
+		    ev->run_id,
+		    ev->status->status ==
+			    PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED
+			? "interrupted"
+			: "ended");
+		fe_rpc_run_event(call, msg);
+	}
 }
 
 int
@@ -413,7 +448,6 @@ fe_peer_run_notice(struct fe_ctx *ctx, const Palyra__Ipc__RunNotice *notice)
 	const Palyra__V1__RunEvent *ev = notice->event;
 	Palyra__Ipc__RunEventMsg msg = PALYRA__IPC__RUN_EVENT_MSG__INIT;
 	struct fe_worker *w;
-	struct fe_call *call;
 
 	if (ev == NULL || !cfg_name_valid(notice->tenant) ||
 	    ev->run_id[0] == '\0' ||
@@ -428,23 +462,11 @@ fe_peer_run_notice(struct fe_ctx *ctx, const Palyra__Ipc__RunNotice *notice)
 	 * client. Usually the call already waits here; the notice may also
 	 * overtake the worker channel's EOF.
 	 */
-	call = call_by_run(&ctx->orphans, notice->tenant, ev->run_id);
-	TAILQ_FOREACH(w, &ctx->workers, entry)
-	{
-		if (call != NULL)
-			break;
-		if (strcmp(w->tenant, notice->tenant) == 0)
-			call =
-			    call_by_run(&w->calls, notice->tenant, ev->run_id);
-	}
-	if (call == NULL || ev->seq <= call->last_seq)
-		return 0;
-	log_debug("call %d: run %s %s by journald", call->stream_id, ev->run_id,
-	    ev->status->status == PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED
-		? "interrupted"
-		: "ended");
 	msg.event = (Palyra__V1__RunEvent *)ev;
 	msg.last = 1;
-	fe_rpc_run_event(call, &msg);
+	notice_calls(&ctx->orphans, notice->tenant, ev, &msg);
+	TAILQ_FOREACH(w, &ctx->workers, entry)
+	if (strcmp(w->tenant, notice->tenant) == 0)
+		notice_calls(&w->calls, notice->tenant, ev, &msg);
 	return 0;
 }

@@ -25,6 +25,11 @@
 #endif
 
 #define PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
+#define PATH_HEALTH_WATCH "/grpc.health.v1.Health/Watch"
+#define PATH_REFLECTION_V1                                                     \
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+#define PATH_REFLECTION_V1ALPHA                                                \
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 #define PATH_GET_HEALTH "/palyra.v1.GatewayService/GetHealth"
 #define PATH_RUN_STREAM "/palyra.v1.GatewayService/RunStream"
 #define HEALTH_SERVING                                                         \
@@ -42,6 +47,12 @@ fe_rpc_route(const char *path)
 		return FE_METHOD_RUN_STREAM;
 	if (strcmp(path, PATH_HEALTH_CHECK) == 0)
 		return FE_METHOD_HEALTH_CHECK;
+	if (strcmp(path, PATH_HEALTH_WATCH) == 0)
+		return FE_METHOD_HEALTH_WATCH;
+	if (strcmp(path, PATH_REFLECTION_V1) == 0)
+		return FE_METHOD_REFLECTION_V1;
+	if (strcmp(path, PATH_REFLECTION_V1ALPHA) == 0)
+		return FE_METHOD_REFLECTION_V1ALPHA;
 	return FE_METHOD_UNKNOWN;
 }
 
@@ -229,6 +240,15 @@ run_start(struct fe_call *call, Palyra__V1__RunStreamRequest *req)
 {
 	const char *why;
 
+	/* A start that names a run follows it instead (reattach.c). */
+	if (req->start->run_id[0] != '\0') {
+		if (call->conn->ctx->draining)
+			fe_call_finish(
+			    call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		else
+			fe_reattach_start(call, req->start);
+		return 0;
+	}
 	if ((why = start_invalid(req->start)) != NULL) {
 		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT, why);
 		return 0;
@@ -292,6 +312,13 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case FE_METHOD_GET_HEALTH:
 		get_health(call, msg, len);
 		break;
+	case FE_METHOD_HEALTH_WATCH:
+		fe_health_watch_message(call, msg, len);
+		break;
+	case FE_METHOD_REFLECTION_V1:
+	case FE_METHOD_REFLECTION_V1ALPHA:
+		fe_reflection_message(call, msg, len);
+		break;
 	case FE_METHOD_RUN_STREAM:
 		run_stream_message(call, msg, len);
 		break;
@@ -304,6 +331,15 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 void
 fe_rpc_input_ended(struct fe_call *call)
 {
+	/* Reflection answers each request as it comes: done when the
+	 * client is. */
+	if ((call->method == FE_METHOD_REFLECTION_V1 ||
+		call->method == FE_METHOD_REFLECTION_V1ALPHA) &&
+	    (call->state == FE_CALL_RUNNING ||
+		call->state == FE_CALL_WAITING_START)) {
+		fe_call_finish(call, FE_GRPC_OK, NULL);
+		return;
+	}
 	if (call->state == FE_CALL_RUNNING) {
 		/* The client is done sending; events keep flowing. */
 		fe_call_transition(call, FE_CALL_HALF_CLOSED);
@@ -324,8 +360,15 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 {
 	int rc;
 
+	if (call->state == FE_CALL_REATTACHING) {
+		fe_reattach_live(call, ev);
+		return;
+	}
 	if (call->state != FE_CALL_RUNNING &&
 	    call->state != FE_CALL_HALF_CLOSED)
+		return;
+	/* A reattached call got this event from the journal already. */
+	if (call->reattached && ev->event->seq <= call->last_seq)
 		return;
 	/* The run's id, for journald's notices should its worker die. */
 	if (call->run_id[0] == '\0' &&

@@ -26,6 +26,8 @@
 #define E_TERMINAL "run already finished"
 #define E_SEQ "seq is not the run's last seq + 1"
 #define E_ACCEPTED "run already accepted"
+#define E_QUOTA "journal quota exceeded"
+#define E_REDACTED_SIZE "event larger than JNL_PAYLOAD_MAX after redaction"
 
 static const char *
 event_kind(const Palyra__V1__RunEvent *ev)
@@ -49,6 +51,64 @@ event_kind(const Palyra__V1__RunEvent *ev)
 /* Appending. */
 
 /*
+ * 1 when appending len more bytes would take t's journal.db (pages in use
+ * times page size, the open batch's included) over its journal-quota,
+ * 0 when not, -EIO.
+ */
+static int
+over_quota(struct jnl_tenant *t, size_t len)
+{
+	sqlite3_stmt *st = t->st[JNL_ST_USED_BYTES];
+	int64_t used;
+	int rc;
+
+	if (t->quota == 0)
+		return 0;
+	rc = sqlite3_step(st);
+	used = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return -EIO;
+	return used < 0 || (uint64_t)used + len > t->quota;
+}
+
+static const char *append_event(struct jnl_ctx *, struct jnl_tenant *,
+    const Palyra__V1__RunEvent *, const char *, const char *, int,
+    uint64_t *, uint8_t[CHAIN_HASH_LEN], int *);
+
+/*
+ * A run whose next event the quota refused can never go on without a gap:
+ * journald ends it itself, FAILED right after its last stored event (a
+ * terminal status is admitted over the quota), so that no run stays in
+ * progress. The worker learns it from the refusal's code.
+ */
+static void
+end_run_over_quota(struct jnl_ctx *ctx, struct jnl_tenant *t,
+    const struct jnl_run *run, const Palyra__V1__RunEvent *refused,
+    int *storage_failed)
+{
+	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
+	Palyra__V1__StatusEvent status = PALYRA__V1__STATUS_EVENT__INIT;
+	uint64_t chain_seq;
+	uint8_t hash[CHAIN_HASH_LEN];
+	const char *err;
+
+	status.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_FAILED;
+	status.reason = (char *)E_QUOTA;
+	ev.event_case = PALYRA__V1__RUN_EVENT__EVENT_STATUS;
+	ev.status = &status;
+	ev.run_id = refused->run_id;
+	ev.session_id = refused->session_id;
+	ev.seq = run->last_seq + 1;
+	ev.timestamp_unix_ms = refused->timestamp_unix_ms;
+	err = append_event(
+	    ctx, t, &ev, "", "", 0, &chain_seq, hash, storage_failed);
+	if (err != NULL && !*storage_failed)
+		log_warn("%s: run %s: cannot end it over the quota: %s",
+		    t->name, ev.run_id, err);
+}
+
+/*
  * Links ev into t's chain inside the open batch. Returns NULL and fills
  * chain_seq and hash, or the error for the worker; *storage_failed is set
  * when the batch itself failed (the caller rolls it back).
@@ -70,6 +130,22 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		return JNL_E_STORAGE;
 	if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS)
 		status = ev->status->status;
+	/*
+	 * Over the quota nothing new starts and no run grows, but a run may
+	 * still end: a terminal status (one per run, small) is admitted, so
+	 * that no run is left in progress by a full journal.
+	 */
+	if (!jnl_status_terminal(status) &&
+	    (rc = over_quota(t, protobuf_c_message_get_packed_size(
+				    &ev->base))) != 0) {
+		if (rc < 0)
+			return JNL_E_STORAGE;
+		*storage_failed = 0;
+		if (run != NULL && !jnl_status_terminal(run->status) &&
+		    ev->seq == run->last_seq + 1)
+			end_run_over_quota(ctx, t, run, ev, storage_failed);
+		return E_QUOTA;
+	}
 	*storage_failed = 0;
 
 	if (run == NULL) {
@@ -217,7 +293,11 @@ append_malformed(const Palyra__Ipc__JournalAppend *req)
 		return "principal or agent too long";
 	/* Unknown fields would be re-packed into the payload unchecked. */
 	if (ev->base.n_unknown_fields != 0 ||
-	    (ev->status != NULL && ev->status->base.n_unknown_fields != 0))
+	    (ev->status != NULL && ev->status->base.n_unknown_fields != 0) ||
+	    (ev->token != NULL && ev->token->base.n_unknown_fields != 0) ||
+	    (ev->final != NULL && ev->final->base.n_unknown_fields != 0) ||
+	    (ev->usage != NULL && ev->usage->base.n_unknown_fields != 0) ||
+	    (ev->error != NULL && ev->error->base.n_unknown_fields != 0))
 		return "unknown fields in event";
 	if (protobuf_c_message_get_packed_size(&ev->base) > JNL_PAYLOAD_MAX)
 		return "event larger than JNL_PAYLOAD_MAX";
@@ -264,15 +344,13 @@ live_remove(struct jnl_worker *w, const char *run_id)
 }
 
 void
-jnl_handle_append(
-    struct jnl_ctx *ctx, struct jnl_worker *w, const struct ipc_msg *m)
+jnl_handle_append(struct jnl_ctx *ctx, struct jnl_worker *w, struct ipc_msg *m)
 {
-	const Palyra__Ipc__JournalAppend *req =
-	    (const Palyra__Ipc__JournalAppend *)m->msg;
+	Palyra__Ipc__JournalAppend *req = (Palyra__Ipc__JournalAppend *)m->msg;
 	struct jnl_tenant *t = w->tenant;
 	struct jnl_ack ack;
 	const char *err;
-	int storage_failed = 0;
+	int storage_failed = 0, redacted = 0;
 
 	memset(&ack, 0, sizeof(ack));
 	ack.worker = w;
@@ -286,7 +364,15 @@ jnl_handle_append(
 		jnl_worker_fail(ctx, w);
 		return;
 	}
-	if (t->db == NULL)
+	/* Redacted before it is hashed, stored or logged: the secret never
+	 * reaches the chain, and the ack carries what was stored. */
+	if ((redacted = jnl_redact_event(ctx, req->event)) < 0)
+		err = JNL_E_STORAGE;
+	else if (redacted &&
+	    protobuf_c_message_get_packed_size(&req->event->base) >
+		JNL_PAYLOAD_MAX)
+		err = E_REDACTED_SIZE;
+	else if (t->db == NULL)
 		err = "tenant journal unavailable";
 	else
 		err = append_event(ctx, t, req->event, req->principal,
@@ -305,12 +391,34 @@ jnl_handle_append(
 		    strcmp(err, E_SESSION) == 0)
 			ack.code =
 			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_NOT_FOUND;
-		else if (storage_failed || t->db == NULL)
+		else if (strcmp(err, E_QUOTA) == 0 && !storage_failed) {
+			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_QUOTA;
+			/* Refused over the quota, the run is ended. */
+			live_remove(w, req->event->run_id);
+		}
+		else if (storage_failed || t->db == NULL ||
+		    strcmp(err, JNL_E_STORAGE) == 0)
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
 		else
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_REFUSED;
 	} else {
 		ack.ok = 1;
+		if (redacted) {
+			ack.stored_len = protobuf_c_message_get_packed_size(
+			    &req->event->base);
+			if ((ack.stored = malloc(ack.stored_len)) != NULL)
+				(void)protobuf_c_message_pack(
+				    &req->event->base, ack.stored);
+			else {
+				/* The worker's copy holds the secret: it must
+				 * not forward anything for this event. */
+				log_error("out of memory for a redacted ack; "
+					  "dropping %s",
+				    ipc_chan_peer(w->chan));
+				jnl_worker_fail(ctx, w);
+				return;
+			}
+		}
 		if (req->event->event_case ==
 		    PALYRA__V1__RUN_EVENT__EVENT_STATUS) {
 			if (req->event->seq == 1)
@@ -323,6 +431,7 @@ jnl_handle_append(
 	if (jnl_ack_push(ctx, &ack) < 0) {
 		log_error("out of memory for acks; dropping %s",
 		    ipc_chan_peer(w->chan));
+		jnl_ack_release(&ack);
 		jnl_worker_fail(ctx, w);
 		return;
 	}

@@ -252,6 +252,9 @@ jnl_audit_front_msg(struct jnl_ctx *ctx, const struct ipc_msg *m)
 	case IPC_JOURNAL_BACKUP_REQUEST:
 		jnl_backup_request(ctx, m);
 		break;
+	case IPC_JOURNAL_PRUNE_REQUEST:
+		jnl_prune_request(ctx, m);
+		break;
 	default:
 		break;
 	}
@@ -391,4 +394,60 @@ jnl_checkpoint_signature_ok(const struct jnl_audit *a, const char *tenant,
 	    tenant, cp->chain_seq, cp->hash, cp->ts_ms, msg, sizeof(msg));
 	return len > 0 && crypto_sign_verify_detached(cp->signature, msg,
 			      (unsigned long long)len, a->public_key) == 0;
+}
+
+int
+jnl_anchor_latest(sqlite3 *db, const char *tenant, struct jnl_anchor *a)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (jnl_db_prepare(db,
+		"SELECT chain_seq, hash, ts_ms, before_ms, public_key,"
+		" signature FROM anchors ORDER BY chain_seq DESC LIMIT 1",
+		&st) < 0)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		a->chain_seq = (uint64_t)sqlite3_column_int64(st, 0);
+		a->ts_ms = sqlite3_column_int64(st, 2);
+		a->before_ms = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_bytes(st, 1) != CHAIN_HASH_LEN ||
+		    sqlite3_column_bytes(st, 4) != JNL_SIGN_PUBLIC_LEN ||
+		    sqlite3_column_bytes(st, 5) != JNL_SIGNATURE_LEN)
+			a->malformed = 1;
+		else {
+			memcpy(a->hash, sqlite3_column_blob(st, 1),
+			    CHAIN_HASH_LEN);
+			memcpy(a->public_key, sqlite3_column_blob(st, 4),
+			    JNL_SIGN_PUBLIC_LEN);
+			memcpy(a->signature, sqlite3_column_blob(st, 5),
+			    JNL_SIGNATURE_LEN);
+		}
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_error("%s: cannot read the latest anchor", tenant);
+		return -EIO;
+	}
+	return 0;
+}
+
+int
+jnl_anchor_signature_ok(const struct jnl_audit *au, const char *tenant,
+    const struct jnl_anchor *a)
+{
+	uint8_t msg[CHAIN_ANCHOR_MSG_MAX];
+	int len;
+
+	if (!au->have_key || a->malformed ||
+	    sodium_memcmp(a->public_key, au->public_key, JNL_SIGN_PUBLIC_LEN) !=
+		0)
+		return 0;
+	len = chain_anchor_message(tenant, a->chain_seq, a->hash, a->ts_ms,
+	    a->before_ms, msg, sizeof(msg));
+	return len > 0 && crypto_sign_verify_detached(a->signature, msg,
+			      (unsigned long long)len, au->public_key) == 0;
 }

@@ -6,7 +6,8 @@
  *
  * Files: audit.c (state, checkpoint key, front requests, jobs, readers),
  * verify.c (the chain walk), checkpoint.c (signing and storing heads),
- * export.c (pages of events), backup.c (SQLite online backup).
+ * export.c (pages of events), backup.c (SQLite online backup), prune.c
+ * (pruning by age behind a signed anchor).
  *
  * Long work (a verification, a backup) is a job: it advances by a bounded
  * step (JNL_VERIFY_CHUNK events, JNL_BACKUP_STEP_PAGES pages) from a timer
@@ -37,7 +38,8 @@
 	    IPC_TYPE_BIT(IPC_JOURNAL_CHECKPOINT_REQUEST) |                     \
 	    IPC_TYPE_BIT(IPC_JOURNAL_PUBKEY_REQUEST) |                         \
 	    IPC_TYPE_BIT(IPC_JOURNAL_EXPORT_REQUEST) |                         \
-	    IPC_TYPE_BIT(IPC_JOURNAL_BACKUP_REQUEST))
+	    IPC_TYPE_BIT(IPC_JOURNAL_BACKUP_REQUEST) |                         \
+	    IPC_TYPE_BIT(IPC_JOURNAL_PRUNE_REQUEST))
 
 struct jnl_job;
 
@@ -76,6 +78,17 @@ struct jnl_checkpoint {
 	int malformed; /* a blob of the wrong size */
 };
 
+/* A prune anchor as stored in a journal's anchors table. */
+struct jnl_anchor {
+	uint64_t chain_seq; /* 0: none */
+	uint8_t hash[CHAIN_HASH_LEN];
+	int64_t ts_ms;
+	int64_t before_ms;
+	uint8_t public_key[JNL_SIGN_PUBLIC_LEN];
+	uint8_t signature[JNL_SIGNATURE_LEN];
+	int malformed;
+};
+
 /* audit.c */
 /*
  * Sets up ctx->audit: loads STATE_DIR/checkpoint.key or creates it (0600);
@@ -104,6 +117,16 @@ int jnl_checkpoint_latest(
 /* 1 when the checkpoint's signature verifies with our key. */
 int jnl_checkpoint_signature_ok(const struct jnl_audit *, const char *tenant,
     const struct jnl_checkpoint *);
+
+/* Reads the newest anchor of db. Returns 0 (a->chain_seq 0: none) or
+ * -EIO. */
+int jnl_anchor_latest(sqlite3 *db, const char *tenant, struct jnl_anchor *a);
+/* 1 when the anchor's signature verifies with our key. */
+int jnl_anchor_signature_ok(
+    const struct jnl_audit *, const char *tenant, const struct jnl_anchor *);
+
+/* prune.c */
+void jnl_prune_request(struct jnl_ctx *, const struct ipc_msg *);
 
 /* verify.c */
 void jnl_verify_request(struct jnl_ctx *, const struct ipc_msg *);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "journald.h"
 #include "log.h"
@@ -81,6 +82,9 @@ jnl_batch_fail(struct jnl_ctx *ctx, struct jnl_tenant *t)
 		if (ctx->acks[i].tenant == t && ctx->acks[i].ok) {
 			ctx->acks[i].ok = 0;
 			ctx->acks[i].error = JNL_E_STORAGE;
+			ctx->acks[i].code =
+			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
+			jnl_ack_release(&ctx->acks[i]);
 		}
 	t->batch = JNL_BATCH_IDLE;
 	t->batch_count = 0;
@@ -169,10 +173,22 @@ backlog_push(struct jnl_worker *w, const struct jnl_ack *ack)
 	return 0;
 }
 
+void
+jnl_ack_release(struct jnl_ack *ack)
+{
+	if (ack->stored != NULL) {
+		sodium_memzero(ack->stored, ack->stored_len);
+		free(ack->stored);
+	}
+	ack->stored = NULL;
+	ack->stored_len = 0;
+}
+
 int
 jnl_ack_send(struct jnl_worker *w, const struct jnl_ack *ack)
 {
 	Palyra__Ipc__JournalAck msg = PALYRA__IPC__JOURNAL_ACK__INIT;
+	int rc;
 
 	msg.ok = ack->ok;
 	msg.error = (char *)(ack->error != NULL ? ack->error : "");
@@ -181,9 +197,17 @@ jnl_ack_send(struct jnl_worker *w, const struct jnl_ack *ack)
 		msg.chain_seq = ack->chain_seq;
 		msg.hash.data = (uint8_t *)ack->hash;
 		msg.hash.len = CHAIN_HASH_LEN;
+		/* Our own encoding: it unpacks, short of memory. */
+		if (ack->stored != NULL &&
+		    (msg.stored = palyra__v1__run_event__unpack(NULL,
+			 ack->stored_len, ack->stored)) == NULL)
+			return -ENOMEM;
 	}
-	return ipc_chan_send(
+	rc = ipc_chan_send(
 	    w->chan, IPC_JOURNAL_ACK, ack->request_id, &msg.base, NULL, 0);
+	if (msg.stored != NULL)
+		palyra__v1__run_event__free_unpacked(msg.stored, NULL);
+	return rc;
 }
 
 /*
@@ -223,22 +247,38 @@ notice_deliver(struct jnl_ctx *ctx, const struct jnl_ack *ack)
  * channel drains: back-pressure instead of an unbounded queue.
  */
 static void
-ack_deliver(struct jnl_ctx *ctx, const struct jnl_ack *ack)
+ack_deliver(struct jnl_ctx *ctx, struct jnl_ack *ack)
 {
 	struct jnl_worker *w = ack->worker;
 	int rc;
 
-	if (w == NULL || w->closing)
+	if (w == NULL || w->closing) {
+		jnl_ack_release(ack);
 		return;
+	}
 	if (w->nbacklog == 0) {
 		rc = jnl_ack_send(w, ack);
-		if (rc != -ENOBUFS)
-			return; /* sent, or the channel is dying */
+		if (rc != -ENOBUFS) {
+			/* Sent, or the channel is dying; without memory for
+			 * a redacted ack the worker must not forward its own
+			 * copy: it goes. */
+			if (rc == -ENOMEM) {
+				log_error("%s: out of memory for a redacted "
+					  "ack; dropping the worker",
+				    ipc_chan_peer(w->chan));
+				w->closing = 1;
+				ipc_chan_pause(w->chan);
+			}
+			jnl_ack_release(ack);
+			return;
+		}
 		ipc_chan_pause(w->chan);
 	}
+	/* The backlog owns the stored event from here. */
 	if (backlog_push(w, ack) < 0) {
 		log_error("%s: out of memory for acks; dropping the worker",
 		    ipc_chan_peer(w->chan));
+		jnl_ack_release(ack);
 		w->closing = 1;
 		ipc_chan_pause(w->chan);
 	}
@@ -250,9 +290,11 @@ jnl_worker_drained(struct ipc_chan *chan, void *arg)
 	struct jnl_worker *w = arg;
 	size_t i;
 
-	for (i = 0; i < w->nbacklog; i++)
+	for (i = 0; i < w->nbacklog; i++) {
 		if (jnl_ack_send(w, &w->backlog[i]) == -ENOBUFS)
 			break;
+		jnl_ack_release(&w->backlog[i]);
+	}
 	memmove(w->backlog, w->backlog + i,
 	    (w->nbacklog - i) * sizeof(w->backlog[0]));
 	w->nbacklog -= i;

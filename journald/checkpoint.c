@@ -92,6 +92,7 @@ checkpoint_tenant(
 {
 	struct jnl_audit *a = ctx->audit;
 	struct jnl_checkpoint *cp = &o->cp;
+	struct jnl_anchor anchor;
 	uint8_t msg[CHAIN_CHECKPOINT_MSG_MAX];
 	int len, rc;
 
@@ -113,9 +114,17 @@ checkpoint_tenant(
 	    (cp->chain_seq == t->head_seq && !cp->malformed &&
 		memcmp(cp->hash, t->head_hash, CHAIN_HASH_LEN) == 0))
 		return; /* nothing new to sign */
+	if (cp->chain_seq != 0 &&
+	    jnl_anchor_latest(t->db, t->name, &anchor) < 0) {
+		o->error = E_STORAGE;
+		return;
+	}
 	if (cp->chain_seq != 0) {
-		rc = cp->malformed || cp->chain_seq > t->head_seq
-			 ? 0
+		/* Below a prune anchor the events are gone; the anchor was
+		 * only ever inserted onto the chain as it stood. */
+		rc = cp->malformed || cp->chain_seq > t->head_seq ? 0
+		     : cp->chain_seq <= anchor.chain_seq
+			 ? 1
 			 : chain_holds(t, cp->chain_seq, cp->hash);
 		if (rc < 0) {
 			o->error = E_STORAGE;

@@ -73,6 +73,38 @@ static const char *const journal_migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
     "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
     " BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
+    /*
+     * 3: prune anchors (journald/prune.c). An anchor records the link
+     * (chain_seq, hash) of the last event a prune removes, signed like a
+     * checkpoint; verification starts from it. The rule is in the schema,
+     * not in a flag a connection could set: an event may be deleted only
+     * when an anchor at or after it exists, and an anchor can only be
+     * inserted onto a stored event, moving forward, never changed or
+     * removed. So a DELETE never leaves the chain unverifiable, and every
+     * deletion is bounded by a signed, append-only record of it.
+     */
+    "CREATE TABLE anchors ("
+    " anchor_id INTEGER PRIMARY KEY,"
+    " chain_seq INTEGER NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " before_ms INTEGER NOT NULL,"
+    " public_key BLOB NOT NULL,"
+    " signature BLOB NOT NULL);"
+    "CREATE TRIGGER anchors_forward BEFORE INSERT ON anchors"
+    " WHEN NEW.chain_seq <= (SELECT coalesce(max(chain_seq), 0) FROM anchors)"
+    " OR NOT EXISTS (SELECT 1 FROM events WHERE chain_seq = NEW.chain_seq"
+    " AND hash = NEW.hash)"
+    " BEGIN SELECT RAISE(ABORT,"
+    " 'an anchor must move forward onto a stored event'); END;"
+    "CREATE TRIGGER anchors_no_update BEFORE UPDATE ON anchors"
+    " BEGIN SELECT RAISE(ABORT, 'anchors are append-only'); END;"
+    "CREATE TRIGGER anchors_no_delete BEFORE DELETE ON anchors"
+    " BEGIN SELECT RAISE(ABORT, 'anchors are append-only'); END;"
+    "DROP TRIGGER events_no_delete;"
+    "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+    " WHEN OLD.chain_seq > (SELECT coalesce(max(chain_seq), 0) FROM anchors)"
+    " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;",
 };
 
 static const struct {

@@ -78,6 +78,8 @@ jnl_export_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 	size_t n = 0, bytes = 0, size, max;
 	const char *error = NULL;
 	Palyra__Ipc__JournalEventRow *r;
+	Palyra__Ipc__JournalAnchor pa = PALYRA__IPC__JOURNAL_ANCHOR__INIT;
+	struct jnl_anchor anchor;
 	int rc;
 
 	if (!jnl_name_valid(req->tenant) ||
@@ -95,6 +97,23 @@ jnl_export_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 	if (t->db == NULL || jnl_reader_open(t, &reader) < 0) {
 		send_error(ctx, m->hdr.request_id, "journal unavailable");
 		return;
+	}
+	/* A pruned journal's export starts at its anchor: the first page
+	 * says where the remaining chain continues from. */
+	if (jnl_anchor_latest(reader, t->name, &anchor) < 0) {
+		error = "cannot read the anchors";
+		goto out;
+	}
+	if (anchor.chain_seq != 0 && !anchor.malformed &&
+	    req->after_seq < anchor.chain_seq) {
+		pa.chain_seq = anchor.chain_seq;
+		pa.hash.data = anchor.hash;
+		pa.hash.len = CHAIN_HASH_LEN;
+		pa.ts_ms = anchor.ts_ms;
+		pa.signature.data = anchor.signature;
+		pa.signature.len = JNL_SIGNATURE_LEN;
+		pa.before_ms = anchor.before_ms;
+		page.anchor = &pa;
 	}
 	if ((rows = calloc(max, sizeof(*rows))) == NULL ||
 	    (rowp = calloc(max, sizeof(*rowp))) == NULL) {

@@ -34,10 +34,10 @@
 
 #define ALLOWED_PARENT                                                         \
 	(IPC_TYPE_BIT(IPC_JOURNAL_CONFIG) | IPC_TYPE_BIT(IPC_TENANT_LIST) |    \
-	    IPC_TYPE_BIT(IPC_ATTACH_PEER))
+	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_JOURNAL_SECRETS))
 #define ALLOWED_FRONT                                                          \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP) |      \
-	    JNL_AUDIT_FRONT_TYPES)
+	    JNL_AUDIT_FRONT_TYPES | IPC_TYPE_BIT(IPC_JOURNAL_RUN_READ))
 #define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
 
 #define STOP_POLL_MS 10
@@ -233,10 +233,13 @@ static void
 workers_reap(struct jnl_ctx *ctx)
 {
 	struct jnl_worker *w;
+	size_t i;
 
 	while ((w = ctx->dead_workers) != NULL) {
 		ctx->dead_workers = w->next;
 		ipc_chan_free(w->chan);
+		for (i = 0; i < w->nbacklog; i++)
+			jnl_ack_release(&w->backlog[i]);
 		free(w->backlog);
 		free(w->live);
 		free(w);
@@ -256,6 +259,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_handle_token_store(ctx, m);
 	else if (m->hdr.type == IPC_TOKEN_LOOKUP)
 		jnl_handle_token_lookup(ctx, m);
+	else if (m->hdr.type == IPC_JOURNAL_RUN_READ)
+		jnl_run_read_request(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }
@@ -327,10 +332,18 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 					 "ignored");
 				continue;
 			}
-			if ((t = tenant_add(ctx, list->names[i])) != NULL)
-				tenant_open(ctx, t, "journald restarted");
+			if ((t = tenant_add(ctx, list->names[i])) == NULL)
+				continue;
+			/* A tenant the list has no quota for has none. */
+			t->quota = i < list->n_journal_quotas
+				       ? list->journal_quotas[i]
+				       : 0;
+			tenant_open(ctx, t, "journald restarted");
 		}
 		log_info("%zu tenant(s)", ctx->ntenants);
+		break;
+	case IPC_JOURNAL_SECRETS:
+		jnl_handle_secrets(ctx, m);
 		break;
 	case IPC_ATTACH_PEER:
 		attach = (const Palyra__Ipc__AttachPeer *)m->msg;
@@ -510,6 +523,7 @@ ctx_free(struct jnl_ctx *ctx)
 	free(ctx->acks);
 	jnl_tokens_close(ctx);
 	jnl_db_close(ctx->system_db);
+	jnl_secrets_clear(ctx);
 	free(ctx->payload_buf);
 	if (ctx->commit_ev != NULL)
 		event_free(ctx->commit_ev);

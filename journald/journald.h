@@ -13,8 +13,9 @@
  * migrations), tenant.c (a tenant's journal: statements, chain head, run
  * cache), batch.c (group commit, acknowledgements, back-pressure),
  * append.c (checks, chain links, crash reconciliation), tokens.c
- * (system.db tokens); audit.h for verification, checkpoints, export and
- * backup.
+ * (system.db tokens), redact.c (redaction by value), quota in append.c,
+ * runread.c (a run's events after a seq, for a reattaching RunStream);
+ * audit.h for verification, checkpoints, export, backup and prune.
  */
 #ifndef PALYRA_JOURNALD_H
 #define PALYRA_JOURNALD_H
@@ -74,6 +75,7 @@ enum jnl_stmt {
 	JNL_ST_SESSION_OWNER,
 	JNL_ST_EVENT_INSERT,
 	JNL_ST_HEAD,
+	JNL_ST_USED_BYTES, /* journal-quota: pages in use * page size */
 	JNL_ST_COUNT
 };
 
@@ -98,6 +100,7 @@ struct jnl_tenant {
 	struct jnl_run *runs[JNL_RUN_BUCKETS];
 	size_t nruns;
 	struct jnl_run *dirty; /* runs with a pending row update */
+	uint64_t quota;	       /* journal-quota bytes; 0: none */
 };
 
 /* A run a worker channel started and has not ended: when the channel
@@ -131,7 +134,20 @@ struct jnl_ack {
 	int code;	   /* Palyra__Ipc__JournalError */
 	uint64_t chain_seq;
 	uint8_t hash[CHAIN_HASH_LEN];
+	/* The event as stored, when it differs from the one appended
+	 * (redacted): packed palyra.v1.RunEvent, owned, sent back in the
+	 * ack so that the worker forwards what was committed. */
+	uint8_t *stored;
+	size_t stored_len;
 };
+
+/* A secret value to redact (redact.c). */
+struct jnl_secret {
+	uint8_t *value;
+	size_t len;
+};
+
+#define JNL_REDACTED "[REDACTED]"
 
 struct jnl_worker {
 	struct jnl_ctx *ctx;
@@ -189,6 +205,9 @@ struct jnl_ctx {
 	struct event *drain_ev;
 
 	struct jnl_audit *audit; /* audit.h: verify, checkpoints, export */
+
+	struct jnl_secret *secrets; /* longest first */
+	size_t nsecrets;
 };
 
 /* journald.c */
@@ -248,7 +267,7 @@ void jnl_worker_drained(struct ipc_chan *, void *);
 
 /* append.c */
 void jnl_handle_append(
-    struct jnl_ctx *, struct jnl_worker *, const struct ipc_msg *);
+    struct jnl_ctx *, struct jnl_worker *, struct ipc_msg *);
 /*
  * Appends status INTERRUPTED (with reason) to every run of t that is not
  * terminal; committed with the next batch. Returns 0 or -EIO.
@@ -257,6 +276,22 @@ int jnl_reconcile(struct jnl_ctx *, struct jnl_tenant *, const char *reason);
 /* The same for the runs worker channel w started and did not end. */
 int jnl_reconcile_worker(
     struct jnl_ctx *, struct jnl_worker *, const char *reason);
+
+/* redact.c */
+/* IPC_JOURNAL_SECRETS: replaces the registry (and wipes the message). */
+void jnl_handle_secrets(struct jnl_ctx *, struct ipc_msg *);
+void jnl_secrets_clear(struct jnl_ctx *);
+/*
+ * Replaces every registered value in ev's string fields by JNL_REDACTED.
+ * ev must come from protobuf-c's unpack. Returns 1 when something was
+ * redacted, 0 when not, -ENOMEM.
+ */
+int jnl_redact_event(const struct jnl_ctx *, Palyra__V1__RunEvent *ev);
+/* Frees an ack's stored event. */
+void jnl_ack_release(struct jnl_ack *);
+
+/* runread.c: a run's committed events after a seq (reattach). */
+void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);
 
 /* tokens.c */
 int jnl_tokens_open(struct jnl_ctx *);

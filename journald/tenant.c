@@ -49,8 +49,18 @@ static const char *const journal_sql[JNL_ST_COUNT] = {
     [JNL_ST_EVENT_INSERT] =
 	"INSERT INTO events (chain_seq, run_id, run_seq, ts_ms, kind,"
 	" payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    /* After a prune that took every event, the chain continues from its
+     * anchor (journald/prune.c). */
     [JNL_ST_HEAD] =
-	"SELECT chain_seq, hash FROM events ORDER BY chain_seq DESC LIMIT 1",
+	"SELECT chain_seq, hash FROM (SELECT chain_seq, hash FROM events"
+	" ORDER BY chain_seq DESC LIMIT 1) UNION ALL"
+	" SELECT chain_seq, hash FROM (SELECT chain_seq, hash FROM anchors"
+	" ORDER BY chain_seq DESC LIMIT 1) ORDER BY 1 DESC LIMIT 1",
+    /* Free pages are reused before the file grows: they do not count. */
+    [JNL_ST_USED_BYTES] =
+	"SELECT (p.page_count - f.freelist_count) * s.page_size"
+	" FROM pragma_page_count() p, pragma_freelist_count() f,"
+	" pragma_page_size() s",
 };
 
 int

@@ -29,6 +29,7 @@ struct verify_state {
 	sqlite3 *reader;
 	sqlite3_stmt *rows;
 	uint64_t target;
+	uint64_t anchor_seq; /* the walk starts after it; 0: at genesis */
 	struct chain_verifier v;
 };
 
@@ -116,6 +117,7 @@ verify_begin(struct jnl_job *job, struct jnl_tenant *t)
 {
 	struct verify_state *s = job->state;
 	struct jnl_checkpoint cp;
+	struct jnl_anchor anchor;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -125,10 +127,32 @@ verify_begin(struct jnl_job *job, struct jnl_tenant *t)
 		send_result(job, "journal unavailable");
 		return;
 	}
-	if (jnl_checkpoint_latest(s->reader, t->name, &cp) < 0) {
+	if (jnl_checkpoint_latest(s->reader, t->name, &cp) < 0 ||
+	    jnl_anchor_latest(s->reader, t->name, &anchor) < 0) {
 		send_result(job, "cannot read the checkpoints");
 		return;
 	}
+	/* A pruned chain is walked from its anchor, whose signature must
+	 * verify: an anchor nobody signed would hide any rewrite below it. */
+	if (anchor.chain_seq != 0) {
+		if (!jnl_anchor_signature_ok(
+			job->ctx->audit, t->name, &anchor)) {
+			s->v.state = CHAIN_VERIFY_BROKEN;
+			s->v.broken_seq = anchor.chain_seq;
+			snprintf(s->v.reason, sizeof(s->v.reason),
+			    "prune anchor at seq %llu: signature does not "
+			    "verify",
+			    (unsigned long long)anchor.chain_seq);
+			send_result(job, NULL);
+			return;
+		}
+		chain_verify_start_at(&s->v, anchor.chain_seq, anchor.hash);
+	}
+	s->anchor_seq = anchor.chain_seq;
+	/* A checkpoint the prune went past was checked when it was signed
+	 * onto the chain the anchor now stands for. */
+	if (cp.chain_seq != 0 && cp.chain_seq <= anchor.chain_seq)
+		cp.chain_seq = 0;
 	if (cp.chain_seq != 0) {
 		s->v.checkpoint_seq = cp.chain_seq;
 		if (!jnl_checkpoint_signature_ok(
@@ -178,9 +202,11 @@ verify_chunk(struct verify_state *s)
 	int rc;
 
 	/* The first query starts below any chain_seq, so that a row
-	 * inserted at 0 or below is seen (as a gap) too. */
-	sqlite3_bind_int64(
-	    s->rows, 1, s->v.events == 0 ? INT64_MIN : (int64_t)s->v.head_seq);
+	 * inserted at 0 or below is seen (as a gap) too; after a prune, at
+	 * its anchor (events a crashed prune left below it are covered). */
+	sqlite3_bind_int64(s->rows, 1,
+	    s->v.events == 0 && s->anchor_seq == 0 ? INT64_MIN
+						   : (int64_t)s->v.head_seq);
 	sqlite3_bind_int64(s->rows, 2, (int64_t)s->target);
 	sqlite3_bind_int(s->rows, 3, JNL_VERIFY_CHUNK);
 	while ((rc = sqlite3_step(s->rows)) == SQLITE_ROW) {

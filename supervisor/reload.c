@@ -7,7 +7,9 @@
  * and stop, changed ones get their new configuration (workers past a
  * lowered `workers` drain and stop), unchanged ones are not touched. Settings that need new sockets, new ids or a new state
  * directory keep their running values until palyrad restarts, and the log
- * says so.
+ * says so (a listener's address and whether it uses TLS among them). The
+ * certificate and key files of TLS listeners are read again and sent to
+ * the front: certificate reload.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +57,20 @@ keep_fixed(struct cfg *cur, struct cfg *next)
 	next->worker_uid_max = cur->worker_uid_max;
 	if (listen_differs(&cur->grpc, &next->grpc) ||
 	    listen_differs(&cur->http, &next->http))
-		log_warn("reload: listen addresses change after a restart");
+		log_warn("reload: listen addresses and tls on/off change after "
+		    "a restart");
+	/* A listener that stays on TLS takes the new certificate and key
+	 * paths: they are read again below (certificate reload). */
+	if (cur->grpc.tls && next->grpc.tls && !listen_differs(&cur->grpc,
+	    &next->grpc)) {
+		SWAP(cur->grpc.tls_certificate, next->grpc.tls_certificate);
+		SWAP(cur->grpc.tls_key, next->grpc.tls_key);
+	}
+	if (cur->http.tls && next->http.tls && !listen_differs(&cur->http,
+	    &next->http)) {
+		SWAP(cur->http.tls_certificate, next->http.tls_certificate);
+		SWAP(cur->http.tls_key, next->http.tls_key);
+	}
 	SWAP(cur->grpc, next->grpc);
 	SWAP(cur->http, next->http);
 	if (cur->durability != next->durability)
@@ -79,9 +94,9 @@ sup_reload(struct sup_ctx *ctx)
 		    "%s", err);
 		return;
 	}
-	if (next->grpc.tls || next->http.tls) {
+	if (sup_tls_check(next, err, sizeof(err)) == -1) {
 		log_error("reload failed, keeping the running configuration: "
-		    "tls listeners are not supported by this release");
+		    "tls: %s", err);
 		cfg_free(next);
 		return;
 	}
@@ -116,6 +131,12 @@ sup_reload(struct sup_ctx *ctx)
 		if (c->removing)
 			continue;
 		if (c->kind->id != SUP_KIND_WORKER) {
+			/* Certificate reload: new connections use the new
+			 * certificates, open ones keep theirs. */
+			if (c->kind->id == SUP_KIND_FRONT &&
+			    (c->state == SUP_CHILD_STARTING ||
+			    c->state == SUP_CHILD_READY))
+				(void)sup_tls_send(ctx, c);
 			sup_child_send_tenants(ctx, c);
 			continue;
 		}

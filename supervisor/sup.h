@@ -192,7 +192,16 @@ int	sup_spawn(struct sup_ctx *, struct sup_child *, int chan_fd);
 /* wire.c */
 void	sup_child_configure(struct sup_ctx *, struct sup_child *);
 void	sup_child_send_tenants(struct sup_ctx *, struct sup_child *);
+/* secrets.c: resolves the providers' credentials and sends them to
+ * journald for redaction, wiping every copy. */
+void	sup_journal_secrets_send(struct sup_ctx *, struct sup_child *);
 void	sup_child_wire(struct sup_ctx *, struct sup_child *);
+
+/* tls.c: the TLS listeners' certificate and key files. */
+/* Reads every file once; returns 0, or -1 with "FILE: reason" in err. */
+int	sup_tls_check(const struct cfg *, char *err, size_t errlen);
+/* Sends the front its IPC_TLS_CONFIG. Returns 0, or -1 (logged). */
+int	sup_tls_send(struct sup_ctx *, struct sup_child *);
 
 /* state.c */
 int	sup_state_init(struct sup_ctx *);

@@ -51,28 +51,6 @@ find_libexec(struct sup_ctx *ctx)
 	return 0;
 }
 
-/*
- * The parser accepts tls { } blocks, but this release's front does not
- * terminate TLS yet. Refuse rather than serve cleartext where the operator
- * asked for TLS.
- */
-static int
-refuse_tls(const struct sup_ctx *ctx)
-{
-	const struct cfg_listen *l[] = { &ctx->cfg->grpc, &ctx->cfg->http };
-	size_t i;
-
-	for (i = 0; i < 2; i++) {
-		if (!l[i]->tls)
-			continue;
-		fprintf(stderr, "%s:%d:%d: tls listeners are not supported by "
-		    "this release\n", l[i]->pos.file != NULL ? l[i]->pos.file :
-		    ctx->config_path, l[i]->pos.line, l[i]->pos.col);
-		return -1;
-	}
-	return 0;
-}
-
 static void
 stop_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -149,7 +127,10 @@ main(int argc, char *argv[])
 		fprintf(stderr, "%s\n", err);
 		return PROC_EXIT_FATAL;
 	}
-	if (refuse_tls(&ctx) == -1) {
+	/* The certificate and key files must be readable now (and the keys
+	 * private), not only when the front starts. */
+	if (sup_tls_check(ctx.cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "palyrad: tls: %s\n", err);
 		cfg_free(ctx.cfg);
 		return PROC_EXIT_FATAL;
 	}

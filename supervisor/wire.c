@@ -41,16 +41,31 @@ sup_child_send_tenants(struct sup_ctx *ctx, struct sup_child *c)
 {
 	Palyra__Ipc__TenantList tl = PALYRA__IPC__TENANT_LIST__INIT;
 	char **names;
+	uint64_t *quotas;
 	size_t i;
+	int journald = c->kind->id == SUP_KIND_JOURNALD;
 
-	if ((names = calloc(ctx->cfg->ntenants + 1, sizeof(*names))) == NULL)
+	if ((names = calloc(ctx->cfg->ntenants + 1, sizeof(*names))) == NULL ||
+	    (quotas = calloc(ctx->cfg->ntenants + 1, sizeof(*quotas))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < ctx->cfg->ntenants; i++)
+	for (i = 0; i < ctx->cfg->ntenants; i++) {
 		names[i] = ctx->cfg->tenants[i].name;
+		quotas[i] = ctx->cfg->tenants[i].journal_quota;
+	}
 	tl.n_names = ctx->cfg->ntenants;
 	tl.names = names;
+	/* Journald alone enforces journal-quota. */
+	if (journald) {
+		tl.n_journal_quotas = ctx->cfg->ntenants;
+		tl.journal_quotas = quotas;
+	}
 	send_or_warn(c, IPC_TENANT_LIST, &tl.base, NULL, 0);
 	free(names);
+	free(quotas);
+	/* At start and at every reload, with the tenants: the credentials
+	 * of the configuration now in force. */
+	if (journald)
+		sup_journal_secrets_send(ctx, c);
 }
 
 static const char *
@@ -135,6 +150,9 @@ sup_child_configure(struct sup_ctx *ctx, struct sup_child *c)
 		sup_child_send_tenants(ctx, c);
 		break;
 	case SUP_KIND_FRONT:
+		/* First: the front serves nothing before it knows which of
+		 * its listeners speak TLS. */
+		(void)sup_tls_send(ctx, c);
 		fk.token_hash_key.data = ctx->token_hash_key;
 		fk.token_hash_key.len = sizeof(ctx->token_hash_key);
 		fk.admin_token_hash.data = ctx->admin_token_hash;

@@ -191,27 +191,40 @@ wrk_emit(struct wrk_run *run, struct wrk_event *ev)
 	return 0;
 }
 
-/* Sends one acknowledged event to the front call of its run, if any. */
+/*
+ * Sends one acknowledged event to the front call of its run, if any. When
+ * journald stored the event differently (a secret value redacted), stored
+ * is what it committed, and that is what the client gets: never the
+ * worker's own copy.
+ */
 static void
-forward(struct wrk_ctx *ctx, struct wrk_run *run, const struct wrk_event *ev)
+forward(struct wrk_ctx *ctx, struct wrk_run *run, const struct wrk_event *ev,
+    Palyra__V1__RunEvent *stored)
 {
 	Palyra__Ipc__RunEventMsg msg;
 	struct pb_event		 pb;
 	int			 last = event_is_last(ev);
 	int			 r;
 
-	if (!run->has_call)
+	if (!run->has_call && run->nfollowers == 0)
 		return;
 	if (ctx->front == NULL || ipc_chan_dead(ctx->front)) {
 		run->has_call = 0;
+		run->nfollowers = 0;
 		return;
 	}
 	pb_event_build(run, ev, &pb);
 	palyra__ipc__run_event_msg__init(&msg);
 	msg.event = &pb.event;
+	if (stored != NULL && stored->seq == ev->seq &&
+	    stored->event_case == pb.event.event_case &&
+	    strcmp(stored->run_id, run->run_id) == 0)
+		msg.event = stored;
 	msg.last = last;
-	r = ipc_chan_send(ctx->front, IPC_RUN_EVENT, run->call_id, &msg.base,
-	    NULL, 0);
+	/* Reattached calls follow the run too (run.c). */
+	wrk_run_forward_followers(run, &msg);
+	r = !run->has_call ? 0 : ipc_chan_send(ctx->front, IPC_RUN_EVENT,
+	    run->call_id, &msg.base, NULL, 0);
 	if (r < 0) {
 		/* The events stay in the journal; the client can resume. */
 		log_warn("run %s: front call %u dropped: %s", run->run_id,
@@ -257,6 +270,23 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 	}
 	log_warn("run %s: journal refused event %llu: %s", run->run_id,
 	    (unsigned long long)ev->seq, error);
+	/*
+	 * The tenant's journal is full: the client learns so, with the
+	 * gRPC code that says it. Journald has ended the journal's run
+	 * (FAILED after its last stored event); the transition here stops
+	 * the provider, and its own FAILED status is refused as late.
+	 */
+	if (code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_QUOTA) {
+		wrk_call_error(run, WRK_GRPC_RESOURCE_EXHAUSTED,
+		    "journal quota exceeded");
+		if (!run->refused) {
+			run->refused = 1;
+			if (!wrk_run_terminal(run->state))
+				wrk_run_transition(run, WRK_RUN_FAILED,
+				    "journal quota exceeded");
+		}
+		return;
+	}
 	if (!run->refused) {
 		run->refused = 1;
 		if (!wrk_run_terminal(run->state)) {
@@ -304,6 +334,8 @@ wrk_append_ack(struct wrk_ctx *ctx, uint32_t request_id,
 	ctx->fifo_len--;
 	run = head.run;
 	run->inflight--;
+	/* What a reattaching call is told the front already has. */
+	run->acked_seq = head.event.seq;
 
 	if (ack->ok) {
 		/*
@@ -311,7 +343,7 @@ wrk_append_ack(struct wrk_ctx *ctx, uint32_t request_id,
 		 * the events in between would show it a gap.
 		 */
 		if (!run->refused || event_is_last(&head.event))
-			forward(ctx, run, &head.event);
+			forward(ctx, run, &head.event, ack->stored);
 	} else
 		refused(run, &head.event,
 		    ack->error != NULL && ack->error[0] != '\0' ?

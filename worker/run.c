@@ -173,6 +173,22 @@ find_call(struct wrk_ctx *ctx, uint32_t call_id)
 	return NULL;
 }
 
+/* The run that call_id follows after a reattach, with its slot, or NULL. */
+static struct wrk_run *
+find_follower(struct wrk_ctx *ctx, uint32_t call_id, size_t *slot)
+{
+	struct wrk_run	*run;
+	size_t		 i;
+
+	TAILQ_FOREACH(run, &ctx->runs, entry)
+		for (i = 0; i < run->nfollowers; i++)
+			if (run->followers[i] == call_id) {
+				*slot = i;
+				return run;
+			}
+	return NULL;
+}
+
 static const Palyra__Ipc__AgentConfig *
 find_agent(const Palyra__Ipc__WorkerConfig *config, const char *name)
 {
@@ -324,7 +340,7 @@ wrk_run_maybe_free(struct wrk_run *run)
 	if (!wrk_run_terminal(run->state) || run->inflight > 0 ||
 	    run->has_parked)
 		return;
-	if (run->has_call)
+	if (run->has_call || run->nfollowers > 0)
 		wrk_call_error(run, WRK_GRPC_INTERNAL,
 		    "run ended without a final event");
 	run_free(run);
@@ -458,7 +474,8 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		    call_id);
 		return -EBADMSG;
 	}
-	if (find_call(ctx, call_id) != NULL) {
+	if (find_call(ctx, call_id) != NULL ||
+	    find_follower(ctx, call_id, &(size_t){ 0 }) != NULL) {
 		log_warn("front: call id %u already in use", call_id);
 		return -EBADMSG;
 	}
@@ -548,7 +565,29 @@ wrk_run_cancel(struct wrk_ctx *ctx, uint32_t call_id,
 {
 	char		 reason[RUN_REASON_MAX];
 	struct wrk_run	*run;
+	size_t		 slot;
 
+	/*
+	 * A reattached call that goes away only stops following; its cancel
+	 * cancels the run (the front checked it is the run's principal).
+	 */
+	if (find_call(ctx, call_id) == NULL &&
+	    (run = find_follower(ctx, call_id, &slot)) != NULL) {
+		if (req->disconnected) {
+			run->followers[slot] =
+			    run->followers[--run->nfollowers];
+			return 0;
+		}
+		if (wrk_run_terminal(run->state))
+			return 0;
+		if (req->reason[0] != '\0')
+			copy_reason(reason, sizeof(reason), req->reason);
+		else
+			snprintf(reason, sizeof(reason), "cancelled by client");
+		wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
+		wrk_run_maybe_free(run);
+		return 0;
+	}
 	if ((run = find_call(ctx, call_id)) == NULL) {
 		/* The run may have ended just before the cancel arrived. */
 		log_debug("front: cancel for unknown call %u", call_id);
@@ -582,6 +621,7 @@ wrk_run_front_lost(struct wrk_ctx *ctx)
 
 	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
 		next = TAILQ_NEXT(run, entry);
+		run->nfollowers = 0;
 		if (!run->has_call)
 			continue;
 		run->has_call = 0;
@@ -592,6 +632,81 @@ wrk_run_front_lost(struct wrk_ctx *ctx)
 			wrk_run_maybe_free(run);
 		}
 	}
+}
+
+/*
+ * A reattaching call asks whether this worker holds the run. It does while
+ * the run still has an event to forward: it is live, or its last events
+ * await their acknowledgement. The principal was checked at journald by
+ * the front; it is checked again here, as the worker knows it too.
+ */
+int
+wrk_run_attach(struct wrk_ctx *ctx, uint32_t call_id,
+    const Palyra__Ipc__RunAttachRequest *req)
+{
+	Palyra__Ipc__RunAttached reply = PALYRA__IPC__RUN_ATTACHED__INIT;
+	struct wrk_run	*run;
+	int		 added = 0, r;
+
+	if (find_call(ctx, call_id) != NULL ||
+	    find_follower(ctx, call_id, &(size_t){ 0 }) != NULL) {
+		log_warn("front: call id %u already in use", call_id);
+		return -EBADMSG;
+	}
+	TAILQ_FOREACH(run, &ctx->runs, entry)
+		if (strcmp(run->run_id, req->run_id) == 0)
+			break;
+	if (run != NULL && strcmp(run->principal, req->principal) == 0 &&
+	    !run->refused && (!wrk_run_terminal(run->state) ||
+	    run->inflight > 0 || run->has_parked)) {
+		reply.owned = 1;
+		reply.last_forwarded_seq = run->acked_seq;
+		if (run->nfollowers >= WRK_RUN_FOLLOWERS_MAX)
+			reply.full = 1;
+		else {
+			run->followers[run->nfollowers++] = call_id;
+			added = 1;
+		}
+	}
+	if (ctx->front == NULL)
+		return 0;
+	r = ipc_chan_send(ctx->front, IPC_RUN_ATTACHED, call_id, &reply.base,
+	    NULL, 0);
+	if (r < 0) {
+		log_warn("front call %u: cannot answer attach: %s", call_id,
+		    strerror(-r));
+		if (added)
+			run->nfollowers--;
+		return 0;
+	}
+	if (added)
+		log_debug("run %s: call %u follows from seq %llu", run->run_id,
+		    call_id, (unsigned long long)run->acked_seq);
+	return 0;
+}
+
+void
+wrk_run_forward_followers(struct wrk_run *run,
+    const Palyra__Ipc__RunEventMsg *msg)
+{
+	struct wrk_ctx	*ctx = run->ctx;
+	size_t		 i = 0;
+	int		 r;
+
+	while (i < run->nfollowers) {
+		r = ipc_chan_send(ctx->front, IPC_RUN_EVENT, run->followers[i],
+		    &msg->base, NULL, 0);
+		if (r < 0) {
+			/* The events stay in the journal; it can resume. */
+			log_warn("run %s: front call %u dropped: %s",
+			    run->run_id, run->followers[i], strerror(-r));
+			run->followers[i] = run->followers[--run->nfollowers];
+			continue;
+		}
+		i++;
+	}
+	if (msg->last)
+		run->nfollowers = 0;
 }
 
 /*

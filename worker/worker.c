@@ -38,7 +38,8 @@
 #define ALLOWED_SUPERVISOR \
 	(IPC_TYPE_BIT(IPC_WORKER_CONFIG) | IPC_TYPE_BIT(IPC_ATTACH_PEER))
 #define ALLOWED_FRONT \
-	(IPC_TYPE_BIT(IPC_RUN_START) | IPC_TYPE_BIT(IPC_RUN_CANCEL))
+	(IPC_TYPE_BIT(IPC_RUN_START) | IPC_TYPE_BIT(IPC_RUN_CANCEL) | \
+	    IPC_TYPE_BIT(IPC_RUN_ATTACH))
 #define ALLOWED_JOURNALD	IPC_TYPE_BIT(IPC_JOURNAL_ACK)
 
 int64_t
@@ -101,6 +102,13 @@ wrk_front_error(struct wrk_ctx *ctx, uint32_t call_id, uint32_t grpc_status,
 void
 wrk_call_error(struct wrk_run *run, uint32_t grpc_status, const char *message)
 {
+	size_t	 i;
+
+	/* Calls following the run after a reattach end the same way. */
+	for (i = 0; i < run->nfollowers; i++)
+		wrk_front_error(run->ctx, run->followers[i], grpc_status,
+		    message);
+	run->nfollowers = 0;
 	if (!run->has_call)
 		return;
 	run->has_call = 0;
@@ -183,6 +191,10 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	case IPC_RUN_CANCEL:
 		r = wrk_run_cancel(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunCancelRequest *)m->msg);
+		break;
+	case IPC_RUN_ATTACH:
+		r = wrk_run_attach(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunAttachRequest *)m->msg);
 		break;
 	default:
 		r = -EPERM;

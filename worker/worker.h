@@ -123,6 +123,12 @@ struct wrk_run {
 	/* The front's call that receives this run's events, if any. */
 	int			 has_call;
 	uint32_t		 call_id;
+	/* Reattached front calls that receive them too (IPC_RUN_ATTACH),
+	 * and the seq of the last event whose acknowledgement was handled:
+	 * every event up to it went to the front already. */
+	uint32_t		 followers[WRK_RUN_FOLLOWERS_MAX];
+	size_t			 nfollowers;
+	uint64_t		 acked_seq;
 
 	const struct wrk_provider_ops *provider;
 	void			*provider_state;
@@ -210,6 +216,13 @@ int		 wrk_run_start(struct wrk_ctx *, uint32_t call_id,
 int		 wrk_run_cancel(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunCancelRequest *);
 void		 wrk_run_front_lost(struct wrk_ctx *);
+/* IPC_RUN_ATTACH: answers IPC_RUN_ATTACHED. Returns 0, or -EBADMSG for a
+ * call id already in use (the caller drops the front). */
+int		 wrk_run_attach(struct wrk_ctx *, uint32_t call_id,
+		    const Palyra__Ipc__RunAttachRequest *);
+/* Sends msg to every follower of run; the last event ends them all. */
+void		 wrk_run_forward_followers(struct wrk_run *,
+		    const Palyra__Ipc__RunEventMsg *);
 void		 wrk_run_abandon_all(struct wrk_ctx *);
 void		 wrk_run_cancel_all(struct wrk_ctx *, const char *reason);
 void		 wrk_run_maybe_free(struct wrk_run *);

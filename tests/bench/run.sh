@@ -37,7 +37,7 @@ header() {
 # Journal: palyra-journald's durable, acknowledged appends against SQLite's
 # own batched insert rate on the same disk.
 bench_journal() {
-	local out raw acked
+	local out raw acked commit w p v
 	out=$("$PALYRA_BUILD/bench/jbench" ${JBENCH_ARGS:-} 2>/dev/null) || {
 		echo "run.sh: jbench failed" >&2
 		"$PALYRA_BUILD/bench/jbench" -n 2000 >&2 || true
@@ -45,8 +45,25 @@ bench_journal() {
 	}
 	raw=$(awk '$1 == "journal_raw_sqlite_rows_per_s" { print $2 }' <<<"$out")
 	acked=$(awk '$1 == "journal_acked_appends_per_s" { print $2 }' <<<"$out")
+	commit=$(awk '$1 == "journal_raw_sqlite_commit_ms" { print $2 }' <<<"$out")
 	row "journal appends/s (durable, acked)" "$acked" \
 		"raw SQLite batched insert" "$raw" "appends/s"
+	# 1, 8 and 64 worker channels at durability full; the latency of an
+	# acknowledgement beside one raw transaction of 256 rows (fsync).
+	for w in 1 8 64; do
+		acked=$(awk -v k="journal_acked_appends_per_s_w$w" \
+			'$1 == k { print $2 }' <<<"$out")
+		row "journal appends/s, $w writer(s), full" "$acked" \
+			"raw SQLite batched insert" "$raw" "appends/s"
+	done
+	for w in 1 8 64; do
+		for p in p50 p99; do
+			v=$(awk -v k="journal_ack_${p}_ms_w$w" \
+				'$1 == k { print $2 }' <<<"$out")
+			row "journal ack latency $p, $w writer(s)" "$v" \
+				"raw SQLite commit of 256 rows" "$commit" "ms"
+		done
+	done
 }
 
 write_json() {

@@ -343,6 +343,70 @@ test_checkpoint_signature(void **state)
 	sodium_memzero(sk, sizeof(sk));
 }
 
+/* After a prune: the walk starts from the anchor's link. */
+static void
+test_walk_from_anchor(void **state)
+{
+	struct chain_verifier v;
+	struct chain_row r;
+	int i;
+
+	build();
+	chain_verify_init(&v);
+	chain_verify_start_at(&v, 3, chain[2].hash);
+	for (i = 3; i < N; i++) {
+		r = row(&chain[i]);
+		assert_int_equal(chain_verify_row(&v, &r), 0);
+	}
+	assert_int_equal(chain_verify_finish(&v), 0);
+	assert_int_equal(v.events, N - 3);
+	assert_int_equal(v.head_seq, N);
+
+	/* An anchor with another hash does not link to what follows. */
+	chain_verify_init(&v);
+	chain_verify_start_at(&v, 3, chain[1].hash);
+	r = row(&chain[3]);
+	assert_int_equal(chain_verify_row(&v, &r), 1);
+	assert_int_equal(v.broken_seq, 4);
+
+	/* A row at or below the anchor is a gap. */
+	chain_verify_init(&v);
+	chain_verify_start_at(&v, 3, chain[2].hash);
+	r = row(&chain[2]);
+	assert_int_equal(chain_verify_row(&v, &r), 1);
+	assert_int_equal(v.broken_seq, 4);
+}
+
+static void
+test_anchor_message_layout(void **state)
+{
+	uint8_t msg[CHAIN_ANCHOR_MSG_MAX], cp[CHAIN_CHECKPOINT_MSG_MAX];
+	uint8_t hash[CHAIN_HASH_LEN];
+	static const uint8_t seq[] = {0, 0, 0, 0, 0, 0, 0, 42};
+	static const uint8_t before[] = {0, 0, 0, 0, 0, 0, 1, 0};
+	int len, cplen;
+
+	memset(hash, 0xcd, sizeof(hash));
+	len = chain_anchor_message("acme", 42, hash, -2, 256, msg, sizeof(msg));
+	assert_int_equal(len, 16 + 4 + 4 + 8 + 32 + 8 + 8);
+	assert_memory_equal(msg, "palyra.anchor.v1", 16);
+	assert_memory_equal(msg + 16, "\0\0\0\4acme", 8);
+	assert_memory_equal(msg + 24, seq, 8);
+	assert_memory_equal(msg + 32, hash, 32);
+	assert_memory_equal(msg + 64, "\xff\xff\xff\xff\xff\xff\xff\xfe", 8);
+	assert_memory_equal(msg + 72, before, 8);
+	/* Never the bytes of a checkpoint: one signature cannot be both. */
+	cplen = chain_checkpoint_message("acme", 42, hash, -2, cp, sizeof(cp));
+	assert_true(cplen != len || memcmp(cp, msg, (size_t)len) != 0);
+	assert_int_equal(
+	    chain_anchor_message("", 1, hash, 0, 0, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(
+	    chain_anchor_message("acme", 1, NULL, 0, 0, msg, sizeof(msg)),
+	    -EINVAL);
+	assert_int_equal(
+	    chain_anchor_message("acme", 1, hash, 0, 0, msg, 40), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -358,6 +422,8 @@ main(void)
 	    cmocka_unit_test(test_rewritten_chain_differs_from_checkpoint),
 	    cmocka_unit_test(test_checkpoint_message_layout),
 	    cmocka_unit_test(test_checkpoint_signature),
+	    cmocka_unit_test(test_walk_from_anchor),
+	    cmocka_unit_test(test_anchor_message_layout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

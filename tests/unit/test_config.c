@@ -168,6 +168,7 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 		assert_int_equal(ta->memory_limit, tb->memory_limit);
 		assert_int_equal(ta->pids_limit, tb->pids_limit);
 		assert_int_equal(ta->cpu_weight, tb->cpu_weight);
+		assert_int_equal(ta->journal_quota, tb->journal_quota);
 		assert_int_equal(ta->nagents, tb->nagents);
 		for (j = 0; j < ta->nagents; j++) {
 			aa = &ta->agents[j];
@@ -456,7 +457,8 @@ test_one_line_blocks(void **state)
 	    "provider \"x\" { type anthropic; model \"claude\" "
 	    "timeout total 2m idle 15s max-concurrent 4 }\n"
 	    "journal { durability normal; checkpoint-interval 2h }\n"
-	    "tenant \"a\" { workers 2 memory-limit 1G; agent \"b\" { providers"
+	    "tenant \"a\" { workers 2 memory-limit 1G; journal-quota 5M; "
+	    "agent \"b\" { providers"
 	    " \"x\" \"offline\"; tool \"fs.*\" deny tool \"x\" allow } }"
 	    "   # trailing comment\n"
 	    "tenant \"c\" { budget cost 12.5 per month soft; "
@@ -473,6 +475,8 @@ test_one_line_blocks(void **state)
 	assert_int_equal(cfg->checkpoint_interval_ms, 2 * 3600 * 1000);
 	assert_int_equal(cfg->tenants[0].workers, 2);
 	assert_int_equal(cfg->tenants[0].memory_limit, 1ULL << 30);
+	assert_int_equal(cfg->tenants[0].journal_quota, 5ULL << 20);
+	assert_int_equal(cfg->tenants[1].journal_quota, 0);
 	assert_int_equal(cfg->tenants[0].agents[0].nproviders, 2);
 	assert_string_equal(cfg->tenants[0].agents[0].providers[1], "offline");
 	assert_int_equal(cfg->tenants[0].agents[0].ntools, 2);
@@ -710,6 +714,11 @@ static const struct golden errors[] = {
 	    "\"memory-limit\" (1M..1024T)" },
 	{ "tenant \"t\" { memory-limit 12X }\n",
 	    "t.conf:1:27: invalid size \"12X\" for \"memory-limit\"" },
+	{ "tenant \"t\" { journal-quota 65535 }\n",
+	    "t.conf:1:28: value \"65535\" out of range for "
+	    "\"journal-quota\" (64K..1024T)" },
+	{ "tenant \"t\" { journal-quota 1M journal-quota 2M }\n",
+	    "t.conf:1:31: duplicate \"journal-quota\"" },
 	{ "tenant \"t\" { memory-limit 1m }\n",
 	    "t.conf:1:27: invalid size \"1m\" for \"memory-limit\"" },
 	{ "tenant \"t\" { memory-limit M }\n",
@@ -952,8 +961,8 @@ test_values(void **state)
 	    "\"http://127.0.0.1:8000/v1\"; api-key file:keys/o.key; timeout "
 	    "connect 1ms first-byte 1d idle 2h total 86400000ms }\n"
 	    "provider \"v\" { type openai; api-key vault:openai-key }\n"
-	    "tenant \"t\" { memory-limit 1048576 }\n"
-	    "tenant \"u\" { memory-limit 1024T }\n"
+	    "tenant \"t\" { memory-limit 1048576; journal-quota 64K }\n"
+	    "tenant \"u\" { memory-limit 1024T; journal-quota 1024T }\n"
 	    "tenant \"w\" { memory-limit 3072K\n"
 	    "budget tokens 9007199254740992 per day\n"
 	    "agent \"a\" { max-output-tokens 1048576; temperature 0 } }\n"
@@ -974,6 +983,8 @@ test_values(void **state)
 	assert_string_equal(cfg->providers[1].api_key, "vault:openai-key");
 	assert_int_equal(cfg->tenants[0].memory_limit, 1048576);
 	assert_int_equal(cfg->tenants[1].memory_limit, 1ULL << 50);
+	assert_int_equal(cfg->tenants[0].journal_quota, 64 * 1024);
+	assert_int_equal(cfg->tenants[1].journal_quota, 1ULL << 50);
 	assert_int_equal(cfg->tenants[2].memory_limit, 3072 * 1024);
 	assert_true(cfg->tenants[2].budgets[0].amount == 9007199254740992.0);
 	assert_int_equal(cfg->tenants[2].agents[0].max_output_tokens, 1048576);

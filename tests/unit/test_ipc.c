@@ -94,6 +94,66 @@ test_run_notice_round_trip(void **state)
 	assert_int_equal(ipc_decode(buf, (size_t)len, 1, &m), -EPROTO);
 }
 
+/* A reattach page and an attach answer survive the codec. */
+static void
+test_run_page_round_trip(void **state)
+{
+	Palyra__Ipc__JournalRunPage page = PALYRA__IPC__JOURNAL_RUN_PAGE__INIT,
+				    *out;
+	Palyra__Ipc__RunAttached att = PALYRA__IPC__RUN_ATTACHED__INIT, *a;
+	Palyra__V1__RunEvent ev[3], *evp[3];
+	Palyra__V1__ModelToken tok = PALYRA__V1__MODEL_TOKEN__INIT;
+	struct ipc_msg m;
+	ssize_t len;
+	size_t i;
+
+	tok.text = " word";
+	for (i = 0; i < 3; i++) {
+		palyra__v1__run_event__init(&ev[i]);
+		ev[i].run_id = "0123456789abcdef0123456789abcdef";
+		ev[i].session_id = "s1";
+		ev[i].seq = 5 + i;
+		ev[i].event_case = PALYRA__V1__RUN_EVENT__EVENT_TOKEN;
+		ev[i].token = &tok;
+		evp[i] = &ev[i];
+	}
+	page.found = 1;
+	page.principal = "alice";
+	page.status = PALYRA__V1__RUN_STATUS__RUN_STATUS_IN_PROGRESS;
+	page.last_seq = 9;
+	page.n_events = 3;
+	page.events = evp;
+	page.more = 1;
+	len = ipc_encode(buf, sizeof(buf), IPC_JOURNAL_RUN_PAGE, 4, &page.base);
+	assert_true(len > (ssize_t)IPC_HEADER_LEN);
+	assert_string_equal(
+	    ipc_type_name(IPC_JOURNAL_RUN_PAGE), "JOURNAL_RUN_PAGE");
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), 0);
+	out = (Palyra__Ipc__JournalRunPage *)m.msg;
+	assert_true(out->found && out->more && !out->terminal);
+	assert_string_equal(out->principal, "alice");
+	assert_int_equal(out->n_events, 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(out->events[i]->seq, 5 + i);
+		assert_string_equal(out->events[i]->token->text, " word");
+	}
+	ipc_msg_clear(&m);
+
+	att.owned = 1;
+	att.last_forwarded_seq = 12;
+	len = ipc_encode(buf, sizeof(buf), IPC_RUN_ATTACHED, 9, &att.base);
+	assert_int_equal(ipc_decode(buf, (size_t)len, 0, &m), 0);
+	a = (Palyra__Ipc__RunAttached *)m.msg;
+	assert_int_equal(m.hdr.request_id, 9);
+	assert_true(a->owned && !a->full);
+	assert_int_equal(a->last_forwarded_seq, 12);
+	ipc_msg_clear(&m);
+	/* The request of one kind is not the answer of another. */
+	assert_int_equal(ipc_encode(buf, sizeof(buf), IPC_RUN_ATTACH, 9,
+			     &att.base),
+	    -EINVAL);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -354,6 +414,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_run_notice_round_trip),
+		cmocka_unit_test(test_run_page_round_trip),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_trailing_bytes),
 		cmocka_unit_test(test_oversized),

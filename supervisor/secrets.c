@@ -1,0 +1,126 @@
+/*
+ * secrets.c: the secret values journald redacts from events (DESIGN
+ * section 8, redaction by value). Runs in palyrad, as root before any
+ * child is sandboxed and at every reload; touches the files and
+ * environment variables that providers' `api-key file:PATH` and
+ * `api-key env:NAME` name.
+ *
+ * Each credential is resolved here, sent to journald in one
+ * IPC_JOURNAL_SECRETS and wiped at once (sodium_memzero): the supervisor
+ * keeps no copy, and no value is ever logged, only the provider's name.
+ * `vault:` values are not known here; the vault registers them itself
+ * once it lands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "ipc.h"
+#include "ipc.pb-c.h"
+#include "log.h"
+#include "sup.h"
+
+/*
+ * Reads a provider's credential into buf (JNL_SECRET_MAX_LEN + 1 bytes),
+ * trailing newline stripped. Returns its length, 0 for none (vault:, an
+ * unset variable), or -errno.
+ */
+static ssize_t
+secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
+{
+	const char *v;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	if (strncmp(p->api_key, "env:", 4) == 0) {
+		if ((v = getenv(p->api_key + 4)) == NULL)
+			return 0;
+		len = strlen(v);
+		if (len >= size)
+			return -E2BIG;
+		memcpy(buf, v, len);
+	} else if (strncmp(p->api_key, "file:", 5) == 0) {
+		if ((fd = open(p->api_key + 5, O_RDONLY | O_CLOEXEC)) == -1)
+			return -errno;
+		while (
+		    len < size && (n = read(fd, buf + len, size - len)) != 0) {
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				n = -errno;
+				close(fd);
+				sodium_memzero(buf, size);
+				return n;
+			}
+			len += (size_t)n;
+		}
+		close(fd);
+		if (len >= size) {
+			sodium_memzero(buf, size);
+			return -E2BIG;
+		}
+	} else
+		return 0;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	return (ssize_t)len;
+}
+
+void
+sup_journal_secrets_send(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__JournalSecrets msg = PALYRA__IPC__JOURNAL_SECRETS__INIT;
+	ProtobufCBinaryData *values;
+	size_t i, n = 0, np = ctx->cfg->nproviders;
+	ssize_t len;
+	int rc;
+
+	if (c->chan == NULL)
+		return;
+	if ((values = calloc(np + 1, sizeof(*values))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < np; i++) {
+		const struct cfg_provider *p = &ctx->cfg->providers[i];
+
+		if (p->api_key == NULL)
+			continue;
+		if ((values[n].data = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
+			fatal("malloc");
+		len = secret_resolve(p, values[n].data, JNL_SECRET_MAX_LEN + 1);
+		if (len < 0)
+			log_warn("provider %s: cannot read its api-key for "
+				 "redaction: %s",
+			    p->name, strerror((int)-len));
+		else if (len > 0 && len < JNL_SECRET_MIN_LEN)
+			log_warn("provider %s: api-key shorter than %d bytes "
+				 "is not redacted",
+			    p->name, JNL_SECRET_MIN_LEN);
+		if (len < JNL_SECRET_MIN_LEN) {
+			sodium_memzero(values[n].data, JNL_SECRET_MAX_LEN + 1);
+			free(values[n].data);
+			values[n].data = NULL;
+			continue;
+		}
+		values[n].len = (size_t)len;
+		n++;
+	}
+	msg.n_values = n;
+	msg.values = values;
+	if ((rc = ipc_chan_send(
+		 c->chan, IPC_JOURNAL_SECRETS, 0, &msg.base, NULL, 0)) < 0)
+		log_warn("%s: cannot send the secret values: %s", c->label,
+		    strerror(-rc));
+	else
+		log_info(
+		    "%s: %zu secret value(s) sent for redaction", c->label, n);
+	for (i = 0; i < n; i++) {
+		sodium_memzero(values[i].data, JNL_SECRET_MAX_LEN + 1);
+		free(values[i].data);
+	}
+	free(values);
+}
