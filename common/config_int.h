@@ -45,7 +45,7 @@
 #define MAX_OUTPUT_MAX		(1024 * 1024)
 #define MEMORY_LIMIT_MIN	(1ULL << 20)
 /* journal-quota: a journal.db smaller than 64K holds hardly a schema. */
-#define JOURNAL_QUOTA_MIN	(64ULL << 10)
+#define JOURNAL_QUOTA_MIN	(256ULL << 10)	/* an empty journal.db is ~200K */
 #define JOURNAL_QUOTA_MAX	(1ULL << 50)
 #define MEMORY_LIMIT_MAX	(1ULL << 50)
 #define PIDS_LIMIT_MAX		1000000

@@ -103,6 +103,22 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__run_attached__descriptor, 0 },
 	[IPC_TLS_CONFIG] = { "TLS_CONFIG",
 	    &palyra__ipc__tls_config__descriptor, 0 },
+	[IPC_TOKEN_LIST_REQUEST] = { "TOKEN_LIST_REQUEST",
+	    &palyra__ipc__token_list_request__descriptor, 0 },
+	[IPC_TOKEN_LIST] = { "TOKEN_LIST",
+	    &palyra__ipc__token_list__descriptor, 0 },
+	[IPC_TOKEN_REVOKE] = { "TOKEN_REVOKE",
+	    &palyra__ipc__token_revoke__descriptor, 0 },
+	[IPC_TOKEN_REVOKED] = { "TOKEN_REVOKED",
+	    &palyra__ipc__token_revoked__descriptor, 0 },
+	[IPC_JOURNAL_LIST_REQUEST] = { "JOURNAL_LIST_REQUEST",
+	    &palyra__ipc__journal_list_request__descriptor, 0 },
+	[IPC_JOURNAL_LIST_PAGE] = { "JOURNAL_LIST_PAGE",
+	    &palyra__ipc__journal_list_page__descriptor, 0 },
+	[IPC_RUN_ABORT] = { "RUN_ABORT",
+	    &palyra__ipc__run_abort_request__descriptor, 0 },
+	[IPC_RUN_ABORTED] = { "RUN_ABORTED",
+	    &palyra__ipc__run_aborted__descriptor, 0 },
 };
 
 const char *

@@ -63,6 +63,14 @@ enum ipc_type {
 	IPC_RUN_ATTACH,		/* Palyra__Ipc__RunAttachRequest */
 	IPC_RUN_ATTACHED,	/* Palyra__Ipc__RunAttached */
 	IPC_TLS_CONFIG,		/* Palyra__Ipc__TlsConfig */
+	IPC_TOKEN_LIST_REQUEST,	/* Palyra__Ipc__TokenListRequest */
+	IPC_TOKEN_LIST,		/* Palyra__Ipc__TokenList */
+	IPC_TOKEN_REVOKE,	/* Palyra__Ipc__TokenRevoke */
+	IPC_TOKEN_REVOKED,	/* Palyra__Ipc__TokenRevoked */
+	IPC_JOURNAL_LIST_REQUEST, /* Palyra__Ipc__JournalListRequest */
+	IPC_JOURNAL_LIST_PAGE,	/* Palyra__Ipc__JournalListPage */
+	IPC_RUN_ABORT,		/* Palyra__Ipc__RunAbortRequest */
+	IPC_RUN_ABORTED,	/* Palyra__Ipc__RunAborted */
 	IPC_TYPE_MAX
 };
 

@@ -59,6 +59,17 @@
 #define FE_HTTP_MAX_HEADERS	(16 * 1024)
 #define FE_TOKEN_MAX_LEN	256
 #define FE_AUTH_TIMEOUT_MS	5000
+/* Authentication failures per source address (an IPv4 address or an IPv6
+ * /64), a token bucket: FE_AUTH_FAIL_BURST failures at once, refilled at
+ * FE_AUTH_FAIL_PER_MIN a minute; an empty bucket refuses every attempt
+ * from that address without looking the token up. The table of addresses
+ * is bounded, the least recently failed evicted. Constants, not config,
+ * so that tests reach them quickly; loopback is not exempt. */
+#define FE_AUTH_FAIL_BURST	10
+#define FE_AUTH_FAIL_PER_MIN	30
+#define FE_AUTH_FAIL_TABLE	4096
+/* Token expiry from POST /admin/v1/tokens: at most ten years. */
+#define FE_TOKEN_EXPIRES_MAX_S	(10LL * 366 * 24 * 3600)
 #define FE_CALL_POOL_MAX	256	/* finished calls kept for reuse */
 #define FE_H2_OUTPUT_HIGH	(64 * 1024)	/* bytes before nghttp2 waits */
 #define FE_HTTP_TIMEOUT_S	30	/* evhttp idle timeout */
@@ -80,6 +91,8 @@
  * FE_REATTACH_DRAIN_POLL_MS. */
 #define FE_REATTACH_OUT_HIGH	(256 * 1024)
 #define FE_REATTACH_DRAIN_POLL_MS 10
+/* AbortRun: the longest reason, in bytes (a RunStream cancel's too). */
+#define FE_RUN_REASON_MAX	1024
 /* /admin/v1/journal/...: requests waiting for journald, how long a quick
  * one (pubkey, checkpoint, export page) and a job (verify, backup) may
  * wait for its answer. */
@@ -126,6 +139,14 @@
 #define JNL_PRUNE_BATCH		4096
 /* Reattach reads: events of one run per page (and what fits a datagram). */
 #define JNL_READ_PAGE_MAX	256
+/* Session and run listings (journald/listing.c, front/listing.c): rows of
+ * one page, and the longest cursor (hex of an 8-byte time and an id). */
+#define JNL_LIST_PAGE_MAX	100
+#define JNL_CURSOR_MAX		(2 * (8 + 64))
+/* GET /admin/v1/tenants/NAME/{sessions,runs} waiting for journald. */
+#define FE_LISTING_REQUESTS_MAX	16
+/* GET /admin/v1/tokens: tokens of one page (a cursor names the next). */
+#define JNL_TOKEN_PAGE_MAX	256
 
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */

@@ -108,8 +108,9 @@ reply_write(char *buf, size_t size, size_t nmemb, void *arg)
  * (caller frees), or -1 with err set.
  */
 static int
-admin_request(const struct ctl_ctx *ctx, const char *path, const char *body,
-    long *http_status, char **reply, char *err, size_t errlen)
+admin_request(const struct ctl_ctx *ctx, const char *method, const char *path,
+    const char *body, long *http_status, char **reply, char *err,
+    size_t errlen)
 {
 	struct reply_buf	 r = { NULL, 0, 0 };
 	struct curl_slist	*headers = NULL, *h;
@@ -146,6 +147,8 @@ admin_request(const struct ctl_ctx *ctx, const char *path, const char *body,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	if (body != NULL)
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	if (method != NULL)
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "palyractl");
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, reply_write);
@@ -192,19 +195,29 @@ int
 ctl_admin_post(const struct ctl_ctx *ctx, const char *path, const char *body,
     long *http_status, char **reply, char *err, size_t errlen)
 {
-	return admin_request(ctx, path, body, http_status, reply, err, errlen);
+	return admin_request(ctx, NULL, path, body, http_status, reply, err,
+	    errlen);
 }
 
 int
 ctl_admin_get(const struct ctl_ctx *ctx, const char *path, long *http_status,
     char **reply, char *err, size_t errlen)
 {
-	return admin_request(ctx, path, NULL, http_status, reply, err, errlen);
+	return admin_request(ctx, NULL, path, NULL, http_status, reply, err,
+	    errlen);
+}
+
+int
+ctl_admin_delete(const struct ctl_ctx *ctx, const char *path,
+    long *http_status, char **reply, char *err, size_t errlen)
+{
+	return admin_request(ctx, "DELETE", path, NULL, http_status, reply,
+	    err, errlen);
 }
 
 /* The message of a JSON error reply, or a generic one. */
-static void
-error_message(const char *reply, long status, char *err, size_t errlen)
+void
+ctl_admin_error_message(const char *reply, long status, char *err, size_t errlen)
 {
 	json_error_t	 jerr;
 	json_t		*root, *msg;
@@ -225,8 +238,8 @@ error_message(const char *reply, long status, char *err, size_t errlen)
  */
 int
 ctl_token_create(const struct ctl_ctx *ctx, const char *tenant,
-    const char *principal, const char *role, char **reply_json, char *err,
-    size_t errlen)
+    const char *principal, const char *role, long long expires_in,
+    char **reply_json, char *err, size_t errlen)
 {
 	json_t		*req;
 	char		*body, *reply = NULL;
@@ -236,6 +249,11 @@ ctl_token_create(const struct ctl_ctx *ctx, const char *tenant,
 	*reply_json = NULL;
 	req = json_pack("{s:s, s:s, s:s}", "tenant", tenant, "principal",
 	    principal, "role", role);
+	if (req != NULL && expires_in > 0 && json_object_set_new(req,
+	    "expires_in_seconds", json_integer(expires_in)) < 0) {
+		json_decref(req);
+		req = NULL;
+	}
 	if (req == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
 		json_decref(req);
 		snprintf(err, errlen, "cannot build the request");
@@ -248,7 +266,7 @@ ctl_token_create(const struct ctl_ctx *ctx, const char *tenant,
 	if (r < 0)
 		return -1;
 	if (status < 200 || status > 299) {
-		error_message(reply, status, err, errlen);
+		ctl_admin_error_message(reply, status, err, errlen);
 		free(reply);
 		return -1;
 	}
@@ -272,7 +290,7 @@ ctl_processes(const struct ctl_ctx *ctx, char **reply_json, char *err,
 	    errlen) < 0)
 		return -1;
 	if (status != 200) {
-		error_message(reply, status, err, errlen);
+		ctl_admin_error_message(reply, status, err, errlen);
 		free(reply);
 		return -1;
 	}

@@ -46,10 +46,16 @@ usage(FILE *f)
 	    "  health\n"
 	    "  token create --tenant name [--principal name] "
 	    "[--role user|operator|admin]\n"
+	    "      [--expires duration]\n"
+	    "  token list [--tenant name]\n"
+	    "  token revoke token_id\n"
 	    "  run [--tenant name | --token token] [--agent name]\n"
 	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
 	    "  run [--tenant name | --token token] --attach run_id "
 	    "[--after seq] [-v]\n"
+	    "  runs show|abort|events [--tenant name | --token token] "
+	    "run_id\n"
+	    "      [--reason text] [--after seq]\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -165,15 +171,16 @@ json_str(json_t *obj, const char *key)
 /* Mints a token; returns it (caller frees) and the parsed reply. */
 static char *
 mint_token(const struct ctl_ctx *ctx, const char *tenant,
-    const char *principal, const char *role, json_t **replyp)
+    const char *principal, const char *role, long long expires_in,
+    json_t **replyp)
 {
 	char		 err[512], *reply, *token;
 	json_error_t	 jerr;
 	json_t		*root;
 	const char	*t;
 
-	if (ctl_token_create(ctx, tenant, principal, role, &reply, err,
-	    sizeof(err)) < 0) {
+	if (ctl_token_create(ctx, tenant, principal, role, expires_in, &reply,
+	    err, sizeof(err)) < 0) {
 		fprintf(stderr, "palyractl: token create: %s\n", err);
 		return NULL;
 	}
@@ -201,14 +208,20 @@ cmd_token(const struct ctl_ctx *ctx, int argc, char **argv)
 		{ "tenant", required_argument, NULL, 't' },
 		{ "principal", required_argument, NULL, 'p' },
 		{ "role", required_argument, NULL, 'r' },
+		{ "expires", required_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*tenant = NULL, *principal = "palyractl";
 	const char	*role = "user";
 	json_t		*reply = NULL;
 	char		*token;
+	long long	 expires_in = 0;
 	int		 ch;
 
+	if (argc >= 2 && strcmp(argv[1], "list") == 0)
+		return ctl_cmd_token_list(ctx, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
+		return ctl_cmd_token_revoke(ctx, argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "create") != 0)
 		return usage_error("unknown token command");
 	argc--;
@@ -225,6 +238,11 @@ cmd_token(const struct ctl_ctx *ctx, int argc, char **argv)
 		case 'r':
 			role = optarg;
 			break;
+		case 'e':
+			if ((expires_in = ctl_duration_seconds(optarg)) < 0)
+				return usage_error("--expires takes a duration "
+				    "such as 90s, 30m, 12h or 30d");
+			break;
 		default:
 			usage(stderr);
 			return CTL_EXIT_USAGE;
@@ -236,7 +254,8 @@ cmd_token(const struct ctl_ctx *ctx, int argc, char **argv)
 	    strcmp(role, "admin") != 0)
 		return usage_error("unknown role %s", role);
 
-	if ((token = mint_token(ctx, tenant, principal, role, &reply)) == NULL)
+	if ((token = mint_token(ctx, tenant, principal, role, expires_in,
+	    &reply)) == NULL)
 		return CTL_EXIT_FAIL;
 	if (ctx->json)
 		print_json(json_incref(reply));
@@ -552,7 +571,7 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	else if (o.tenant == NULL && env != NULL && env[0] != '\0')
 		token = strdup(env);
 	else if (o.tenant != NULL) {
-		if ((token = mint_token(ctx, o.tenant, "palyractl", "user",
+		if ((token = mint_token(ctx, o.tenant, "palyractl", "user", 0,
 		    NULL)) == NULL)
 			return CTL_EXIT_FAIL;
 	} else
@@ -593,6 +612,23 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	explicit_bzero(token, strlen(token));
 	free(token);
 	free(buf);
+	return run_finish(&rc, &res, called);
+}
+
+int
+ctl_follow_events(const struct ctl_ctx *ctx, const char *method,
+    const char *token, const uint8_t *req, size_t len)
+{
+	struct ctl_grpc_result	 res;
+	struct run_call		 rc;
+	int			 called;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.ctx = ctx;
+	rc.tty = isatty(STDOUT_FILENO);
+	rc.attach = 1;
+	called = ctl_grpc_call(ctx, method, token, req, len, run_msg, &rc,
+	    &res);
 	return run_finish(&rc, &res, called);
 }
 
@@ -667,6 +703,8 @@ main(int argc, char **argv)
 		rc = cmd_run(&ctx, argc, argv);
 	else if (strcmp(argv[0], "status") == 0)
 		rc = ctl_cmd_status(&ctx, argc, argv);
+	else if (strcmp(argv[0], "runs") == 0)
+		rc = ctl_cmd_runs(&ctx, argc, argv);
 	else if (strcmp(argv[0], "journal") == 0)
 		rc = ctl_cmd_journal(&ctx, argc, argv);
 	else

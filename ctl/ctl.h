@@ -68,6 +68,14 @@ int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
 		    const char *bearer, const uint8_t *req, size_t req_len,
 		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);
 
+/* ctl.c: follows a server stream of palyra.v1.RunEvent (method is the
+ * gRPC path) like `run --attach`; returns a CTL_EXIT_ code. */
+int		 ctl_follow_events(const struct ctl_ctx *, const char *method,
+		    const char *token, const uint8_t *req, size_t len);
+
+/* runs.c: runs show, abort, events. Returns a CTL_EXIT_ code. */
+int		 ctl_cmd_runs(struct ctl_ctx *, int argc, char **argv);
+
 /* admin.c */
 int		 ctl_admin_token(const struct ctl_ctx *, char *out,
 		    size_t size, char *err, size_t errlen);
@@ -77,11 +85,27 @@ int		 ctl_admin_post(const struct ctl_ctx *, const char *path,
 int		 ctl_admin_get(const struct ctl_ctx *, const char *path,
 		    long *http_status, char **reply, char *err,
 		    size_t errlen);
-int		 ctl_token_create(const struct ctl_ctx *, const char *tenant,
-		    const char *principal, const char *role, char **reply_json,
+int		 ctl_admin_delete(const struct ctl_ctx *, const char *path,
+		    long *http_status, char **reply, char *err,
+		    size_t errlen);
+/* The message of a JSON error reply into err, or a generic one. */
+void		 ctl_admin_error_message(const char *reply, long status,
 		    char *err, size_t errlen);
+/* expires_in: seconds, 0 for a token that never expires. */
+int		 ctl_token_create(const struct ctl_ctx *, const char *tenant,
+		    const char *principal, const char *role,
+		    long long expires_in, char **reply_json, char *err,
+		    size_t errlen);
 int		 ctl_processes(const struct ctl_ctx *, char **reply_json,
 		    char *err, size_t errlen);
+
+/* token.c: token list and revoke, and --expires durations. */
+int		 ctl_cmd_token_list(const struct ctl_ctx *, int argc,
+		    char **argv);
+int		 ctl_cmd_token_revoke(const struct ctl_ctx *, int argc,
+		    char **argv);
+/* "30s", "15m", "12h", "90d": seconds, or -1 if malformed. */
+long long	 ctl_duration_seconds(const char *);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

@@ -462,6 +462,7 @@ fe_call_finish(struct fe_call *call, uint32_t status, const char *msg)
 	if (call->state == FE_CALL_CLOSING || call->state == FE_CALL_CLOSED)
 		return;
 	fe_reattach_end(call);
+	fe_runs_end(call);
 	fe_worker_detach(call);
 	fe_health_unwatch(call);
 	if (call->start_req != NULL) {
@@ -598,6 +599,7 @@ fe_call_release(struct fe_call *call, int disconnected)
 	if (call->worker != NULL && disconnected)
 		fe_worker_cancel(call, "client disconnected", 1);
 	fe_reattach_end(call);
+	fe_runs_end(call);
 	fe_worker_detach(call);
 	fe_health_unwatch(call);
 	if (call->deadline_timer != NULL)

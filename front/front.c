@@ -367,9 +367,11 @@ ctx_free(struct fe_ctx *ctx)
 	fe_h2_shutdown(ctx);
 	fe_processes_shutdown(ctx);
 	fe_journal_shutdown(ctx);
+	fe_listing_shutdown(ctx);
 	fe_http_shutdown(ctx);
 	fe_tls_free(ctx);
 	fe_reflection_free(ctx);
+	fe_authfail_free(ctx);
 	fe_peer_free_all(ctx);
 	fe_call_free_pool(ctx);
 	if (ctx->parent != NULL)

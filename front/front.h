@@ -12,7 +12,9 @@
  * parking them while one starts), h2.c (HTTP/2 connections on nghttp2),
  * call.c (gRPC call state machine and framing), rpc.c (the gRPC methods),
  * reattach.c (a RunStream following an existing run by run_id),
- * auth.c (tokens), http.c (the HTTP/1.1 surface), processes.c (the
+ * auth.c (tokens), authfail.c (rate limit of authentication failures
+ * per source address), http.c (the HTTP/1.1 surface), tokens.c (token
+ * listing and revocation over HTTP), processes.c (the
  * supervisor's process list over HTTP), health.c (Health/Watch),
  * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
  * listeners, certificate reload).
@@ -35,6 +37,7 @@
 #define FE_HASH_LEN 32	/* keyed token hash and its key */
 #define FE_PATH_MAX 128 /* longest :path we route */
 #define FE_ROLE_MAX 16
+#define FE_AUTH_SOURCE_LEN 9 /* family byte, IPv4 address or IPv6 /64 */
 #define FE_GRPC_MESSAGE_MAX 256 /* grpc-message text before encoding */
 #define FE_TOKEN_PREFIX "pt_"
 #define FE_RUN_ID_MAX 64   /* run ids journald accepts */
@@ -49,6 +52,7 @@ enum fe_grpc_status {
 	FE_GRPC_INVALID_ARGUMENT = 3,
 	FE_GRPC_DEADLINE_EXCEEDED = 4,
 	FE_GRPC_NOT_FOUND = 5,
+	FE_GRPC_FAILED_PRECONDITION = 9,
 	FE_GRPC_RESOURCE_EXHAUSTED = 8,
 	FE_GRPC_UNIMPLEMENTED = 12,
 	FE_GRPC_INTERNAL = 13,
@@ -65,6 +69,9 @@ enum fe_method {
 	/* grpc.reflection.v1{,alpha}.ServerReflection/ServerReflectionInfo */
 	FE_METHOD_REFLECTION_V1,
 	FE_METHOD_REFLECTION_V1ALPHA,
+	FE_METHOD_GET_RUN,	   /* palyra.v1.GatewayService/GetRun */
+	FE_METHOD_ABORT_RUN,	   /* palyra.v1.GatewayService/AbortRun */
+	FE_METHOD_LIST_RUN_EVENTS, /* palyra.v1.GatewayService/ListRunEvents */
 };
 
 /*
@@ -146,6 +153,8 @@ struct fe_call {
 	 * going away or a deadline never cancels that run. */
 	struct fe_reattach *reattach;
 	int reattached;
+	/* GetRun and AbortRun in progress (runs.c). */
+	struct fe_run_op *run_op;
 	/* Health/Watch (health.c): on ctx->health_watches while watching. */
 	TAILQ_ENTRY(fe_call) watch_entry;
 	int watching;
@@ -168,6 +177,8 @@ TAILQ_HEAD(fe_call_list, fe_call);
 
 struct fe_probe;
 TAILQ_HEAD(fe_probe_list, fe_probe);
+struct fe_abort;
+TAILQ_HEAD(fe_abort_list, fe_abort);
 
 struct fe_conn {
 	TAILQ_ENTRY(fe_conn) entry;
@@ -179,6 +190,8 @@ struct fe_conn {
 	int dirty; /* on ctx->dirty, to flush */
 	int tls;	/* handshake and ALPN "h2" required before any frame */
 	int tls_ready;	/* ... and done */
+	int has_source; /* source: the peer's address (authfail.c) */
+	uint8_t source[FE_AUTH_SOURCE_LEN];
 };
 
 TAILQ_HEAD(fe_conn_list, fe_conn);
@@ -194,6 +207,7 @@ struct fe_worker {
 	struct fe_call_list calls;
 	size_t ncalls; /* on calls: its load */
 	struct fe_probe_list probes; /* IPC_RUN_ATTACH awaiting answers */
+	struct fe_abort_list aborts; /* IPC_RUN_ABORT awaiting answers */
 };
 
 TAILQ_HEAD(fe_worker_list, fe_worker);
@@ -217,6 +231,8 @@ enum fe_jreq_kind {
 	FE_JREQ_LOOKUP = 0, /* owner: struct fe_call */
 	FE_JREQ_STORE,	    /* owner: struct fe_http_token */
 	FE_JREQ_RUN_READ,   /* owner: struct fe_call (reattach.c) */
+	FE_JREQ_TOKEN_LIST,	/* owner: struct fe_tokreq (tokens.c) */
+	FE_JREQ_TOKEN_REVOKE,	/* owner: struct fe_tokreq (tokens.c) */
 };
 
 /* A request to journald awaiting its reply; owner NULL once abandoned. */
@@ -285,6 +301,8 @@ struct fe_ctx {
 	struct ssl_ctx_st *grpc_tls;
 	struct ssl_ctx_st *http_tls;
 	struct fe_journal *journal; /* journal.c: audit requests, or NULL */
+	struct fe_listings *listings; /* listing.c: listings, or NULL */
+	struct fe_authfail *authfail; /* authfail.c, allocated on first use */
 	struct event *sigterm_event;
 	struct event *sigint_event;
 
@@ -379,6 +397,29 @@ void fe_rpc_run_event(struct fe_call *, const Palyra__Ipc__RunEventMsg *);
 void fe_rpc_run_error(struct fe_call *, const Palyra__Ipc__RunErrorMsg *);
 void fe_rpc_worker_gone(struct fe_call *);
 
+/* authfail.c: authentication failures per source address. */
+struct sockaddr;
+int fe_authfail_source(const struct sockaddr *, size_t salen,
+    uint8_t source[FE_AUTH_SOURCE_LEN]);
+/* 0 when source may try to authenticate, else the milliseconds until it
+ * may again. source NULL (unknown family) is never limited. */
+int64_t fe_authfail_blocked_ms(struct fe_ctx *, const uint8_t *source);
+/* A failed authentication from source takes one token of its bucket. */
+void fe_authfail_record(struct fe_ctx *, const uint8_t *source);
+void fe_authfail_free(struct fe_ctx *);
+
+/* runs.c: GetRun, AbortRun, ListRunEvents. */
+void fe_runs_message(struct fe_call *, const uint8_t *msg, size_t len);
+/* 1 when the call's principal and role may see a run of principal. */
+int fe_runs_visible(const struct fe_call *, const char *principal);
+void fe_runs_page(struct fe_call *, const Palyra__Ipc__JournalRunPage *);
+void fe_runs_journal_failed(struct fe_call *);
+/* IPC_RUN_ABORTED. Returns 0, or -EPROTO for an abort never asked. */
+int fe_runs_aborted(
+    struct fe_worker *, uint32_t request_id, const Palyra__Ipc__RunAborted *);
+void fe_runs_worker_lost(struct fe_worker *);
+void fe_runs_end(struct fe_call *);
+
 /* auth.c: tokens. */
 int fe_auth_bearer(
     const char *value, size_t len, const char **token, size_t *tokenlen);
@@ -396,11 +437,24 @@ void fe_http_reply_json(
     struct evhttp_request *, int status, const char *text, size_t len);
 void fe_http_reply_error(struct evhttp_request *, int status,
     const char *code, const char *message);
+/* The admin token check of /admin/v1, rate-limited: returns 1, or 0
+ * after answering 401 or 429. */
+int fe_http_admin_auth(struct fe_ctx *, struct evhttp_request *);
 void fe_http_shutdown(struct fe_ctx *);
 void fe_http_stop_accepting(struct fe_ctx *);
 struct fe_http_token;
 void fe_http_token_stored(
     struct fe_http_token *, const Palyra__Ipc__TokenStored *);
+
+/* tokens.c: GET /admin/v1/tokens and DELETE /admin/v1/tokens/ID. */
+struct fe_tokreq;
+void fe_tokens_list(struct fe_ctx *, struct evhttp_request *);
+void fe_tokens_revoke(
+    struct fe_ctx *, struct evhttp_request *, const char *token_id);
+/* journald's answers; NULL: the channel went away. */
+void fe_tokens_listed(struct fe_tokreq *, const Palyra__Ipc__TokenList *);
+void fe_tokens_revoked(
+    struct fe_tokreq *, const Palyra__Ipc__TokenRevoked *);
 
 /* processes.c: GET /admin/v1/processes, answered by the supervisor. */
 void fe_processes_get(struct fe_ctx *, struct evhttp_request *);
@@ -408,6 +462,14 @@ void fe_processes_get(struct fe_ctx *, struct evhttp_request *);
 int fe_processes_reply(
     struct fe_ctx *, uint32_t request_id, const Palyra__Ipc__ProcessList *);
 void fe_processes_shutdown(struct fe_ctx *);
+
+/* listing.c: GET /admin/v1/tenants/NAME/{sessions,runs}, answered by
+ * journald. path: what follows /admin/v1/tenants/. */
+void fe_listing_http(
+    struct fe_ctx *, struct evhttp_request *, const char *path);
+/* Handles IPC_JOURNAL_LIST_PAGE: returns 1, or 0 for another type. */
+int fe_listing_reply(struct fe_ctx *, const struct ipc_msg *);
+void fe_listing_shutdown(struct fe_ctx *);
 
 /* journal.c: /admin/v1/journal/..., answered by journald (audit). */
 #define FE_JOURNAL_REPLY_TYPES                                                 \

@@ -494,6 +494,8 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 		return;
 	}
 	conn->ctx = ctx;
+	conn->has_source = addr != NULL && addrlen > 0 &&
+	    fe_authfail_source(addr, (size_t)addrlen, conn->source) == 0;
 	TAILQ_INIT(&conn->calls);
 	TAILQ_INSERT_TAIL(&ctx->conns, conn, entry);
 	ctx->nconns++;

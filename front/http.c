@@ -1,14 +1,18 @@
 /*
  * http.c: the HTTP/1.1 surface of palyra-front on evhttp (HTTPS through
  * tls.c when the listener has tls): /healthz and the
- * admin API (/admin/v1/tokens; /admin/v1/processes is in processes.c),
- * JSON bodies via jansson, JSON errors.
+ * admin API (POST /admin/v1/tokens; listing and revocation are in
+ * tokens.c, /admin/v1/processes in processes.c), the admin token check
+ * with its rate limit (authfail.c), JSON bodies via jansson, JSON errors.
  *
  * Process: palyra-front. Touches the HTTP listening socket (fd 5) and its
  * connections, and journald through peer.c. A new token exists in clear
  * only in one struct fe_http_token, wiped once the reply is written.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +44,7 @@ struct fe_http_token {
 	char tenant[NAME_MAX_LEN + 1];
 	char principal[NAME_MAX_LEN + 1];
 	char role[FE_ROLE_MAX];
+	int64_t expires_unix; /* 0: never */
 	char reply[FE_TOKEN_REPLY_MAX];
 };
 
@@ -153,8 +158,9 @@ fe_http_token_stored(
 	/* Every value is a checked name or our own encoding: no escaping. */
 	len = snprintf(tok->reply, sizeof(tok->reply),
 	    "{\"token\":\"%s\",\"token_id\":\"%s\",\"tenant\":\"%s\","
-	    "\"principal\":\"%s\",\"role\":\"%s\"}",
-	    tok->token, tok->token_id, tok->tenant, tok->principal, tok->role);
+	    "\"principal\":\"%s\",\"role\":\"%s\",\"expires_unix\":%lld}",
+	    tok->token, tok->token_id, tok->tenant, tok->principal, tok->role,
+	    (long long)tok->expires_unix);
 	sodium_memzero(tok->token, sizeof(tok->token));
 	body = evbuffer_new();
 	if (body == NULL || len < 0 || (size_t)len >= sizeof(tok->reply)) {
@@ -208,7 +214,8 @@ role_valid(const char *role)
 
 static void
 token_create_parsed(struct fe_ctx *ctx, struct evhttp_request *req,
-    const char *tenant, const char *principal, const char *role)
+    const char *tenant, const char *principal, const char *role,
+    int64_t expires_in)
 {
 	Palyra__Ipc__TokenStore store = PALYRA__IPC__TOKEN_STORE__INIT;
 	struct fe_http_token *tok;
@@ -243,7 +250,8 @@ token_create_parsed(struct fe_ctx *ctx, struct evhttp_request *req,
 	store.token_hash.len = sizeof(hash);
 	store.token_id = tok->token_id;
 	store.created_unix = (int64_t)time(NULL);
-	store.expires_unix = 0;
+	tok->expires_unix = expires_in > 0 ? store.created_unix + expires_in : 0;
+	store.expires_unix = tok->expires_unix;
 	rc = fe_journal_request(
 	    ctx, IPC_TOKEN_STORE, &store.base, FE_JREQ_STORE, tok, &tok->jreq);
 	sodium_memzero(hash, sizeof(hash));
@@ -263,26 +271,22 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 {
 	struct evbuffer *input = evhttp_request_get_input_buffer(req);
 	const char *tenant = NULL, *principal = "default", *role = "user";
-	const char *key, *auth;
+	const char *key;
 	json_t *body, *value;
 	json_error_t jerr;
+	int64_t expires_in;
 	size_t len;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		method_not_allowed(req, "POST");
+		method_not_allowed(req, "GET, POST");
 		return;
 	}
 	if (!ctx->have_keys) {
 		reply_error(req, 503, "unavailable", "not ready");
 		return;
 	}
-	auth = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Authorization");
-	if (!fe_auth_admin_ok(ctx, auth)) {
-		reply_error(req, 401, "unauthenticated",
-		    "missing or invalid admin token");
+	if (!fe_http_admin_auth(ctx, req))
 		return;
-	}
 	len = evbuffer_get_length(input);
 	if (len > FE_HTTP_MAX_BODY) {
 		reply_error(req, 413, "payload_too_large", "body too large");
@@ -300,7 +304,8 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 	json_object_foreach(body, key, value)
 	{
 		if (strcmp(key, "tenant") != 0 &&
-		    strcmp(key, "principal") != 0 && strcmp(key, "role") != 0) {
+		    strcmp(key, "principal") != 0 && strcmp(key, "role") != 0 &&
+		    strcmp(key, "expires_in_seconds") != 0) {
 			json_decref(body);
 			reply_error(req, 400, "bad_request", "unknown field");
 			return;
@@ -313,6 +318,18 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 		reply_error(req, 400, "bad_request", "fields must be strings");
 		return;
 	}
+	value = json_object_get(body, "expires_in_seconds");
+	if (value != NULL && (!json_is_integer(value) ||
+				 json_integer_value(value) <= 0 ||
+				 json_integer_value(value) >
+				     FE_TOKEN_EXPIRES_MAX_S)) {
+		json_decref(body);
+		reply_error(req, 400, "bad_request",
+		    "expires_in_seconds must be a positive integer of at most "
+		    "ten years");
+		return;
+	}
+	expires_in = value != NULL ? (int64_t)json_integer_value(value) : 0;
 	if (tenant == NULL || !cfg_name_valid(tenant) ||
 	    !cfg_name_valid(principal) || !role_valid(role)) {
 		/* The strings live in body: choose the message first. */
@@ -329,8 +346,53 @@ token_create(struct fe_ctx *ctx, struct evhttp_request *req)
 		reply_error(req, 404, "not_found", "unknown tenant");
 		return;
 	}
-	token_create_parsed(ctx, req, tenant, principal, role);
+	token_create_parsed(ctx, req, tenant, principal, role, expires_in);
 	json_decref(body);
+}
+
+/*
+ * The admin token check of every /admin/v1 request, rate-limited per
+ * source address (authfail.c). Returns 1 when req presents the admin
+ * token; otherwise answers 401, or 429 with Retry-After for a source out
+ * of failures (whose token is not even checked), and returns 0.
+ */
+int
+fe_http_admin_auth(struct fe_ctx *ctx, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa =
+	    evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
+	uint8_t source[FE_AUTH_SOURCE_LEN];
+	const uint8_t *from = NULL;
+	const char *auth;
+	char retry[32];
+	int64_t wait_ms;
+
+	if (sa != NULL &&
+	    fe_authfail_source(sa,
+		sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in),
+		source) == 0)
+		from = source;
+	if ((wait_ms = fe_authfail_blocked_ms(ctx, from)) > 0) {
+		snprintf(retry, sizeof(retry), "%lld",
+		    (long long)((wait_ms + 999) / 1000));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", retry);
+		reply_error(req, 429, "too_many_requests",
+		    "too many authentication failures");
+		return 0;
+	}
+	auth = evhttp_find_header(
+	    evhttp_request_get_input_headers(req), "Authorization");
+	if (fe_auth_admin_ok(ctx, auth))
+		return 1;
+	/* Only a presented token is a guess; a missing one costs nothing. */
+	if (auth != NULL)
+		fe_authfail_record(ctx, from);
+	reply_error(req, 401, "unauthenticated",
+	    "missing or invalid admin token");
+	return 0;
 }
 
 void
@@ -358,14 +420,25 @@ gencb(struct evhttp_request *req, void *arg)
 		reply_error(req, 400, "bad_request", "bad request target");
 	else if (strcmp(path, "/healthz") == 0)
 		healthz(ctx, req);
+	else if (strcmp(path, "/admin/v1/tokens") == 0 &&
+	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+		fe_tokens_list(ctx, req);
 	else if (strcmp(path, "/admin/v1/tokens") == 0)
 		token_create(ctx, req);
+	else if (strncmp(path, "/admin/v1/tokens/",
+		     sizeof("/admin/v1/tokens/") - 1) == 0)
+		fe_tokens_revoke(
+		    ctx, req, path + sizeof("/admin/v1/tokens/") - 1);
 	else if (strcmp(path, "/admin/v1/processes") == 0)
 		fe_processes_get(ctx, req);
 	else if (strncmp(path, "/admin/v1/journal/",
 		     sizeof("/admin/v1/journal/") - 1) == 0)
 		fe_journal_http(
 		    ctx, req, path + sizeof("/admin/v1/journal/") - 1);
+	else if (strncmp(path, "/admin/v1/tenants/",
+		     sizeof("/admin/v1/tenants/") - 1) == 0)
+		fe_listing_http(
+		    ctx, req, path + sizeof("/admin/v1/tenants/") - 1);
 	else
 		reply_error(req, 404, "not_found", "no such resource");
 }

@@ -416,7 +416,6 @@ fe_journal_http(
 	struct fe_journal *j = ctx->journal;
 	struct fe_jaudit *ja;
 	char tenant[NAME_MAX_LEN + 1];
-	const char *auth;
 	uint64_t since = 0;
 	int64_t before_ms = 0;
 	size_t e;
@@ -441,13 +440,8 @@ fe_journal_http(
 		fe_http_reply_error(req, 503, "unavailable", "not ready");
 		return;
 	}
-	auth = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Authorization");
-	if (!fe_auth_admin_ok(ctx, auth)) {
-		fe_http_reply_error(req, 401, "unauthenticated",
-		    "missing or invalid admin token");
+	if (!fe_http_admin_auth(ctx, req))
 		return;
-	}
 	switch (endpoints[e].kind) {
 	case FE_JAUDIT_VERIFY:
 	case FE_JAUDIT_CHECKPOINT:

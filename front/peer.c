@@ -23,10 +23,12 @@
 #define FE_JOURNALD_ALLOWED                                                    \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORED) | IPC_TYPE_BIT(IPC_TOKEN_INFO) |       \
 	    IPC_TYPE_BIT(IPC_RUN_NOTICE) | FE_JOURNAL_REPLY_TYPES |            \
-	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE))
+	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_PAGE) |                              \
+	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE) |                               \
+	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
-	    IPC_TYPE_BIT(IPC_RUN_ATTACHED))
+	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED))
 
 static void
 jreq_fail(struct fe_jreq *jreq)
@@ -35,8 +37,15 @@ jreq_fail(struct fe_jreq *jreq)
 		return;
 	if (jreq->kind == FE_JREQ_LOOKUP)
 		fe_rpc_journal_failed(jreq->owner);
+	else if (jreq->kind == FE_JREQ_RUN_READ &&
+		 ((struct fe_call *)jreq->owner)->run_op != NULL)
+		fe_runs_journal_failed(jreq->owner);
 	else if (jreq->kind == FE_JREQ_RUN_READ)
 		fe_reattach_journal_failed(jreq->owner);
+	else if (jreq->kind == FE_JREQ_TOKEN_LIST)
+		fe_tokens_listed(jreq->owner, NULL);
+	else if (jreq->kind == FE_JREQ_TOKEN_REVOKE)
+		fe_tokens_revoked(jreq->owner, NULL);
 	else
 		fe_http_token_stored(jreq->owner, NULL);
 }
@@ -69,7 +78,7 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 
 	if (chan != ctx->journald)
 		return;
-	if (fe_journal_reply(ctx, m))
+	if (fe_journal_reply(ctx, m) || fe_listing_reply(ctx, m))
 		return;
 	if (m->hdr.type == IPC_RUN_NOTICE) {
 		if (fe_peer_run_notice(ctx, (Palyra__Ipc__RunNotice *)m->msg) <
@@ -82,6 +91,8 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	}
 	kind = m->hdr.type == IPC_TOKEN_INFO	     ? FE_JREQ_LOOKUP
 	       : m->hdr.type == IPC_JOURNAL_RUN_PAGE ? FE_JREQ_RUN_READ
+	       : m->hdr.type == IPC_TOKEN_LIST	     ? FE_JREQ_TOKEN_LIST
+	       : m->hdr.type == IPC_TOKEN_REVOKED    ? FE_JREQ_TOKEN_REVOKE
 						     : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
@@ -99,9 +110,19 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		if (kind == FE_JREQ_LOOKUP)
 			fe_rpc_token_info(
 			    jreq->owner, (Palyra__Ipc__TokenInfo *)m->msg);
+		else if (kind == FE_JREQ_RUN_READ &&
+			 ((struct fe_call *)jreq->owner)->run_op != NULL)
+			fe_runs_page(
+			    jreq->owner, (Palyra__Ipc__JournalRunPage *)m->msg);
 		else if (kind == FE_JREQ_RUN_READ)
 			fe_reattach_page(
 			    jreq->owner, (Palyra__Ipc__JournalRunPage *)m->msg);
+		else if (kind == FE_JREQ_TOKEN_LIST)
+			fe_tokens_listed(
+			    jreq->owner, (Palyra__Ipc__TokenList *)m->msg);
+		else if (kind == FE_JREQ_TOKEN_REVOKE)
+			fe_tokens_revoked(
+			    jreq->owner, (Palyra__Ipc__TokenRevoked *)m->msg);
 		else
 			fe_http_token_stored(
 			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);
@@ -200,6 +221,7 @@ worker_reset(struct fe_worker *w, int grace)
 	fe_chan_free_later(w->ctx, w->chan);
 	w->chan = NULL;
 	fe_reattach_worker_lost(w);
+	fe_runs_worker_lost(w);
 	while ((call = TAILQ_FIRST(&w->calls)) != NULL) {
 		fe_worker_detach(call);
 		if (grace && call->run_id[0] == '\0' &&
@@ -237,6 +259,16 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		if (fe_reattach_attached(w, m->hdr.request_id,
 			(Palyra__Ipc__RunAttached *)m->msg) < 0) {
 			log_warn("worker[%s#%u] answered an attach never "
+				 "asked, dropping its channel",
+			    w->tenant, w->index);
+			worker_drop(w, 0);
+		}
+		return;
+	}
+	if (m->hdr.type == IPC_RUN_ABORTED) {
+		if (fe_runs_aborted(w, m->hdr.request_id,
+			(Palyra__Ipc__RunAborted *)m->msg) < 0) {
+			log_warn("worker[%s#%u] answered an abort never "
 				 "asked, dropping its channel",
 			    w->tenant, w->index);
 			worker_drop(w, 0);
@@ -326,6 +358,7 @@ attach_worker(struct fe_ctx *ctx, const char *tenant, uint32_t index, int fd)
 		w->index = index;
 		TAILQ_INIT(&w->calls);
 		TAILQ_INIT(&w->probes);
+		TAILQ_INIT(&w->aborts);
 		w->next_call_id = 1;
 		TAILQ_INSERT_TAIL(&ctx->workers, w, entry);
 		log_info("%s attached", peer);

@@ -79,7 +79,6 @@ fe_processes_get(struct fe_ctx *ctx, struct evhttp_request *req)
 	struct timeval tv = {FE_PROCESS_TIMEOUT_MS / 1000,
 	    (FE_PROCESS_TIMEOUT_MS % 1000) * 1000};
 	struct fe_proc_req *pr;
-	const char *auth;
 	int rc;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
@@ -93,13 +92,8 @@ fe_processes_get(struct fe_ctx *ctx, struct evhttp_request *req)
 		fe_http_reply_error(req, 503, "unavailable", "not ready");
 		return;
 	}
-	auth = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Authorization");
-	if (!fe_auth_admin_ok(ctx, auth)) {
-		fe_http_reply_error(req, 401, "unauthenticated",
-		    "missing or invalid admin token");
+	if (!fe_http_admin_auth(ctx, req))
 		return;
-	}
 	if (ctx->parent == NULL || ctx->stopping) {
 		fe_http_reply_error(
 		    req, 503, "unavailable", "supervisor unavailable");

@@ -63,6 +63,8 @@ struct fe_reattach {
 	uint64_t owned_seq; /* its last forwarded seq */
 	int gap_read;	    /* the journal was read again for a gap */
 	uint32_t probes;    /* IPC_RUN_ATTACH answers awaited */
+	/* The run's principal (an operator's ListRunEvents may differ). */
+	char run_principal[NAME_MAX_LEN + 1];
 	struct event *timer;
 	struct event *drain_timer; /* the client has not read the last page */
 	struct fe_held_event *held;
@@ -205,7 +207,7 @@ probe_all(struct fe_call *call)
 
 	ra->step = FE_REATTACH_PROBE;
 	req.run_id = call->run_id;
-	req.principal = call->principal;
+	req.principal = ra->run_principal;
 	TAILQ_FOREACH(w, &call->conn->ctx->workers, entry)
 	{
 		if (w->chan == NULL || ipc_chan_dead(w->chan) ||
@@ -273,11 +275,14 @@ fe_reattach_page(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 		return;
 	}
 	/* Another principal's run is as unknown as a run that never was. */
-	if (!page->found || strcmp(page->principal, call->principal) != 0) {
+	if (!page->found || !fe_runs_visible(call, page->principal) ||
+	    strlen(page->principal) > NAME_MAX_LEN) {
 		fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown run");
 		return;
 	}
 	if (ra->step == FE_REATTACH_CHECK) {
+		memcpy(ra->run_principal, page->principal,
+		    strlen(page->principal) + 1);
 		if (!page->terminal) {
 			probe_all(call);
 			return;

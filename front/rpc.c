@@ -32,11 +32,14 @@
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 #define PATH_GET_HEALTH "/palyra.v1.GatewayService/GetHealth"
 #define PATH_RUN_STREAM "/palyra.v1.GatewayService/RunStream"
+#define PATH_GET_RUN "/palyra.v1.GatewayService/GetRun"
+#define PATH_ABORT_RUN "/palyra.v1.GatewayService/AbortRun"
+#define PATH_LIST_RUN_EVENTS "/palyra.v1.GatewayService/ListRunEvents"
 #define HEALTH_SERVING                                                         \
 	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 #define HEALTH_NOT_SERVING                                                     \
 	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-#define CANCEL_REASON_MAX 1024
+#define CANCEL_REASON_MAX FE_RUN_REASON_MAX
 
 enum fe_method
 fe_rpc_route(const char *path)
@@ -45,6 +48,12 @@ fe_rpc_route(const char *path)
 		return FE_METHOD_GET_HEALTH;
 	if (strcmp(path, PATH_RUN_STREAM) == 0)
 		return FE_METHOD_RUN_STREAM;
+	if (strcmp(path, PATH_GET_RUN) == 0)
+		return FE_METHOD_GET_RUN;
+	if (strcmp(path, PATH_ABORT_RUN) == 0)
+		return FE_METHOD_ABORT_RUN;
+	if (strcmp(path, PATH_LIST_RUN_EVENTS) == 0)
+		return FE_METHOD_LIST_RUN_EVENTS;
 	if (strcmp(path, PATH_HEALTH_CHECK) == 0)
 		return FE_METHOD_HEALTH_CHECK;
 	if (strcmp(path, PATH_HEALTH_WATCH) == 0)
@@ -59,7 +68,9 @@ fe_rpc_route(const char *path)
 int
 fe_rpc_needs_auth(enum fe_method method)
 {
-	return method == FE_METHOD_RUN_STREAM;
+	return method == FE_METHOD_RUN_STREAM || method == FE_METHOD_GET_RUN ||
+	       method == FE_METHOD_ABORT_RUN ||
+	       method == FE_METHOD_LIST_RUN_EVENTS;
 }
 
 static void
@@ -69,6 +80,13 @@ begin_run_stream(struct fe_call *call)
 	Palyra__Ipc__TokenLookup lookup = PALYRA__IPC__TOKEN_LOOKUP__INIT;
 	int rc;
 
+	/* A source out of failures is refused before any lookup. */
+	if (fe_authfail_blocked_ms(ctx, call->conn->has_source ?
+		call->conn->source : NULL) > 0) {
+		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		    "too many authentication failures");
+		return;
+	}
 	if (call->auth != FE_AUTH_PRESENT) {
 		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED,
 		    "missing or malformed bearer token");
@@ -128,6 +146,8 @@ fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
 	if (call->state != FE_CALL_AUTHENTICATING)
 		return;
 	if (!info->found) {
+		fe_authfail_record(ctx, call->conn->has_source ?
+			call->conn->source : NULL);
 		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED, "invalid token");
 		return;
 	}
@@ -321,6 +341,11 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		break;
 	case FE_METHOD_RUN_STREAM:
 		run_stream_message(call, msg, len);
+		break;
+	case FE_METHOD_GET_RUN:
+	case FE_METHOD_ABORT_RUN:
+	case FE_METHOD_LIST_RUN_EVENTS:
+		fe_runs_message(call, msg, len);
 		break;
 	default:
 		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");

@@ -396,7 +396,11 @@ jnl_handle_append(struct jnl_ctx *ctx, struct jnl_worker *w, struct ipc_msg *m)
 			/* Refused over the quota, the run is ended. */
 			live_remove(w, req->event->run_id);
 		}
-		else if (storage_failed || t->db == NULL ||
+		else if (storage_failed && t->full) {
+			/* The disk is full: refused, and said so. */
+			ack.error = JNL_E_FULL;
+			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_FULL;
+		} else if (storage_failed || t->db == NULL ||
 		    strcmp(err, JNL_E_STORAGE) == 0)
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
 		else

@@ -73,17 +73,21 @@ jnl_batch_fail(struct jnl_ctx *ctx, struct jnl_tenant *t)
 	size_t i;
 	int rc;
 
+	/* Read before the ROLLBACK replaces the connection's last error. */
+	t->full = jnl_db_error_full(t->db);
 	if (t->batch == JNL_BATCH_OPEN && !sqlite3_get_autocommit(t->db) &&
 	    (rc = jnl_step_done(t->st[JNL_ST_ROLLBACK])) != 0)
 		log_error("%s: ROLLBACK: %s", t->name, sqlite3_errstr(rc));
-	log_error(
-	    "%s: batch of %zu appends rolled back", t->name, t->batch_count);
+	log_error("%s: batch of %zu appends rolled back%s", t->name,
+	    t->batch_count, t->full ? ": storage full" : "");
 	for (i = 0; i < ctx->nacks; i++)
 		if (ctx->acks[i].tenant == t && ctx->acks[i].ok) {
 			ctx->acks[i].ok = 0;
-			ctx->acks[i].error = JNL_E_STORAGE;
+			ctx->acks[i].error = t->full ? JNL_E_FULL
+						     : JNL_E_STORAGE;
 			ctx->acks[i].code =
-			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
+			    t->full ? PALYRA__IPC__JOURNAL_ERROR__JOURNAL_FULL
+				    : PALYRA__IPC__JOURNAL_ERROR__JOURNAL_STORAGE;
 			jnl_ack_release(&ctx->acks[i]);
 		}
 	t->batch = JNL_BATCH_IDLE;

@@ -105,6 +105,130 @@ static const char *const journal_migrations[] = {
     "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
     " WHEN OLD.chain_seq > (SELECT coalesce(max(chain_seq), 0) FROM anchors)"
     " BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;",
+    /*
+     * 4: the rest of DESIGN section 8, for the features that use it
+     * (approvals, usage and budgets, agents, cron, memory, vault), and
+     * the indices the paginated session and run listings walk
+     * (journald/listing.c). Enumerations are CHECK constraints so that
+     * no writer can store a state the readers do not know. Approvals
+     * reference runs without a foreign key: a prune removes finished
+     * runs, and an approval is an audit record that outlives its run.
+     */
+    "CREATE INDEX sessions_principal_order"
+    " ON sessions(principal, created_ms, session_id);"
+    "CREATE INDEX sessions_order ON sessions(created_ms, session_id);"
+    "CREATE INDEX runs_session_order"
+    " ON runs(session_id, created_ms, run_id);"
+    "CREATE INDEX runs_principal_order"
+    " ON runs(principal, created_ms, run_id);"
+    "CREATE INDEX runs_order ON runs(created_ms, run_id);"
+    "CREATE TABLE approvals ("
+    " id TEXT PRIMARY KEY,"
+    " run_id TEXT NOT NULL,"
+    " tool TEXT NOT NULL,"
+    " arguments_summary TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+    " ('pending', 'approved', 'denied', 'expired')),"
+    " created_ms INTEGER NOT NULL,"
+    " decided_ms INTEGER,"
+    " decided_by TEXT,"
+    " timeout_ms INTEGER NOT NULL CHECK (timeout_ms >= 0),"
+    " CHECK ((status = 'pending') = (decided_ms IS NULL)));"
+    "CREATE INDEX approvals_run ON approvals(run_id);"
+    "CREATE INDEX approvals_pending ON approvals(status, created_ms)"
+    " WHERE status = 'pending';"
+    "CREATE TABLE approval_grants ("
+    " id TEXT PRIMARY KEY,"
+    " principal TEXT NOT NULL,"
+    " agent TEXT NOT NULL,"
+    " tool TEXT NOT NULL,"
+    " scope TEXT NOT NULL CHECK (scope IN ('once', 'session', 'ttl')),"
+    " session_id TEXT REFERENCES sessions ON DELETE CASCADE,"
+    " expires_ms INTEGER,"
+    " created_ms INTEGER NOT NULL,"
+    " CHECK (scope != 'session' OR session_id IS NOT NULL),"
+    " CHECK (scope != 'ttl' OR expires_ms IS NOT NULL));"
+    "CREATE INDEX approval_grants_lookup"
+    " ON approval_grants(principal, agent, tool);"
+    "CREATE INDEX approval_grants_session ON approval_grants(session_id);"
+    "CREATE TABLE usage ("
+    " day TEXT NOT NULL CHECK (day GLOB"
+    " '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),"
+    " agent TEXT NOT NULL,"
+    " principal TEXT NOT NULL,"
+    " provider TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL DEFAULT 0 CHECK (input_tokens >= 0),"
+    " output_tokens INTEGER NOT NULL DEFAULT 0 CHECK (output_tokens >= 0),"
+    " cost_micros INTEGER NOT NULL DEFAULT 0 CHECK (cost_micros >= 0),"
+    " PRIMARY KEY (day, agent, principal, provider, model));"
+    "CREATE TABLE budgets ("
+    " id TEXT PRIMARY KEY,"
+    " scope TEXT NOT NULL CHECK (scope IN ('tenant', 'agent', 'principal')),"
+    " subject TEXT NOT NULL,"
+    " unit TEXT NOT NULL CHECK (unit IN ('tokens', 'cost')),"
+    " period TEXT NOT NULL CHECK (period IN ('day', 'month', 'total')),"
+    " amount INTEGER NOT NULL CHECK (amount >= 0),"
+    " hard INTEGER NOT NULL DEFAULT 1 CHECK (hard IN (0, 1)),"
+    " UNIQUE (scope, subject, unit, period));"
+    "CREATE TABLE agents ("
+    " name TEXT PRIMARY KEY,"
+    " config TEXT NOT NULL CHECK (json_valid(config)),"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL CHECK (updated_ms >= created_ms));"
+    "CREATE TABLE cron_jobs ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " schedule TEXT NOT NULL,"
+    " timezone TEXT NOT NULL DEFAULT 'UTC',"
+    " principal TEXT NOT NULL,"
+    " agent TEXT NOT NULL,"
+    " input TEXT NOT NULL,"
+    " misfire TEXT NOT NULL DEFAULT 'skip' CHECK (misfire IN"
+    " ('skip', 'run_once', 'run_all')),"
+    " overlap TEXT NOT NULL DEFAULT 'skip' CHECK (overlap IN"
+    " ('skip', 'queue', 'allow')),"
+    " jitter_ms INTEGER NOT NULL DEFAULT 0 CHECK (jitter_ms >= 0),"
+    " enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE cron_fires ("
+    " job_id TEXT NOT NULL REFERENCES cron_jobs ON DELETE CASCADE,"
+    " scheduled_ms INTEGER NOT NULL,"
+    " run_id TEXT,"
+    " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN"
+    " ('pending', 'started', 'skipped', 'done', 'failed')),"
+    " UNIQUE (job_id, scheduled_ms));"
+    "CREATE TABLE memory_items ("
+    " id INTEGER PRIMARY KEY,"
+    " principal TEXT NOT NULL,"
+    " session_id TEXT REFERENCES sessions ON DELETE SET NULL,"
+    " tags TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " text TEXT NOT NULL,"
+    " embedding BLOB,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER);"
+    "CREATE INDEX memory_items_principal ON memory_items(principal);"
+    "CREATE INDEX memory_items_session ON memory_items(session_id);"
+    "CREATE VIRTUAL TABLE memory_fts USING fts5("
+    " text, content='memory_items', content_rowid='id');"
+    "CREATE TRIGGER memory_items_fts_insert AFTER INSERT ON memory_items"
+    " BEGIN INSERT INTO memory_fts(rowid, text)"
+    " VALUES (NEW.id, NEW.text); END;"
+    "CREATE TRIGGER memory_items_fts_delete AFTER DELETE ON memory_items"
+    " BEGIN INSERT INTO memory_fts(memory_fts, rowid, text)"
+    " VALUES ('delete', OLD.id, OLD.text); END;"
+    "CREATE TRIGGER memory_items_fts_update AFTER UPDATE OF text"
+    " ON memory_items BEGIN"
+    " INSERT INTO memory_fts(memory_fts, rowid, text)"
+    " VALUES ('delete', OLD.id, OLD.text);"
+    " INSERT INTO memory_fts(rowid, text) VALUES (NEW.id, NEW.text); END;"
+    "CREATE TABLE vault_items ("
+    " name TEXT PRIMARY KEY,"
+    " ciphertext BLOB NOT NULL,"
+    " nonce BLOB NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 static const struct {
@@ -189,6 +313,16 @@ db_migrate(sqlite3 *db, const char *path, enum jnl_db_kind kind)
 		version++;
 	}
 	return 0;
+}
+
+int
+jnl_db_error_full(sqlite3 *db)
+{
+	int code = sqlite3_extended_errcode(db);
+
+	return (code & 0xff) == SQLITE_FULL || code == SQLITE_IOERR_WRITE ||
+	       code == SQLITE_IOERR_FSYNC || code == SQLITE_IOERR_TRUNCATE ||
+	       code == SQLITE_IOERR_DIR_FSYNC || code == SQLITE_IOERR_SHMSIZE;
 }
 
 int

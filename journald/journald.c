@@ -37,7 +37,10 @@
 	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_JOURNAL_SECRETS))
 #define ALLOWED_FRONT                                                          \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP) |      \
-	    JNL_AUDIT_FRONT_TYPES | IPC_TYPE_BIT(IPC_JOURNAL_RUN_READ))
+	    JNL_AUDIT_FRONT_TYPES | IPC_TYPE_BIT(IPC_JOURNAL_RUN_READ) |       \
+	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_REQUEST) |                           \
+	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
+	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE))
 #define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
 
 #define STOP_POLL_MS 10
@@ -259,8 +262,14 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_handle_token_store(ctx, m);
 	else if (m->hdr.type == IPC_TOKEN_LOOKUP)
 		jnl_handle_token_lookup(ctx, m);
+	else if (m->hdr.type == IPC_TOKEN_LIST_REQUEST)
+		jnl_handle_token_list(ctx, m);
+	else if (m->hdr.type == IPC_TOKEN_REVOKE)
+		jnl_handle_token_revoke(ctx, m);
 	else if (m->hdr.type == IPC_JOURNAL_RUN_READ)
 		jnl_run_read_request(ctx, m);
+	else if (m->hdr.type == IPC_JOURNAL_LIST_REQUEST)
+		jnl_list_request(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }

@@ -14,7 +14,8 @@
  * cache), batch.c (group commit, acknowledgements, back-pressure),
  * append.c (checks, chain links, crash reconciliation), tokens.c
  * (system.db tokens), redact.c (redaction by value), quota in append.c,
- * runread.c (a run's events after a seq, for a reattaching RunStream);
+ * runread.c (a run's events after a seq, for a reattaching RunStream),
+ * listing.c and cursor.c (pages of sessions and runs for the admin API);
  * audit.h for verification, checkpoints, export, backup and prune.
  */
 #ifndef PALYRA_JOURNALD_H
@@ -101,6 +102,7 @@ struct jnl_tenant {
 	size_t nruns;
 	struct jnl_run *dirty; /* runs with a pending row update */
 	uint64_t quota;	       /* journal-quota bytes; 0: none */
+	int full; /* the last failed batch failed for want of space */
 };
 
 /* A run a worker channel started and has not ended: when the channel
@@ -252,6 +254,13 @@ void jnl_run_cache_clear(struct jnl_tenant *);
 
 /* batch.c */
 #define JNL_E_STORAGE "journal storage failed"
+#define JNL_E_FULL "journal storage full"
+/*
+ * 1 when db's last error says the disk is full or a write or fsync failed:
+ * nothing of the batch reached the file, and a later batch may succeed
+ * once space returns.
+ */
+int jnl_db_error_full(sqlite3 *db);
 void jnl_schedule_commit(struct jnl_ctx *);
 /* Opens t's batch (BEGIN) unless open. Returns 0 or -EIO. */
 int jnl_batch_begin(struct jnl_ctx *, struct jnl_tenant *);
@@ -290,6 +299,21 @@ int jnl_redact_event(const struct jnl_ctx *, Palyra__V1__RunEvent *ev);
 /* Frees an ack's stored event. */
 void jnl_ack_release(struct jnl_ack *);
 
+/* cursor.c: listing cursors. An id is 1..JNL_CURSOR_ID_MAX bytes. */
+#define JNL_CURSOR_ID_MAX 64
+_Static_assert(JNL_CURSOR_MAX == 2 * (8 + JNL_CURSOR_ID_MAX), "cursor size");
+/* Writes the cursor of (created_ms, id) into out. Returns 0 or -EINVAL
+ * (id empty or too long, out smaller than JNL_CURSOR_MAX + 1). */
+int jnl_cursor_encode(int64_t created_ms, const char *id, char *out,
+    size_t size);
+/* Reads a cursor. Returns 0 with *created_ms and id (NUL-terminated), or
+ * -EINVAL for anything jnl_cursor_encode() would not have written. */
+int jnl_cursor_decode(
+    const char *text, int64_t *created_ms, char *id, size_t idsize);
+
+/* listing.c: a page of a tenant's sessions or runs (IPC_JOURNAL_LIST_*). */
+void jnl_list_request(struct jnl_ctx *, const struct ipc_msg *);
+
 /* runread.c: a run's committed events after a seq (reattach). */
 void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);
 
@@ -298,5 +322,7 @@ int jnl_tokens_open(struct jnl_ctx *);
 void jnl_tokens_close(struct jnl_ctx *);
 void jnl_handle_token_store(struct jnl_ctx *, const struct ipc_msg *);
 void jnl_handle_token_lookup(struct jnl_ctx *, const struct ipc_msg *);
+void jnl_handle_token_list(struct jnl_ctx *, const struct ipc_msg *);
+void jnl_handle_token_revoke(struct jnl_ctx *, const struct ipc_msg *);
 
 #endif

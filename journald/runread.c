@@ -58,19 +58,37 @@ status_parse(const char *name)
 	return 0;
 }
 
+/* The rest of a run's row, for GetRun. */
+struct run_row {
+	char *session_id;
+	char *agent;
+	int64_t created_ms;
+	int64_t updated_ms;
+};
+
+static char *
+column_dup(sqlite3_stmt *st, int col)
+{
+	const char *text = (const char *)sqlite3_column_text(st, col);
+
+	return strdup(text != NULL ? text : "");
+}
+
 /*
- * Reads the run's row. Returns 1 (found, *principal allocated), 0 (no such
+ * Reads the run's row. Returns 1 (found, *principal and row's strings
+ * allocated, freed by the caller even on -EIO), 0 (no such
  * run) or -EIO.
  */
 static int
 read_run(sqlite3 *db, const char *run_id, char **principal, int *status,
-    uint64_t *last_seq)
+    uint64_t *last_seq, struct run_row *row)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	if (jnl_db_prepare(db,
-		"SELECT principal, status, last_seq FROM runs WHERE run_id = ?",
+		"SELECT principal, status, last_seq, session_id, agent,"
+		" created_ms, updated_ms FROM runs WHERE run_id = ?",
 		&st) < 0)
 		return -EIO;
 	sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
@@ -88,8 +106,15 @@ read_run(sqlite3 *db, const char *run_id, char **principal, int *status,
 				: "");
 	*status = status_parse((const char *)sqlite3_column_text(st, 1));
 	*last_seq = (uint64_t)sqlite3_column_int64(st, 2);
+	row->session_id = column_dup(st, 3);
+	row->agent = column_dup(st, 4);
+	row->created_ms = sqlite3_column_int64(st, 5);
+	row->updated_ms = sqlite3_column_int64(st, 6);
 	sqlite3_finalize(st);
-	return *principal != NULL ? 1 : -EIO;
+	return *principal != NULL && row->session_id != NULL &&
+		       row->agent != NULL
+		   ? 1
+		   : -EIO;
 }
 
 static void
@@ -178,6 +203,7 @@ jnl_run_read_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 	Palyra__Ipc__JournalRunPage page = PALYRA__IPC__JOURNAL_RUN_PAGE__INIT;
 	Palyra__V1__RunEvent **events = NULL;
 	struct jnl_tenant *t;
+	struct run_row row = {NULL, NULL, 0, 0};
 	sqlite3 *reader = NULL;
 	char *principal = NULL;
 	const char *why = NULL;
@@ -215,7 +241,8 @@ jnl_run_read_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 		why = "journal unavailable";
 		goto out;
 	}
-	rc = read_run(reader, req->run_id, &principal, &status, &last_seq);
+	rc = read_run(
+	    reader, req->run_id, &principal, &status, &last_seq, &row);
 	if (rc < 0)
 		why = "cannot read the run";
 	else if (rc > 0 && max > 0 &&
@@ -234,6 +261,10 @@ jnl_run_read_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 		page.n_events = (size_t)n;
 		page.events = events;
 		page.more = more;
+		page.session_id = row.session_id;
+		page.agent = row.agent;
+		page.created_unix_ms = row.created_ms;
+		page.updated_unix_ms = row.updated_ms;
 	}
 	page.error = "";
 	send_page(ctx, m->hdr.request_id, &page);
@@ -246,4 +277,6 @@ out:
 	events_free(events, (size_t)n);
 	free(events);
 	free(principal);
+	free(row.session_id);
+	free(row.agent);
 }

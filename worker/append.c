@@ -276,6 +276,14 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 	 * (FAILED after its last stored event); the transition here stops
 	 * the provider, and its own FAILED status is refused as late.
 	 */
+	/*
+	 * The disk under the journal is full: nothing of this event was
+	 * stored. The client learns it with RESOURCE_EXHAUSTED; the run
+	 * ends as below (its FAILED status is stored if space returned).
+	 */
+	if (code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_FULL)
+		wrk_call_error(run, WRK_GRPC_RESOURCE_EXHAUSTED,
+		    "journal storage full");
 	if (code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_QUOTA) {
 		wrk_call_error(run, WRK_GRPC_RESOURCE_EXHAUSTED,
 		    "journal quota exceeded");

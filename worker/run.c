@@ -685,6 +685,52 @@ wrk_run_attach(struct wrk_ctx *ctx, uint32_t call_id,
 	return 0;
 }
 
+/*
+ * AbortRun: the front asks every worker of the tenant; the one that holds
+ * the run cancels it with the reason, as a cancel from its own call would,
+ * and answers with the resulting status. Its clients get the CANCELLED
+ * event through the normal path. The principal is the run's, as journald
+ * told the front; it is checked again here.
+ */
+int
+wrk_run_abort(struct wrk_ctx *ctx, uint32_t request_id,
+    const Palyra__Ipc__RunAbortRequest *req)
+{
+	Palyra__Ipc__RunAborted reply = PALYRA__IPC__RUN_ABORTED__INIT;
+	char		 reason[RUN_REASON_MAX];
+	struct wrk_run	*run;
+	int		 r;
+
+	TAILQ_FOREACH(run, &ctx->runs, entry)
+		if (strcmp(run->run_id, req->run_id) == 0)
+			break;
+	if (run != NULL && strcmp(run->principal, req->principal) == 0 &&
+	    !run->refused) {
+		reply.owned = 1;
+		if (wrk_run_terminal(run->state))
+			reply.already_terminal = 1;
+		else {
+			if (req->reason[0] != '\0')
+				copy_reason(reason, sizeof(reason),
+				    req->reason);
+			else
+				snprintf(reason, sizeof(reason), "aborted");
+			wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
+		}
+		/* The states and palyra.v1.RunStatus share their numbers. */
+		reply.status = (Palyra__V1__RunStatus)run->state;
+		wrk_run_maybe_free(run);
+	}
+	if (ctx->front == NULL)
+		return 0;
+	r = ipc_chan_send(ctx->front, IPC_RUN_ABORTED, request_id,
+	    &reply.base, NULL, 0);
+	if (r < 0)
+		log_warn("front request %u: cannot answer abort: %s",
+		    request_id, strerror(-r));
+	return 0;
+}
+
 void
 wrk_run_forward_followers(struct wrk_run *run,
     const Palyra__Ipc__RunEventMsg *msg)

@@ -220,6 +220,10 @@ void		 wrk_run_front_lost(struct wrk_ctx *);
  * call id already in use (the caller drops the front). */
 int		 wrk_run_attach(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunAttachRequest *);
+/* IPC_RUN_ABORT: cancels the run if held here, answers IPC_RUN_ABORTED.
+ * Returns 0. */
+int		 wrk_run_abort(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__RunAbortRequest *);
 /* Sends msg to every follower of run; the last event ends them all. */
 void		 wrk_run_forward_followers(struct wrk_run *,
 		    const Palyra__Ipc__RunEventMsg *);

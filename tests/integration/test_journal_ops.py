@@ -41,7 +41,7 @@ provider "offline" {{ type offline }}
 provider "keyed" {{ type offline; api-key env:PALYRA_TEST_SECRET }}
 provider "slow" {{ type offline; token-delay 40ms }}
 tenant "default" {{ agent "assistant" {{ providers "keyed" }} }}
-tenant "small" {{ journal-quota 64K; agent "helper" {{ providers "offline" }} }}
+tenant "small" {{ journal-quota 256K; agent "helper" {{ providers "offline" }} }}
 tenant "slow" {{ agent "snail" {{ providers "slow" }} }}
 """
 TENANTS = ("default", "small", "slow")

@@ -714,9 +714,9 @@ static const struct golden errors[] = {
 	    "\"memory-limit\" (1M..1024T)" },
 	{ "tenant \"t\" { memory-limit 12X }\n",
 	    "t.conf:1:27: invalid size \"12X\" for \"memory-limit\"" },
-	{ "tenant \"t\" { journal-quota 65535 }\n",
-	    "t.conf:1:28: value \"65535\" out of range for "
-	    "\"journal-quota\" (64K..1024T)" },
+	{ "tenant \"t\" { journal-quota 262143 }\n",
+	    "t.conf:1:28: value \"262143\" out of range for "
+	    "\"journal-quota\" (256K..1024T)" },
 	{ "tenant \"t\" { journal-quota 1M journal-quota 2M }\n",
 	    "t.conf:1:31: duplicate \"journal-quota\"" },
 	{ "tenant \"t\" { memory-limit 1m }\n",
@@ -961,7 +961,7 @@ test_values(void **state)
 	    "\"http://127.0.0.1:8000/v1\"; api-key file:keys/o.key; timeout "
 	    "connect 1ms first-byte 1d idle 2h total 86400000ms }\n"
 	    "provider \"v\" { type openai; api-key vault:openai-key }\n"
-	    "tenant \"t\" { memory-limit 1048576; journal-quota 64K }\n"
+	    "tenant \"t\" { memory-limit 1048576; journal-quota 256K }\n"
 	    "tenant \"u\" { memory-limit 1024T; journal-quota 1024T }\n"
 	    "tenant \"w\" { memory-limit 3072K\n"
 	    "budget tokens 9007199254740992 per day\n"
@@ -983,7 +983,7 @@ test_values(void **state)
 	assert_string_equal(cfg->providers[1].api_key, "vault:openai-key");
 	assert_int_equal(cfg->tenants[0].memory_limit, 1048576);
 	assert_int_equal(cfg->tenants[1].memory_limit, 1ULL << 50);
-	assert_int_equal(cfg->tenants[0].journal_quota, 64 * 1024);
+	assert_int_equal(cfg->tenants[0].journal_quota, 256 * 1024);
 	assert_int_equal(cfg->tenants[1].journal_quota, 1ULL << 50);
 	assert_int_equal(cfg->tenants[2].memory_limit, 3072 * 1024);
 	assert_true(cfg->tenants[2].budgets[0].amount == 9007199254740992.0);

@@ -1,0 +1,346 @@
+/*
+ * runs.c: `palyractl runs show|abort|events RUN_ID`, over GatewayService
+ * GetRun, AbortRun and ListRunEvents.
+ *
+ * Runs as the invoking user with no privilege. The token comes from
+ * --token or PALYRA_TOKEN; with --tenant, palyractl mints an operator
+ * token of that tenant with the admin token (an operator sees every run
+ * of its tenant).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+#include "palyra/v1/gateway.pb-c.h"
+
+#define GATEWAY		"/palyra.v1.GatewayService/"
+#define RUN_ID_MAX	64
+#define REASON_MAX	1024
+
+static const char *const status_names[] = {
+	"UNSPECIFIED", "ACCEPTED", "IN_PROGRESS", "WAITING_APPROVAL",
+	"WAITING_TOOL", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED",
+};
+
+struct runs_opts {
+	const char	*command;	/* show, abort, events */
+	const char	*run_id;
+	const char	*tenant;
+	const char	*token;
+	const char	*reason;
+	uint64_t	 after;
+};
+
+static const char *
+status_name(int s)
+{
+	if (s < 0 || (size_t)s >= sizeof(status_names) /
+	    sizeof(status_names[0]))
+		return "UNKNOWN";
+	return status_names[s];
+}
+
+static int
+runs_usage(const char *why)
+{
+	fprintf(stderr, "palyractl: %s\n", why);
+	fprintf(stderr, "usage: palyractl runs show|abort|events "
+	    "[--tenant name | --token token] run_id\n"
+	    "           [--reason text] [--after seq]\n");
+	return CTL_EXIT_USAGE;
+}
+
+static int
+runs_parse(int argc, char **argv, struct runs_opts *o)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, NULL, 't' },
+		{ "token", required_argument, NULL, 'T' },
+		{ "reason", required_argument, NULL, 'r' },
+		{ "after", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char	*after = NULL;
+	char		*end;
+	int		 ch;
+
+	memset(o, 0, sizeof(*o));
+	if (argc < 2)
+		return runs_usage("runs needs show, abort or events");
+	o->command = argv[1];
+	if (strcmp(o->command, "show") != 0 &&
+	    strcmp(o->command, "abort") != 0 &&
+	    strcmp(o->command, "events") != 0)
+		return runs_usage("unknown runs command");
+	/* 0, not 1: glibc then forgets main()'s "+" (options may follow
+	 * the run id). */
+	optind = 0;
+	while ((ch = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			o->tenant = optarg;
+			break;
+		case 'T':
+			o->token = optarg;
+			break;
+		case 'r':
+			o->reason = optarg;
+			break;
+		case 'S':
+			after = optarg;
+			break;
+		default:
+			return runs_usage("bad option");
+		}
+	}
+	if (optind + 1 != argc - 1)
+		return runs_usage("runs needs exactly one run id");
+	o->run_id = argv[optind + 1];
+	if (o->run_id[0] == '\0' || strlen(o->run_id) > RUN_ID_MAX)
+		return runs_usage("bad run id");
+	if (o->tenant != NULL && o->token != NULL)
+		return runs_usage("--tenant and --token exclude each other");
+	if (o->reason != NULL && (strcmp(o->command, "abort") != 0 ||
+	    strlen(o->reason) > REASON_MAX))
+		return runs_usage("--reason goes with abort, at most 1024 "
+		    "bytes");
+	if (after != NULL) {
+		if (strcmp(o->command, "events") != 0)
+			return runs_usage("--after goes with events");
+		errno = 0;
+		o->after = strtoull(after, &end, 10);
+		if (after[0] < '0' || after[0] > '9' || *end != '\0' ||
+		    errno != 0)
+			return runs_usage("--after needs a sequence number");
+	}
+	return 0;
+}
+
+/* The bearer token to use (caller frees), or NULL after a message. */
+static char *
+runs_token(const struct ctl_ctx *ctx, const struct runs_opts *o)
+{
+	const char	*env = getenv("PALYRA_TOKEN"), *t;
+	char		 err[512], *reply = NULL, *token = NULL;
+	json_t		*root;
+
+	if (o->token != NULL)
+		return strdup(o->token);
+	if (o->tenant == NULL)
+		return strdup(env);
+	if (ctl_token_create(ctx, o->tenant, "palyractl", "operator", 0,
+	    &reply, err, sizeof(err)) < 0) {
+		fprintf(stderr, "palyractl: token create: %s\n", err);
+		return NULL;
+	}
+	root = json_loads(reply, 0, NULL);
+	free(reply);
+	t = json_string_value(json_object_get(root, "token"));
+	if (t != NULL)
+		token = strdup(t);
+	else
+		fprintf(stderr, "palyractl: token create: malformed reply\n");
+	json_decref(root);
+	return token;
+}
+
+static int
+failed(const char *what, const struct ctl_grpc_result *res, int called)
+{
+	if (called < 0 || res->transport_error)
+		fprintf(stderr, "palyractl: %s failed: %s\n", what,
+		    res->error);
+	else
+		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
+		    ctl_grpc_status_name(res->grpc_status),
+		    res->grpc_message);
+	return CTL_EXIT_FAIL;
+}
+
+/* Keeps the one reply message of a unary call. */
+struct unary_reply {
+	uint8_t	*data;
+	size_t	 len;
+	int	 count;
+};
+
+static int
+unary_msg(const uint8_t *msg, size_t len, void *arg)
+{
+	struct unary_reply *r = arg;
+
+	if (r->count++ > 0)
+		return -1;
+	if ((r->data = malloc(len > 0 ? len : 1)) == NULL)
+		return -1;
+	memcpy(r->data, msg, len);
+	r->len = len;
+	return 0;
+}
+
+static int
+unary(const struct ctl_ctx *ctx, const char *method, const char *token,
+    const ProtobufCMessage *req, struct unary_reply *reply,
+    struct ctl_grpc_result *res)
+{
+	uint8_t	*buf;
+	size_t	 len = protobuf_c_message_get_packed_size(req);
+	int	 called;
+
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return -ENOMEM;
+	protobuf_c_message_pack(req, buf);
+	memset(reply, 0, sizeof(*reply));
+	called = ctl_grpc_call(ctx, method, token, buf, len, unary_msg,
+	    reply, res);
+	free(buf);
+	if (called >= 0 && res->grpc_status == 0 && reply->count != 1) {
+		snprintf(res->error, sizeof(res->error),
+		    "no reply message");
+		res->transport_error = 1;
+		return -EBADMSG;
+	}
+	return called;
+}
+
+static int
+show(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
+{
+	Palyra__V1__GetRunRequest	 req =
+	    PALYRA__V1__GET_RUN_REQUEST__INIT;
+	struct ctl_grpc_result		 res;
+	struct unary_reply		 reply;
+	Palyra__V1__Run			*run;
+	int				 called;
+
+	req.run_id = (char *)o->run_id;
+	called = unary(ctx, GATEWAY "GetRun", token, &req.base, &reply, &res);
+	if (called < 0 || res.grpc_status != 0) {
+		free(reply.data);
+		return failed("runs show", &res, called);
+	}
+	run = palyra__v1__run__unpack(NULL, reply.len, reply.data);
+	free(reply.data);
+	if (run == NULL) {
+		fprintf(stderr, "palyractl: runs show: undecodable reply\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (ctx->json) {
+		json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
+		    "s:I}", "run_id", run->run_id, "session_id",
+		    run->session_id, "principal", run->principal, "agent",
+		    run->agent, "status", status_name(run->status),
+		    "created_unix_ms", (json_int_t)run->created_unix_ms,
+		    "updated_unix_ms", (json_int_t)run->updated_unix_ms,
+		    "last_seq", (json_int_t)run->last_seq);
+
+		if (obj != NULL) {
+			json_dumpf(obj, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(obj);
+		}
+	} else
+		printf("run_id %s\nsession_id %s\nprincipal %s\nagent %s\n"
+		    "status %s\ncreated_unix_ms %lld\nupdated_unix_ms %lld\n"
+		    "last_seq %llu\n", run->run_id, run->session_id,
+		    run->principal, run->agent, status_name(run->status),
+		    (long long)run->created_unix_ms,
+		    (long long)run->updated_unix_ms,
+		    (unsigned long long)run->last_seq);
+	palyra__v1__run__free_unpacked(run, NULL);
+	return CTL_EXIT_OK;
+}
+
+static int
+abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
+    const char *token)
+{
+	Palyra__V1__AbortRunRequest	 req =
+	    PALYRA__V1__ABORT_RUN_REQUEST__INIT;
+	struct ctl_grpc_result		 res;
+	struct unary_reply		 reply;
+	Palyra__V1__AbortRunResponse	*resp;
+	int				 called;
+
+	req.run_id = (char *)o->run_id;
+	if (o->reason != NULL)
+		req.reason = (char *)o->reason;
+	called = unary(ctx, GATEWAY "AbortRun", token, &req.base, &reply,
+	    &res);
+	if (called < 0 || res.grpc_status != 0) {
+		free(reply.data);
+		return failed("runs abort", &res, called);
+	}
+	resp = palyra__v1__abort_run_response__unpack(NULL, reply.len,
+	    reply.data);
+	free(reply.data);
+	if (resp == NULL) {
+		fprintf(stderr, "palyractl: runs abort: undecodable reply\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (ctx->json)
+		printf("{\"run_id\":\"%s\",\"status\":\"%s\"}\n", o->run_id,
+		    status_name(resp->status));
+	else
+		printf("%s %s\n", o->run_id, status_name(resp->status));
+	palyra__v1__abort_run_response__free_unpacked(resp, NULL);
+	return CTL_EXIT_OK;
+}
+
+static int
+events(const struct ctl_ctx *ctx, const struct runs_opts *o,
+    const char *token)
+{
+	Palyra__V1__ListRunEventsRequest req =
+	    PALYRA__V1__LIST_RUN_EVENTS_REQUEST__INIT;
+	uint8_t	*buf;
+	size_t	 len;
+	int	 rc;
+
+	req.run_id = (char *)o->run_id;
+	req.after_seq = o->after;
+	len = palyra__v1__list_run_events_request__get_packed_size(&req);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return CTL_EXIT_FAIL;
+	palyra__v1__list_run_events_request__pack(&req, buf);
+	rc = ctl_follow_events(ctx, GATEWAY "ListRunEvents", token, buf, len);
+	free(buf);
+	return rc;
+}
+
+int
+ctl_cmd_runs(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct runs_opts	 o;
+	const char		*env;
+	char			*token;
+	int			 rc;
+
+	if ((rc = runs_parse(argc, argv, &o)) != 0)
+		return rc;
+	env = getenv("PALYRA_TOKEN");
+	if (o.token == NULL && o.tenant == NULL &&
+	    (env == NULL || env[0] == '\0'))
+		return runs_usage("runs needs --token, PALYRA_TOKEN or "
+		    "--tenant");
+	if ((token = runs_token(ctx, &o)) == NULL)
+		return CTL_EXIT_FAIL;
+	if (strlen(token) > FE_TOKEN_MAX_LEN) {
+		free(token);
+		return runs_usage("token too long");
+	}
+	if (strcmp(o.command, "show") == 0)
+		rc = show(ctx, &o, token);
+	else if (strcmp(o.command, "abort") == 0)
+		rc = abort_run(ctx, &o, token);
+	else
+		rc = events(ctx, &o, token);
+	explicit_bzero(token, strlen(token));
+	free(token);
+	return rc;
+}
