@@ -119,6 +119,14 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__run_abort_request__descriptor, 0 },
 	[IPC_RUN_ABORTED] = { "RUN_ABORTED",
 	    &palyra__ipc__run_aborted__descriptor, 0 },
+	[IPC_JOURNAL_SESSION_REQUEST] = { "JOURNAL_SESSION_REQUEST",
+	    &palyra__ipc__journal_session_request__descriptor, 0 },
+	[IPC_JOURNAL_SESSION_REPLY] = { "JOURNAL_SESSION_REPLY",
+	    &palyra__ipc__journal_session_reply__descriptor, 0 },
+	[IPC_RUN_NOTE] = { "RUN_NOTE",
+	    &palyra__ipc__run_note_request__descriptor, 0 },
+	[IPC_RUN_NOTED] = { "RUN_NOTED",
+	    &palyra__ipc__run_noted__descriptor, 0 },
 };
 
 const char *

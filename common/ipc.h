@@ -71,6 +71,10 @@ enum ipc_type {
 	IPC_JOURNAL_LIST_PAGE,	/* Palyra__Ipc__JournalListPage */
 	IPC_RUN_ABORT,		/* Palyra__Ipc__RunAbortRequest */
 	IPC_RUN_ABORTED,	/* Palyra__Ipc__RunAborted */
+	IPC_JOURNAL_SESSION_REQUEST, /* Palyra__Ipc__JournalSessionRequest */
+	IPC_JOURNAL_SESSION_REPLY, /* Palyra__Ipc__JournalSessionReply */
+	IPC_RUN_NOTE,		/* Palyra__Ipc__RunNoteRequest */
+	IPC_RUN_NOTED,		/* Palyra__Ipc__RunNoted */
 	IPC_TYPE_MAX
 };
 

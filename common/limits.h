@@ -41,7 +41,6 @@
 /* Supervisor */
 #define SUP_RESTART_MIN_MS	100
 #define SUP_RESTART_MAX_MS	30000
-#define SUP_EARLY_DEATH_MS	1000	/* dying sooner counts as "no work done" */
 #define SUP_EARLY_BACKOFF_MS	1000	/* first delay after an early death */
 #define SUP_PARK_AFTER		6	/* early deaths in a row park a worker */
 #define SUP_WARM_MS		60000	/* alive this long: back-off resets */
@@ -73,6 +72,28 @@
 #define FE_CALL_POOL_MAX	256	/* finished calls kept for reuse */
 #define FE_H2_OUTPUT_HIGH	(64 * 1024)	/* bytes before nghttp2 waits */
 #define FE_HTTP_TIMEOUT_S	30	/* evhttp idle timeout */
+/* HTTP/2 abuse resistance (front/h2.c). Over FE_CONN_PER_ADDR open gRPC
+ * connections from one source (an IPv4 address or an IPv6 /64) a new one
+ * is closed at once. A connection must send the preface and its SETTINGS
+ * within FE_H2_PREFACE_S; one without an open stream for FE_H2_IDLE_S gets
+ * GOAWAY(NO_ERROR). A request's header list (RFC 7541 sizes) is at most
+ * FE_GRPC_MAX_HEADERS (advertised as SETTINGS_MAX_HEADER_LIST_SIZE; over
+ * it the stream is reset), in at most FE_H2_MAX_CONTINUATIONS CONTINUATION
+ * frames. More than FE_H2_RESETS_PER_S streams reset by the client within
+ * one second (CVE-2023-44487) end the connection with GOAWAY
+ * (ENHANCE_YOUR_CALM). SETTINGS and PING acknowledgements the client does
+ * not read: at most FE_H2_MAX_OUTBOUND_ACK queued, and at most
+ * FE_H2_MAX_SETTINGS entries in one SETTINGS frame. */
+#define FE_CONN_PER_ADDR	64
+#define FE_H2_PREFACE_S		10
+#define FE_H2_IDLE_S		120
+#define FE_GRPC_MAX_HEADERS	(16 * 1024)
+#define FE_H2_MAX_CONTINUATIONS	8
+#define FE_H2_RESETS_PER_S	200
+#define FE_H2_MAX_OUTBOUND_ACK	1000
+#define FE_H2_MAX_SETTINGS	32
+/* After our GOAWAY, the client has this long to read it before we close. */
+#define FE_H2_CLOSE_S		5
 /* GET /admin/v1/processes: listings waiting for the supervisor, how long
  * one may wait, and the most processes one reply may carry. */
 #define FE_PROCESS_REQUESTS_MAX	16
@@ -93,6 +114,9 @@
 #define FE_REATTACH_DRAIN_POLL_MS 10
 /* AbortRun: the longest reason, in bytes (a RunStream cancel's too). */
 #define FE_RUN_REASON_MAX	1024
+/* ListSessions: the largest page_size, and the page of a page_size 0. */
+#define FE_SESSIONS_PAGE_MAX	100
+#define FE_SESSIONS_PAGE_DEFAULT 50
 /* /admin/v1/journal/...: requests waiting for journald, how long a quick
  * one (pubkey, checkpoint, export page) and a job (verify, backup) may
  * wait for its answer. */

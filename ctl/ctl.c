@@ -56,6 +56,11 @@ usage(FILE *f)
 	    "  runs show|abort|events [--tenant name | --token token] "
 	    "run_id\n"
 	    "      [--reason text] [--after seq]\n"
+	    "  runs note [--tenant name | --token token] run_id text\n"
+	    "  sessions list [--tenant name | --token token] "
+	    "[--page-size n]\n"
+	    "  sessions resolve|cleanup [--tenant name | --token token] "
+	    "key|session_id\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -333,6 +338,11 @@ event_json(const Palyra__V1__RunEvent *ev)
 		body = json_pack("{s:s, s:s}", "code", ev->error->code,
 		    "message", ev->error->message);
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
+		kind = "note";
+		body = json_pack("{s:s, s:s}", "text", ev->note->text,
+		    "principal", ev->note->principal);
+		break;
 	default:
 		break;
 	}
@@ -380,6 +390,11 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
 		fprintf(stderr, "palyractl: run error %s: %s\n",
 		    ev->error->code, ev->error->message);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
+		if (rc->ctx->verbose)
+			fprintf(stderr, "[note] %s: %s\n",
+			    ev->note->principal, ev->note->text);
 		break;
 	default:
 		break;
@@ -705,6 +720,8 @@ main(int argc, char **argv)
 		rc = ctl_cmd_status(&ctx, argc, argv);
 	else if (strcmp(argv[0], "runs") == 0)
 		rc = ctl_cmd_runs(&ctx, argc, argv);
+	else if (strcmp(argv[0], "sessions") == 0)
+		rc = ctl_cmd_sessions(&ctx, argc, argv);
 	else if (strcmp(argv[0], "journal") == 0)
 		rc = ctl_cmd_journal(&ctx, argc, argv);
 	else

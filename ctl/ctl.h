@@ -76,6 +76,9 @@ int		 ctl_follow_events(const struct ctl_ctx *, const char *method,
 /* runs.c: runs show, abort, events. Returns a CTL_EXIT_ code. */
 int		 ctl_cmd_runs(struct ctl_ctx *, int argc, char **argv);
 
+/* sessions.c: sessions list, resolve, cleanup. Returns a CTL_EXIT_ code. */
+int		 ctl_cmd_sessions(struct ctl_ctx *, int argc, char **argv);
+
 /* admin.c */
 int		 ctl_admin_token(const struct ctl_ctx *, char *out,
 		    size_t size, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /*
- * runs.c: `palyractl runs show|abort|events RUN_ID`, over GatewayService
- * GetRun, AbortRun and ListRunEvents.
+ * runs.c: `palyractl runs show|abort|events RUN_ID` and `runs note RUN_ID
+ * TEXT`, over GatewayService GetRun, AbortRun, ListRunEvents and
+ * AppendEvent.
  *
  * Runs as the invoking user with no privilege. The token comes from
  * --token or PALYRA_TOKEN; with --tenant, palyractl mints an operator
@@ -28,8 +29,9 @@ static const char *const status_names[] = {
 };
 
 struct runs_opts {
-	const char	*command;	/* show, abort, events */
+	const char	*command;	/* show, abort, events, note */
 	const char	*run_id;
+	const char	*text;		/* note */
 	const char	*tenant;
 	const char	*token;
 	const char	*reason;
@@ -51,7 +53,9 @@ runs_usage(const char *why)
 	fprintf(stderr, "palyractl: %s\n", why);
 	fprintf(stderr, "usage: palyractl runs show|abort|events "
 	    "[--tenant name | --token token] run_id\n"
-	    "           [--reason text] [--after seq]\n");
+	    "           [--reason text] [--after seq]\n"
+	    "       palyractl runs note [--tenant name | --token token] "
+	    "run_id text\n");
 	return CTL_EXIT_USAGE;
 }
 
@@ -71,11 +75,12 @@ runs_parse(int argc, char **argv, struct runs_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
-		return runs_usage("runs needs show, abort or events");
+		return runs_usage("runs needs show, abort, events or note");
 	o->command = argv[1];
 	if (strcmp(o->command, "show") != 0 &&
 	    strcmp(o->command, "abort") != 0 &&
-	    strcmp(o->command, "events") != 0)
+	    strcmp(o->command, "events") != 0 &&
+	    strcmp(o->command, "note") != 0)
 		return runs_usage("unknown runs command");
 	/* 0, not 1: glibc then forgets main()'s "+" (options may follow
 	 * the run id). */
@@ -98,7 +103,13 @@ runs_parse(int argc, char **argv, struct runs_opts *o)
 			return runs_usage("bad option");
 		}
 	}
-	if (optind + 1 != argc - 1)
+	if (strcmp(o->command, "note") == 0) {
+		if (optind + 2 != argc - 1)
+			return runs_usage("runs note needs a run id and a text");
+		o->text = argv[optind + 2];
+		if (o->text[0] == '\0' || strlen(o->text) > TEXT_MAX_LEN)
+			return runs_usage("the text is 1 to 65536 bytes");
+	} else if (optind + 1 != argc - 1)
 		return runs_usage("runs needs exactly one run id");
 	o->run_id = argv[optind + 1];
 	if (o->run_id[0] == '\0' || strlen(o->run_id) > RUN_ID_MAX)
@@ -293,6 +304,40 @@ abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
 }
 
 static int
+note(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
+{
+	Palyra__V1__AppendEventRequest	 req =
+	    PALYRA__V1__APPEND_EVENT_REQUEST__INIT;
+	struct ctl_grpc_result		 res;
+	struct unary_reply		 reply;
+	Palyra__V1__AppendEventResponse	*resp;
+	int				 called;
+
+	req.run_id = (char *)o->run_id;
+	req.text = (char *)o->text;
+	called = unary(ctx, GATEWAY "AppendEvent", token, &req.base, &reply,
+	    &res);
+	if (called < 0 || res.grpc_status != 0) {
+		free(reply.data);
+		return failed("runs note", &res, called);
+	}
+	resp = palyra__v1__append_event_response__unpack(NULL, reply.len,
+	    reply.data);
+	free(reply.data);
+	if (resp == NULL) {
+		fprintf(stderr, "palyractl: runs note: undecodable reply\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (ctx->json)
+		printf("{\"run_id\":\"%s\",\"seq\":%llu}\n", o->run_id,
+		    (unsigned long long)resp->seq);
+	else
+		printf("%s %llu\n", o->run_id, (unsigned long long)resp->seq);
+	palyra__v1__append_event_response__free_unpacked(resp, NULL);
+	return CTL_EXIT_OK;
+}
+
+static int
 events(const struct ctl_ctx *ctx, const struct runs_opts *o,
     const char *token)
 {
@@ -338,6 +383,8 @@ ctl_cmd_runs(struct ctl_ctx *ctx, int argc, char **argv)
 		rc = show(ctx, &o, token);
 	else if (strcmp(o.command, "abort") == 0)
 		rc = abort_run(ctx, &o, token);
+	else if (strcmp(o.command, "note") == 0)
+		rc = note(ctx, &o, token);
 	else
 		rc = events(ctx, &o, token);
 	explicit_bzero(token, strlen(token));

@@ -158,6 +158,7 @@ fe_authfail_blocked_ms(struct fe_ctx *ctx, const uint8_t *source)
 	refill(e, monotonic_ms());
 	if (e->level >= FE_AUTH_FAIL_MILLI)
 		return 0;
+	ctx->metrics.auth_rate_limited++;
 	/* Rounded up, so at least 1 ms: the caller tests for non-zero. */
 	return ((FE_AUTH_FAIL_MILLI - e->level) * 60000 +
 		   (int64_t)FE_AUTH_FAIL_PER_MIN * FE_AUTH_FAIL_MILLI - 1) /
@@ -171,6 +172,7 @@ fe_authfail_record(struct fe_ctx *ctx, const uint8_t *source)
 	struct fe_authfail_entry *e;
 	int64_t now = monotonic_ms();
 
+	ctx->metrics.auth_failures++;
 	if (source == NULL || (t = table(ctx)) == NULL)
 		return;
 	if ((e = find(t, source)) != NULL) {

@@ -156,7 +156,7 @@ fe_call_header(struct fe_call *call, const uint8_t *name, size_t namelen,
 
 	/* RFC 7541 counts 32 bytes of overhead per field. */
 	call->header_bytes += namelen + valuelen + 32;
-	if (call->header_bytes > FE_HTTP_MAX_HEADERS)
+	if (call->header_bytes > FE_GRPC_MAX_HEADERS)
 		return -E2BIG;
 	if (header_is(name, namelen, ":method")) {
 		call->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
@@ -575,6 +575,7 @@ fe_call_new(struct fe_conn *conn, int32_t stream_id)
 		}
 	}
 	call_reset(call, conn, stream_id);
+	clock_gettime(CLOCK_MONOTONIC, &call->started);
 	TAILQ_INSERT_TAIL(&conn->calls, call, conn_entry);
 	return call;
 }

@@ -17,7 +17,7 @@
  * listing and revocation over HTTP), processes.c (the
  * supervisor's process list over HTTP), health.c (Health/Watch),
  * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
- * listeners, certificate reload).
+ * listeners, certificate reload), metrics.c (counters, GET /metrics).
  */
 #ifndef PALYRA_FRONT_H
 #define PALYRA_FRONT_H
@@ -72,6 +72,10 @@ enum fe_method {
 	FE_METHOD_GET_RUN,	   /* palyra.v1.GatewayService/GetRun */
 	FE_METHOD_ABORT_RUN,	   /* palyra.v1.GatewayService/AbortRun */
 	FE_METHOD_LIST_RUN_EVENTS, /* palyra.v1.GatewayService/ListRunEvents */
+	FE_METHOD_LIST_SESSIONS,   /* palyra.v1.GatewayService/ListSessions */
+	FE_METHOD_RESOLVE_SESSION, /* .../ResolveSession */
+	FE_METHOD_CLEANUP_SESSION, /* .../CleanupSession */
+	FE_METHOD_APPEND_EVENT,	   /* .../AppendEvent */
 };
 
 /*
@@ -155,12 +159,15 @@ struct fe_call {
 	int reattached;
 	/* GetRun and AbortRun in progress (runs.c). */
 	struct fe_run_op *run_op;
+	/* ListSessions, ResolveSession, CleanupSession (sessions.c). */
+	struct fe_session_op *session_op;
 	/* Health/Watch (health.c): on ctx->health_watches while watching. */
 	TAILQ_ENTRY(fe_call) watch_entry;
 	int watching;
 	int watch_known;  /* the service named is one we serve */
 	int watch_status; /* last sent; -1: none yet */
 	int64_t deadline_unix_ms;
+	struct timespec started; /* CLOCK_MONOTONIC, for metrics.c */
 	struct event *deadline_timer;
 	struct event *auth_timer;
 
@@ -192,6 +199,16 @@ struct fe_conn {
 	int tls_ready;	/* ... and done */
 	int has_source; /* source: the peer's address (authfail.c) */
 	uint8_t source[FE_AUTH_SOURCE_LEN];
+	/* Abuse resistance (h2.c): the preface and idle timer, the client's
+	 * stream resets (a token bucket), why we sent GOAWAY. */
+	struct event *timer;
+	int preface_done;  /* the client's first SETTINGS arrived */
+	int64_t active_ms; /* a stream opened or closed (monotonic) */
+	double reset_tokens;
+	int64_t reset_ms;
+	int goaway_reason; /* enum fe_goaway_reason; -1: none chosen */
+	int goaway_counted;
+	int closing; /* GOAWAY submitted: freed once flushed, or by timer */
 };
 
 TAILQ_HEAD(fe_conn_list, fe_conn);
@@ -233,6 +250,7 @@ enum fe_jreq_kind {
 	FE_JREQ_RUN_READ,   /* owner: struct fe_call (reattach.c) */
 	FE_JREQ_TOKEN_LIST,	/* owner: struct fe_tokreq (tokens.c) */
 	FE_JREQ_TOKEN_REVOKE,	/* owner: struct fe_tokreq (tokens.c) */
+	FE_JREQ_SESSION,	/* owner: struct fe_call (sessions.c) */
 };
 
 /* A request to journald awaiting its reply; owner NULL once abandoned. */
@@ -248,6 +266,58 @@ TAILQ_HEAD(fe_jreq_list, fe_jreq);
 /* GET /admin/v1/processes waiting for the supervisor (processes.c). */
 struct fe_proc_req;
 TAILQ_HEAD(fe_proc_req_list, fe_proc_req);
+
+/* metrics.c: what GET /metrics reports (Prometheus text format 0.0.4).
+ * Label sets are bounded: a method label for each enum fe_method value
+ * below FE_METRICS_METHODS ("unknown" otherwise), a gRPC status code,
+ * a fixed set of reasons and HTTP path groups. */
+#define FE_METRICS_METHODS 64
+#define FE_METRICS_CODES 17 /* gRPC status codes 0-16 */
+#define FE_METRICS_BUCKETS 8
+#define FE_METRICS_HTTP_CODES 600
+
+enum fe_goaway_reason {
+	FE_GOAWAY_IDLE = 0,
+	FE_GOAWAY_PREFACE_TIMEOUT,
+	FE_GOAWAY_RAPID_RESET,
+	FE_GOAWAY_FLOOD, /* nghttp2's own limits: ENHANCE_YOUR_CALM */
+	FE_GOAWAY_PROTOCOL_ERROR,
+	FE_GOAWAY_OTHER,
+	FE_GOAWAY_REASONS
+};
+
+enum fe_refused_reason {
+	FE_REFUSED_PER_ADDR = 0,
+	FE_REFUSED_MAX,
+	FE_REFUSED_REASONS
+};
+
+enum fe_http_group {
+	FE_HTTP_GROUP_HEALTHZ = 0,
+	FE_HTTP_GROUP_METRICS,
+	FE_HTTP_GROUP_ADMIN,
+	FE_HTTP_GROUP_CONSOLE,
+	FE_HTTP_GROUP_OTHER,
+	FE_HTTP_GROUPS
+};
+
+struct fe_metrics {
+	uint64_t connections_total;
+	uint64_t refused[FE_REFUSED_REASONS];
+	uint64_t goaway[FE_GOAWAY_REASONS];
+	uint64_t streams_refused_headers; /* header list over the limit */
+	uint64_t grpc_requests[FE_METRICS_METHODS][FE_METRICS_CODES];
+	/* Per bucket, not cumulative; the last one is +Inf. */
+	uint64_t grpc_buckets[FE_METRICS_METHODS][FE_METRICS_BUCKETS + 1];
+	double grpc_seconds[FE_METRICS_METHODS];
+	/* The :path that fe_rpc_route() mapped to each method (a route of
+	 * ours, never free text); "" until the first call. */
+	char method_names[FE_METRICS_METHODS][FE_PATH_MAX];
+	uint64_t runs_started;
+	uint64_t auth_failures;
+	uint64_t auth_rate_limited;
+	uint64_t http_requests[FE_HTTP_GROUPS][FE_METRICS_HTTP_CODES];
+};
 
 struct sbx_facts;
 
@@ -303,6 +373,7 @@ struct fe_ctx {
 	struct fe_journal *journal; /* journal.c: audit requests, or NULL */
 	struct fe_listings *listings; /* listing.c: listings, or NULL */
 	struct fe_authfail *authfail; /* authfail.c, allocated on first use */
+	struct fe_metrics metrics;    /* metrics.c */
 	struct event *sigterm_event;
 	struct event *sigint_event;
 
@@ -417,8 +488,19 @@ void fe_runs_journal_failed(struct fe_call *);
 /* IPC_RUN_ABORTED. Returns 0, or -EPROTO for an abort never asked. */
 int fe_runs_aborted(
     struct fe_worker *, uint32_t request_id, const Palyra__Ipc__RunAborted *);
+/* The worker's IPC_RUN_NOTED (AppendEvent). Returns 0 or -EPROTO. */
+int fe_runs_noted(
+    struct fe_worker *, uint32_t request_id, const Palyra__Ipc__RunNoted *);
 void fe_runs_worker_lost(struct fe_worker *);
 void fe_runs_end(struct fe_call *);
+
+/* sessions.c: ListSessions, ResolveSession and CleanupSession. */
+void fe_sessions_message(struct fe_call *, const uint8_t *msg, size_t len);
+/* journald's answer, or NULL when journald is gone. */
+void fe_sessions_reply(
+    struct fe_call *, const Palyra__Ipc__JournalSessionReply *);
+/* Releases the call's session op (from fe_runs_end()). */
+void fe_sessions_end(struct fe_call *);
 
 /* auth.c: tokens. */
 int fe_auth_bearer(
@@ -530,6 +612,17 @@ void fe_reattach_live(struct fe_call *, const Palyra__Ipc__RunEventMsg *);
 void fe_reattach_worker_lost(struct fe_worker *w);
 /* The call ends: its reattach state goes. */
 void fe_reattach_end(struct fe_call *);
+
+/* metrics.c: counters, and GET /metrics. */
+/* A gRPC call ended with call->status (its trailers were submitted). */
+void fe_metrics_grpc_done(struct fe_ctx *, const struct fe_call *);
+/* A GOAWAY was submitted to conn's client (by h2.c, or by nghttp2 on
+ * its own); counted once per connection. */
+void fe_metrics_goaway(struct fe_conn *, uint32_t error_code);
+/* GET /metrics. */
+void fe_metrics_http(struct fe_ctx *, struct evhttp_request *);
+/* Counts req by path group and status once its reply is complete. */
+void fe_metrics_http_count(struct fe_ctx *, struct evhttp_request *);
 
 /* pbjson.c: a decoded protobuf-c message as JSON (jansson), or NULL. */
 struct json_t *fe_pb_json(const ProtobufCMessage *);

@@ -4,7 +4,11 @@
  * bufferevents, one nghttp2 server session per
  * connection. Streams become gRPC calls (call.c); this file moves bytes
  * and frames, and submits the response headers, data and trailers that
- * call.c decides on.
+ * call.c decides on. It also holds the limits against abusive clients
+ * (common/limits.h, "HTTP/2 abuse resistance"): connections per source
+ * address, the preface and idle timers, the header list size, rapid
+ * reset; nghttp2's own options bound CONTINUATION frames and SETTINGS or
+ * PING acknowledgements.
  *
  * Process: palyra-front. Touches the listening socket (fd 4) and the
  * accepted client sockets; never an IPC channel directly.
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -38,6 +43,102 @@
 	}
 
 static void conn_free(struct fe_conn *);
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+conn_timer_arm_ms(struct fe_conn *conn, int64_t ms)
+{
+	struct timeval tv = {
+	    (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	if (conn->timer != NULL)
+		(void)evtimer_add(conn->timer, &tv);
+}
+
+/*
+ * Ends the connection on our side: GOAWAY with code, then the connection
+ * is freed once the GOAWAY is written (conn_send), or after FE_H2_CLOSE_S
+ * if the client does not read it.
+ */
+static void
+conn_terminate(
+    struct fe_conn *conn, enum fe_goaway_reason reason, uint32_t code)
+{
+	if (conn->closing)
+		return;
+	if (conn->goaway_reason < 0)
+		conn->goaway_reason = (int)reason;
+	(void)nghttp2_session_terminate_session(conn->session, code);
+	/* Counted now: a client that reads nothing never gets it. */
+	fe_metrics_goaway(conn, code);
+	conn->closing = 1;
+	conn_timer_arm_ms(conn, FE_H2_CLOSE_S * 1000);
+	fe_conn_mark_dirty(conn);
+}
+
+/*
+ * The connection's one timer: the preface deadline until the client's
+ * SETTINGS arrive, then the idle deadline (no stream open for
+ * FE_H2_IDLE_S), then, once closing, the deadline to read our GOAWAY.
+ */
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_conn *conn = arg;
+	int64_t idle_ms;
+
+	if (conn->closing) {
+		conn_free(conn);
+		return;
+	}
+	if (!conn->preface_done) {
+		if (conn->tls && !conn->tls_ready) {
+			conn->ctx->metrics.goaway[FE_GOAWAY_PREFACE_TIMEOUT]++;
+			conn_free(conn);
+			return;
+		}
+		log_debug("h2: no preface within %ds", FE_H2_PREFACE_S);
+		conn_terminate(
+		    conn, FE_GOAWAY_PREFACE_TIMEOUT, NGHTTP2_SETTINGS_TIMEOUT);
+		return;
+	}
+	if (!TAILQ_EMPTY(&conn->calls)) {
+		conn_timer_arm_ms(conn, FE_H2_IDLE_S * 1000);
+		return;
+	}
+	idle_ms = monotonic_ms() - conn->active_ms;
+	if (idle_ms < FE_H2_IDLE_S * 1000) {
+		conn_timer_arm_ms(conn, FE_H2_IDLE_S * 1000 - idle_ms);
+		return;
+	}
+	conn_terminate(conn, FE_GOAWAY_IDLE, NGHTTP2_NO_ERROR);
+}
+
+/* One token of the connection's stream reset bucket (rapid reset,
+ * CVE-2023-44487); returns 0 when it is empty. */
+static int
+conn_reset_allowed(struct fe_conn *conn)
+{
+	int64_t now = monotonic_ms();
+
+	conn->reset_tokens +=
+	    (double)(now - conn->reset_ms) * FE_H2_RESETS_PER_S / 1000.0;
+	if (conn->reset_tokens > FE_H2_RESETS_PER_S)
+		conn->reset_tokens = FE_H2_RESETS_PER_S;
+	conn->reset_ms = now;
+	if (conn->reset_tokens < 1)
+		return 0;
+	conn->reset_tokens -= 1;
+	return 1;
+}
 
 size_t
 fe_grpc_percent_encode(const char *in, char *out, size_t outsize)
@@ -110,6 +211,7 @@ build_trailers(struct fe_call *call, nghttp2_nv *nv, size_t *nnv, char *status,
 {
 	size_t n = *nnv;
 
+	fe_metrics_grpc_done(call->conn->ctx, call);
 	snprintf(status, statussize, "%u", call->status);
 	nv[n].name = (uint8_t *)"grpc-status";
 	nv[n].namelen = sizeof("grpc-status") - 1;
@@ -254,6 +356,7 @@ on_begin_headers_cb(
 	if (frame->hd.type != NGHTTP2_HEADERS ||
 	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
+	conn->active_ms = monotonic_ms();
 	call = fe_call_new(conn, frame->hd.stream_id);
 	if (call == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -276,8 +379,12 @@ on_header_cb(nghttp2_session *session, const nghttp2_frame *frame,
 	    nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 	if (call == NULL)
 		return 0;
-	if (fe_call_header(call, name, namelen, value, valuelen) < 0)
+	if (fe_call_header(call, name, namelen, value, valuelen) < 0) {
+		/* Over FE_GRPC_MAX_HEADERS: this stream is reset, the
+		 * connection's others go on. */
+		call->conn->ctx->metrics.streams_refused_headers++;
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
 	return 0;
 }
 
@@ -285,8 +392,23 @@ static int
 on_frame_recv_cb(
     nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
+	struct fe_conn *conn = user_data;
 	struct fe_call *call;
 
+	if (frame->hd.type == NGHTTP2_SETTINGS &&
+	    !(frame->hd.flags & NGHTTP2_FLAG_ACK) && !conn->preface_done) {
+		conn->preface_done = 1;
+		conn->active_ms = monotonic_ms();
+		if (!conn->closing)
+			conn_timer_arm_ms(conn, FE_H2_IDLE_S * 1000);
+	}
+	if (frame->hd.type == NGHTTP2_RST_STREAM && !conn_reset_allowed(conn)) {
+		log_debug("h2: more than %d stream resets a second",
+		    FE_H2_RESETS_PER_S);
+		conn_terminate(
+		    conn, FE_GOAWAY_RAPID_RESET, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	call =
@@ -317,6 +439,8 @@ static int
 on_frame_send_cb(
     nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
+	if (frame->hd.type == NGHTTP2_GOAWAY)
+		fe_metrics_goaway(user_data, frame->goaway.error_code);
 	/*
 	 * Once our side of a stream has ended, a client still sending (an
 	 * oversized message, say) is told to stop, as gRPC servers do.
@@ -334,8 +458,10 @@ static int
 on_stream_close_cb(nghttp2_session *session, int32_t stream_id,
     uint32_t error_code, void *user_data)
 {
+	struct fe_conn *conn = user_data;
 	struct fe_call *call;
 
+	conn->active_ms = monotonic_ms();
 	call = nghttp2_session_get_stream_user_data(session, stream_id);
 	if (call == NULL)
 		return 0;
@@ -350,12 +476,24 @@ session_new(struct fe_conn *conn)
 	nghttp2_session_callbacks *cbs;
 	nghttp2_settings_entry settings[] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, FE_MAX_STREAMS},
-	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, FE_HTTP_MAX_HEADERS},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, FE_GRPC_MAX_HEADERS},
 	};
+	nghttp2_option *opt;
 	int rc;
 
-	if (nghttp2_session_callbacks_new(&cbs) != 0)
+	if (nghttp2_option_new(&opt) != 0)
 		return -ENOMEM;
+	nghttp2_option_set_max_outbound_ack(opt, FE_H2_MAX_OUTBOUND_ACK);
+	nghttp2_option_set_max_settings(opt, FE_H2_MAX_SETTINGS);
+	nghttp2_option_set_max_continuations(opt, FE_H2_MAX_CONTINUATIONS);
+	/* nghttp2's own reset limit (GOAWAY INTERNAL_ERROR) stays behind
+	 * ours, a backstop that never fires first. */
+	nghttp2_option_set_stream_reset_rate_limit(
+	    opt, 2 * FE_H2_RESETS_PER_S, FE_H2_RESETS_PER_S);
+	if (nghttp2_session_callbacks_new(&cbs) != 0) {
+		nghttp2_option_del(opt);
+		return -ENOMEM;
+	}
 	nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(
 	    cbs, on_begin_headers_cb);
@@ -368,8 +506,9 @@ session_new(struct fe_conn *conn)
 	    cbs, on_frame_send_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(
 	    cbs, on_stream_close_cb);
-	rc = nghttp2_session_server_new(&conn->session, cbs, conn);
+	rc = nghttp2_session_server_new2(&conn->session, cbs, conn, opt);
 	nghttp2_session_callbacks_del(cbs);
+	nghttp2_option_del(opt);
 	if (rc != 0)
 		return -ENOMEM;
 	if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings,
@@ -402,9 +541,21 @@ readcb(struct bufferevent *bev, void *arg)
 			if (rv < 0) {
 				log_debug("h2: closing connection: %s",
 				    nghttp2_strerror((int)rv));
-				/* Say goodbye (GOAWAY) if the session can. */
-				(void)nghttp2_session_send(conn->session);
-				conn_free(conn);
+				/* Say goodbye (GOAWAY) if the session can;
+				 * no more reading, freed once it is written. */
+				if (rv == NGHTTP2_ERR_FLOODED ||
+				    rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+					conn_terminate(conn, FE_GOAWAY_FLOOD,
+					    NGHTTP2_ENHANCE_YOUR_CALM);
+				else
+					conn_terminate(conn,
+					    FE_GOAWAY_PROTOCOL_ERROR,
+					    NGHTTP2_PROTOCOL_ERROR);
+				(void)bufferevent_disable(bev, EV_READ);
+				evbuffer_drain(
+				    input, evbuffer_get_length(input));
+				if (conn_send(conn) < 0)
+					conn_free(conn);
 				return;
 			}
 			consumed += (size_t)rv;
@@ -463,6 +614,8 @@ conn_free(struct fe_conn *conn)
 	}
 	if (conn->dirty)
 		TAILQ_REMOVE(&ctx->dirty, conn, dirty_entry);
+	if (conn->timer != NULL)
+		event_free(conn->timer);
 	if (conn->session != NULL)
 		nghttp2_session_del(conn->session);
 	if (conn->bev != NULL)
@@ -477,16 +630,36 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
     struct sockaddr *addr, int addrlen, void *arg)
 {
 	struct fe_ctx *ctx = arg;
-	struct fe_conn *conn;
-	int one = 1;
+	struct fe_conn *conn, *other;
+	uint8_t source[FE_AUTH_SOURCE_LEN];
+	int one = 1, has_source;
+	size_t same = 0;
 
 	/* Nothing is served before the listener's TLS setting is known. */
 	if (ctx->stopping || ctx->draining || !ctx->tls_configured ||
 	    (ctx->grpc_is_tls && ctx->grpc_tls == NULL) ||
 	    ctx->nconns >= FE_MAX_CONNECTIONS) {
 		log_debug("h2: connection refused (%zu open)", ctx->nconns);
+		if (ctx->nconns >= FE_MAX_CONNECTIONS)
+			ctx->metrics.refused[FE_REFUSED_MAX]++;
 		close(fd);
 		return;
+	}
+	has_source = addr != NULL && addrlen > 0 &&
+		     fe_authfail_source(addr, (size_t)addrlen, source) == 0;
+	if (has_source) {
+		TAILQ_FOREACH(other, &ctx->conns, entry)
+		if (other->has_source &&
+		    memcmp(other->source, source, sizeof(source)) == 0)
+			same++;
+		if (same >= FE_CONN_PER_ADDR) {
+			log_debug(
+			    "h2: connection refused (%zu from one address)",
+			    same);
+			ctx->metrics.refused[FE_REFUSED_PER_ADDR]++;
+			close(fd);
+			return;
+		}
 	}
 	conn = calloc(1, sizeof(*conn));
 	if (conn == NULL) {
@@ -494,8 +667,12 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 		return;
 	}
 	conn->ctx = ctx;
-	conn->has_source = addr != NULL && addrlen > 0 &&
-	    fe_authfail_source(addr, (size_t)addrlen, conn->source) == 0;
+	conn->has_source = has_source;
+	if (has_source)
+		memcpy(conn->source, source, sizeof(source));
+	conn->goaway_reason = -1;
+	conn->active_ms = conn->reset_ms = monotonic_ms();
+	conn->reset_tokens = FE_H2_RESETS_PER_S;
 	TAILQ_INIT(&conn->calls);
 	TAILQ_INSERT_TAIL(&ctx->conns, conn, entry);
 	ctx->nconns++;
@@ -511,6 +688,13 @@ accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 		conn_free(conn);
 		return;
 	}
+	ctx->metrics.connections_total++;
+	conn->timer = evtimer_new(ctx->base, conn_timer_cb, conn);
+	if (conn->timer == NULL) {
+		conn_free(conn);
+		return;
+	}
+	conn_timer_arm_ms(conn, FE_H2_PREFACE_S * 1000);
 	if (conn->tls) {
 		/* The handshake must end in time (slowloris). */
 		struct timeval tv = {FE_TLS_HANDSHAKE_S, 0};

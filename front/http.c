@@ -1,6 +1,6 @@
 /*
  * http.c: the HTTP/1.1 surface of palyra-front on evhttp (HTTPS through
- * tls.c when the listener has tls): /healthz and the
+ * tls.c when the listener has tls): /healthz, /metrics (metrics.c) and the
  * admin API (POST /admin/v1/tokens; listing and revocation are in
  * tokens.c, /admin/v1/processes in processes.c), the admin token check
  * with its rate limit (authfail.c), JSON bodies via jansson, JSON errors.
@@ -416,10 +416,13 @@ gencb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
+	fe_metrics_http_count(ctx, req);
 	if (path == NULL)
 		reply_error(req, 400, "bad_request", "bad request target");
 	else if (strcmp(path, "/healthz") == 0)
 		healthz(ctx, req);
+	else if (strcmp(path, "/metrics") == 0)
+		fe_metrics_http(ctx, req);
 	else if (strcmp(path, "/admin/v1/tokens") == 0 &&
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
 		fe_tokens_list(ctx, req);

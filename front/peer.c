@@ -25,10 +25,12 @@
 	    IPC_TYPE_BIT(IPC_RUN_NOTICE) | FE_JOURNAL_REPLY_TYPES |            \
 	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_PAGE) |                              \
 	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE) |                               \
+	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REPLY) |                          \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
-	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED))
+	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED) |   \
+	    IPC_TYPE_BIT(IPC_RUN_NOTED))
 
 static void
 jreq_fail(struct fe_jreq *jreq)
@@ -46,6 +48,8 @@ jreq_fail(struct fe_jreq *jreq)
 		fe_tokens_listed(jreq->owner, NULL);
 	else if (jreq->kind == FE_JREQ_TOKEN_REVOKE)
 		fe_tokens_revoked(jreq->owner, NULL);
+	else if (jreq->kind == FE_JREQ_SESSION)
+		fe_sessions_reply(jreq->owner, NULL);
 	else
 		fe_http_token_stored(jreq->owner, NULL);
 }
@@ -89,11 +93,12 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		}
 		return;
 	}
-	kind = m->hdr.type == IPC_TOKEN_INFO	     ? FE_JREQ_LOOKUP
-	       : m->hdr.type == IPC_JOURNAL_RUN_PAGE ? FE_JREQ_RUN_READ
-	       : m->hdr.type == IPC_TOKEN_LIST	     ? FE_JREQ_TOKEN_LIST
-	       : m->hdr.type == IPC_TOKEN_REVOKED    ? FE_JREQ_TOKEN_REVOKE
-						     : FE_JREQ_STORE;
+	kind = m->hdr.type == IPC_TOKEN_INFO		  ? FE_JREQ_LOOKUP
+	       : m->hdr.type == IPC_JOURNAL_RUN_PAGE	  ? FE_JREQ_RUN_READ
+	       : m->hdr.type == IPC_TOKEN_LIST		  ? FE_JREQ_TOKEN_LIST
+	       : m->hdr.type == IPC_TOKEN_REVOKED	  ? FE_JREQ_TOKEN_REVOKE
+	       : m->hdr.type == IPC_JOURNAL_SESSION_REPLY ? FE_JREQ_SESSION
+							  : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
 	if (jreq->request_id == m->hdr.request_id)
@@ -123,6 +128,9 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		else if (kind == FE_JREQ_TOKEN_REVOKE)
 			fe_tokens_revoked(
 			    jreq->owner, (Palyra__Ipc__TokenRevoked *)m->msg);
+		else if (kind == FE_JREQ_SESSION)
+			fe_sessions_reply(jreq->owner,
+			    (Palyra__Ipc__JournalSessionReply *)m->msg);
 		else
 			fe_http_token_stored(
 			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);
@@ -259,6 +267,16 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		if (fe_reattach_attached(w, m->hdr.request_id,
 			(Palyra__Ipc__RunAttached *)m->msg) < 0) {
 			log_warn("worker[%s#%u] answered an attach never "
+				 "asked, dropping its channel",
+			    w->tenant, w->index);
+			worker_drop(w, 0);
+		}
+		return;
+	}
+	if (m->hdr.type == IPC_RUN_NOTED) {
+		if (fe_runs_noted(w, m->hdr.request_id,
+			(Palyra__Ipc__RunNoted *)m->msg) < 0) {
+			log_warn("worker[%s#%u] answered a note never "
 				 "asked, dropping its channel",
 			    w->tenant, w->index);
 			worker_drop(w, 0);
@@ -411,6 +429,7 @@ fe_worker_start(struct fe_worker *w, struct fe_call *call,
 	call->worker = w;
 	TAILQ_INSERT_TAIL(&w->calls, call, worker_entry);
 	w->ncalls++;
+	w->ctx->metrics.runs_started++;
 	return 0;
 }
 

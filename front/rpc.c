@@ -35,6 +35,10 @@
 #define PATH_GET_RUN "/palyra.v1.GatewayService/GetRun"
 #define PATH_ABORT_RUN "/palyra.v1.GatewayService/AbortRun"
 #define PATH_LIST_RUN_EVENTS "/palyra.v1.GatewayService/ListRunEvents"
+#define PATH_LIST_SESSIONS "/palyra.v1.GatewayService/ListSessions"
+#define PATH_RESOLVE_SESSION "/palyra.v1.GatewayService/ResolveSession"
+#define PATH_CLEANUP_SESSION "/palyra.v1.GatewayService/CleanupSession"
+#define PATH_APPEND_EVENT "/palyra.v1.GatewayService/AppendEvent"
 #define HEALTH_SERVING                                                         \
 	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 #define HEALTH_NOT_SERVING                                                     \
@@ -54,6 +58,14 @@ fe_rpc_route(const char *path)
 		return FE_METHOD_ABORT_RUN;
 	if (strcmp(path, PATH_LIST_RUN_EVENTS) == 0)
 		return FE_METHOD_LIST_RUN_EVENTS;
+	if (strcmp(path, PATH_LIST_SESSIONS) == 0)
+		return FE_METHOD_LIST_SESSIONS;
+	if (strcmp(path, PATH_RESOLVE_SESSION) == 0)
+		return FE_METHOD_RESOLVE_SESSION;
+	if (strcmp(path, PATH_CLEANUP_SESSION) == 0)
+		return FE_METHOD_CLEANUP_SESSION;
+	if (strcmp(path, PATH_APPEND_EVENT) == 0)
+		return FE_METHOD_APPEND_EVENT;
 	if (strcmp(path, PATH_HEALTH_CHECK) == 0)
 		return FE_METHOD_HEALTH_CHECK;
 	if (strcmp(path, PATH_HEALTH_WATCH) == 0)
@@ -70,7 +82,11 @@ fe_rpc_needs_auth(enum fe_method method)
 {
 	return method == FE_METHOD_RUN_STREAM || method == FE_METHOD_GET_RUN ||
 	       method == FE_METHOD_ABORT_RUN ||
-	       method == FE_METHOD_LIST_RUN_EVENTS;
+	       method == FE_METHOD_LIST_RUN_EVENTS ||
+	       method == FE_METHOD_LIST_SESSIONS ||
+	       method == FE_METHOD_RESOLVE_SESSION ||
+	       method == FE_METHOD_CLEANUP_SESSION ||
+	       method == FE_METHOD_APPEND_EVENT;
 }
 
 static void
@@ -345,7 +361,13 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case FE_METHOD_GET_RUN:
 	case FE_METHOD_ABORT_RUN:
 	case FE_METHOD_LIST_RUN_EVENTS:
+	case FE_METHOD_APPEND_EVENT:
 		fe_runs_message(call, msg, len);
+		break;
+	case FE_METHOD_LIST_SESSIONS:
+	case FE_METHOD_RESOLVE_SESSION:
+	case FE_METHOD_CLEANUP_SESSION:
+		fe_sessions_message(call, msg, len);
 		break;
 	default:
 		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");

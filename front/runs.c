@@ -1,12 +1,15 @@
 /*
- * runs.c: GatewayService GetRun, AbortRun and ListRunEvents (DESIGN
- * section 6), for the principal of a verified tenant token.
+ * runs.c: GatewayService GetRun, AbortRun, AppendEvent and ListRunEvents
+ * (DESIGN section 6), for the principal of a verified tenant token.
  *
  * Process: palyra-front. Decodes these methods' request messages (the one
  * place they are decoded), reads the run at journald (IPC_JOURNAL_RUN_READ
  * with no events: the run's row) and, for AbortRun, asks the tenant's
  * workers to cancel it (IPC_RUN_ABORT); the one that holds the run cancels
- * it and answers. ListRunEvents is a reattach (reattach.c) without a
+ * it and answers. AppendEvent goes the same way (IPC_RUN_NOTE): the worker
+ * that holds the live run appends the note as an event of the run, which
+ * reaches the run's clients once journald committed it, and answers with
+ * its seq. ListRunEvents is a reattach (reattach.c) without a
  * client stream: replay from the journal, then live, never cancelling.
  *
  * A principal sees only its own runs; the roles operator and admin see
@@ -33,6 +36,7 @@ struct fe_run_op {
 	uint32_t probes; /* IPC_RUN_ABORT answers awaited */
 	char run_id[FE_RUN_ID_MAX + 1];
 	char reason[FE_RUN_REASON_MAX + 1];
+	char *text; /* AppendEvent: the note */
 };
 
 /* One IPC_RUN_ABORT awaiting its answer, on its worker's list. */
@@ -139,7 +143,9 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	Palyra__V1__GetRunRequest *get;
 	Palyra__V1__AbortRunRequest *abort_req;
 	Palyra__V1__ListRunEventsRequest *list;
+	Palyra__V1__AppendEventRequest *note;
 	Palyra__V1__RunStart start = PALYRA__V1__RUN_START__INIT;
+	size_t text_len;
 
 	if (call->state != FE_CALL_WAITING_START) {
 		fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
@@ -161,6 +167,24 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 			break;
 		op_start(call, abort_req->run_id, abort_req->reason);
 		palyra__v1__abort_run_request__free_unpacked(abort_req, NULL);
+		return;
+	case FE_METHOD_APPEND_EVENT:
+		note = palyra__v1__append_event_request__unpack(NULL, len, msg);
+		if (note == NULL)
+			break;
+		text_len = strnlen(note->text, TEXT_MAX_LEN + 1);
+		if (text_len == 0 || text_len > TEXT_MAX_LEN)
+			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			    text_len == 0 ? "text is empty" : "text too long");
+		else {
+			op_start(call, note->run_id, "");
+			/* Kept until the worker's answer. */
+			if (call->run_op != NULL &&
+			    (call->run_op->text = strdup(note->text)) == NULL)
+				fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+				    "out of memory");
+		}
+		palyra__v1__append_event_request__free_unpacked(note, NULL);
 		return;
 	case FE_METHOD_LIST_RUN_EVENTS:
 		list =
@@ -206,11 +230,15 @@ get_run_reply(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	fe_call_finish(call, FE_GRPC_OK, NULL);
 }
 
-/* Asks every attached worker of the tenant to abort the run. */
+/* Asks every attached worker of the tenant to abort the run, or to
+ * append the note to it (AppendEvent). */
 static void
 abort_probe_all(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 {
 	Palyra__Ipc__RunAbortRequest req = PALYRA__IPC__RUN_ABORT_REQUEST__INIT;
+	Palyra__Ipc__RunNoteRequest note = PALYRA__IPC__RUN_NOTE_REQUEST__INIT;
+	const ProtobufCMessage *msg = &req.base;
+	enum ipc_type type = IPC_RUN_ABORT;
 	struct fe_run_op *op = call->run_op;
 	struct fe_worker *w;
 	struct fe_abort *probe;
@@ -218,6 +246,14 @@ abort_probe_all(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	req.run_id = op->run_id;
 	req.principal = page->principal;
 	req.reason = op->reason;
+	if (call->method == FE_METHOD_APPEND_EVENT) {
+		note.run_id = op->run_id;
+		note.principal = page->principal;
+		note.text = op->text;
+		note.author = call->principal;
+		msg = &note.base;
+		type = IPC_RUN_NOTE;
+	}
 	TAILQ_FOREACH(w, &call->conn->ctx->workers, entry)
 	{
 		if (w->chan == NULL || ipc_chan_dead(w->chan) ||
@@ -229,8 +265,8 @@ abort_probe_all(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 		probe->request_id = w->next_call_id++;
 		if (w->next_call_id == 0)
 			w->next_call_id = 1;
-		if (ipc_chan_send(w->chan, IPC_RUN_ABORT, probe->request_id,
-			&req.base, NULL, 0) < 0) {
+		if (ipc_chan_send(
+			w->chan, type, probe->request_id, msg, NULL, 0) < 0) {
 			free(probe);
 			continue;
 		}
@@ -320,6 +356,78 @@ abort_answer(struct fe_call *call, const Palyra__Ipc__RunAborted *msg)
 		    call, FE_GRPC_UNAVAILABLE, "no worker holds the run");
 }
 
+/* One answer to AppendEvent, or a lost worker (msg NULL). */
+static void
+note_answer(struct fe_call *call, const Palyra__Ipc__RunNoted *msg)
+{
+	Palyra__V1__AppendEventResponse resp =
+	    PALYRA__V1__APPEND_EVENT_RESPONSE__INIT;
+	struct fe_run_op *op = call->run_op;
+	char message[FE_GRPC_MESSAGE_MAX];
+
+	if (op == NULL || (call->state != FE_CALL_RUNNING &&
+			      call->state != FE_CALL_HALF_CLOSED))
+		return;
+	op->probes--;
+	if (msg != NULL && msg->owned) {
+		if (msg->already_terminal) {
+			snprintf(message, sizeof(message),
+			    "run already finished (%s)",
+			    status_name(msg->status));
+			fe_call_finish(
+			    call, FE_GRPC_FAILED_PRECONDITION, message);
+			return;
+		}
+		if (msg->busy || msg->seq == 0) {
+			fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+			    "the run's journal is busy");
+			return;
+		}
+		resp.seq = msg->seq;
+		if (fe_call_send_message(call, &resp.base) < 0) {
+			fe_call_finish(
+			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		fe_call_finish(call, FE_GRPC_OK, NULL);
+		return;
+	}
+	if (op->probes == 0)
+		fe_call_finish(
+		    call, FE_GRPC_UNAVAILABLE, "no worker holds the run");
+}
+
+/* A probe's answer (msg NULL: its worker is gone) for the call's method. */
+static void
+probe_answer(struct fe_call *call, const ProtobufCMessage *msg)
+{
+	if (call->method == FE_METHOD_APPEND_EVENT)
+		note_answer(call, (const Palyra__Ipc__RunNoted *)msg);
+	else
+		abort_answer(call, (const Palyra__Ipc__RunAborted *)msg);
+}
+
+int
+fe_runs_noted(
+    struct fe_worker *w, uint32_t request_id, const Palyra__Ipc__RunNoted *msg)
+{
+	struct fe_abort *probe;
+	struct fe_call *call;
+
+	TAILQ_FOREACH(probe, &w->aborts, entry)
+	if (probe->request_id == request_id)
+		break;
+	if (probe == NULL || (probe->call != NULL &&
+				 probe->call->method != FE_METHOD_APPEND_EVENT))
+		return -EPROTO;
+	TAILQ_REMOVE(&w->aborts, probe, entry);
+	call = probe->call;
+	free(probe);
+	if (call != NULL)
+		note_answer(call, msg);
+	return 0;
+}
+
 int
 fe_runs_aborted(struct fe_worker *w, uint32_t request_id,
     const Palyra__Ipc__RunAborted *msg)
@@ -330,7 +438,8 @@ fe_runs_aborted(struct fe_worker *w, uint32_t request_id,
 	TAILQ_FOREACH(probe, &w->aborts, entry)
 	if (probe->request_id == request_id)
 		break;
-	if (probe == NULL)
+	if (probe == NULL ||
+	    (probe->call != NULL && probe->call->method != FE_METHOD_ABORT_RUN))
 		return -EPROTO;
 	TAILQ_REMOVE(&w->aborts, probe, entry);
 	call = probe->call;
@@ -351,7 +460,7 @@ fe_runs_worker_lost(struct fe_worker *w)
 		call = probe->call;
 		free(probe);
 		if (call != NULL)
-			abort_answer(call, NULL);
+			probe_answer(call, NULL);
 	}
 }
 
@@ -362,6 +471,7 @@ fe_runs_end(struct fe_call *call)
 	struct fe_worker *w;
 	struct fe_abort *probe;
 
+	fe_sessions_end(call);
 	if (op == NULL)
 		return;
 	call->run_op = NULL;
@@ -372,5 +482,6 @@ fe_runs_end(struct fe_call *call)
 			probe->call = NULL;
 	}
 	event_free(op->timer);
+	free(op->text);
 	free(op);
 }

@@ -23,6 +23,7 @@
 #define E_FIRST_NAMES "first event needs session_id, principal and agent"
 #define E_SESSION "session belongs to another principal"
 #define E_SESSION_UNKNOWN "unknown session"
+#define E_SESSION_CLOSED "session closed"
 #define E_TERMINAL "run already finished"
 #define E_SEQ "seq is not the run's last seq + 1"
 #define E_ACCEPTED "run already accepted"
@@ -43,6 +44,8 @@ event_kind(const Palyra__V1__RunEvent *ev)
 		return "usage";
 	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
 		return "error";
+	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
+		return "note";
 	default:
 		return NULL;
 	}
@@ -123,7 +126,7 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 	sqlite3_stmt *st;
 	const char *owner, *kind = event_kind(ev);
 	size_t len;
-	int status = -1, rc;
+	int status = -1, rc, closed;
 
 	*storage_failed = 1;
 	if (jnl_batch_begin(ctx, t) < 0 || jnl_run_get(t, ev->run_id, &run) < 0)
@@ -190,11 +193,17 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		}
 		owner = (const char *)sqlite3_column_text(st, 0);
 		rc = owner != NULL && strcmp(owner, principal) == 0;
+		/* A closed session (CleanupSession) takes no new run. */
+		closed = sqlite3_column_type(st, 1) != SQLITE_NULL;
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 		if (!rc) {
 			*storage_failed = 0;
 			return E_SESSION;
+		}
+		if (closed) {
+			*storage_failed = 0;
+			return E_SESSION_CLOSED;
 		}
 		st = t->st[JNL_ST_RUN_INSERT];
 		sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
@@ -391,6 +400,9 @@ jnl_handle_append(struct jnl_ctx *ctx, struct jnl_worker *w, struct ipc_msg *m)
 		    strcmp(err, E_SESSION) == 0)
 			ack.code =
 			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_NOT_FOUND;
+		else if (strcmp(err, E_SESSION_CLOSED) == 0)
+			ack.code =
+			    PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_CLOSED;
 		else if (strcmp(err, E_QUOTA) == 0 && !storage_failed) {
 			ack.code = PALYRA__IPC__JOURNAL_ERROR__JOURNAL_QUOTA;
 			/* Refused over the quota, the run is ended. */

@@ -229,6 +229,12 @@ static const char *const journal_migrations[] = {
     " nonce BLOB NOT NULL,"
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);",
+    /*
+     * 5: closed sessions (journald/sessions.c). CleanupSession sets
+     * closed_ms; a closed session leaves the listings and takes no new
+     * run, and its runs and events stay: they are the audit log.
+     */
+    "ALTER TABLE sessions ADD COLUMN closed_ms INTEGER;",
 };
 
 static const struct {

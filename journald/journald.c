@@ -39,6 +39,7 @@
 	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP) |      \
 	    JNL_AUDIT_FRONT_TYPES | IPC_TYPE_BIT(IPC_JOURNAL_RUN_READ) |       \
 	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_REQUEST) |                           \
+	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REQUEST) |                        \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
 	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE))
 #define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
@@ -270,6 +271,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_run_read_request(ctx, m);
 	else if (m->hdr.type == IPC_JOURNAL_LIST_REQUEST)
 		jnl_list_request(ctx, m);
+	else if (m->hdr.type == IPC_JOURNAL_SESSION_REQUEST)
+		jnl_session_request(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }

@@ -313,6 +313,8 @@ int jnl_cursor_decode(
 
 /* listing.c: a page of a tenant's sessions or runs (IPC_JOURNAL_LIST_*). */
 void jnl_list_request(struct jnl_ctx *, const struct ipc_msg *);
+/* sessions.c: IPC_JOURNAL_SESSION_REQUEST from the front. */
+void jnl_session_request(struct jnl_ctx *, const struct ipc_msg *);
 
 /* runread.c: a run's committed events after a seq (reattach). */
 void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);

@@ -8,11 +8,11 @@
  * Every occurrence of a registered value (at least JNL_SECRET_MIN_LEN
  * bytes, so that a short value cannot blank out ordinary text) in a string
  * field of an event's body (status reason, token text, final text, usage
- * provider and model, error code and message) becomes JNL_REDACTED. Longer
- * values are replaced first, so that a value containing another is
- * replaced whole. Identifiers (run_id, session_id) are not redacted: they
- * are handles checked against a name syntax, and rewriting them would
- * break the run.
+ * provider and model, error code and message, note text) becomes
+ * JNL_REDACTED. Longer values are replaced first, so that a value
+ * containing another is replaced whole. Identifiers (run_id, session_id) are
+ * not redacted: they are handles checked against a name syntax, and rewriting
+ * them would break the run.
  *
  * What this cannot do: a value split across two events (two model tokens)
  * is in neither event whole and is stored as it came. The registry and
@@ -170,6 +170,9 @@ jnl_redact_event(const struct jnl_ctx *ctx, Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
 		fields[0] = &ev->error->code;
 		fields[1] = &ev->error->message;
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
+		fields[0] = &ev->note->text;
 		break;
 	default:
 		break;

@@ -45,7 +45,7 @@ static const char *const journal_sql[JNL_ST_COUNT] = {
 	"INSERT OR IGNORE INTO sessions (session_id, principal, created_ms)"
 	" VALUES (?, ?, ?)",
     [JNL_ST_SESSION_OWNER] =
-	"SELECT principal FROM sessions WHERE session_id = ?",
+	"SELECT principal, closed_ms FROM sessions WHERE session_id = ?",
     [JNL_ST_EVENT_INSERT] =
 	"INSERT INTO events (chain_seq, run_id, run_seq, ts_ms, kind,"
 	" payload, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -275,9 +275,14 @@ child_schedule_restart(struct sup_child *c)
 	uint64_t lived = sup_now_ms() - c->started_ms;
 	struct timeval tv;
 
-	/* A child that never became ready, or died at once, is throttled
-	 * harder than one that served for a while. */
-	if (!c->did_work || lived < SUP_EARLY_DEATH_MS) {
+	/*
+	 * A child that died before it ever became ready is throttled harder
+	 * than one that served, and only such deaths in a row park it: a
+	 * worker killed from outside after it served (an operator's kill -9,
+	 * a chaos test) is restarted quickly however often that happens,
+	 * while its back-off still grows if it keeps dying young.
+	 */
+	if (!c->did_work) {
 		c->early_deaths++;
 		c->backoff_ms = c->backoff_ms < k->backoff_early_ms ?
 		    k->backoff_early_ms : c->backoff_ms * 2;

@@ -32,6 +32,7 @@ struct pb_event {
 	Palyra__V1__ModelToken		 token;
 	Palyra__V1__FinalMessage	 final;
 	Palyra__V1__Usage		 usage;
+	Palyra__V1__Note		 note;
 };
 
 static void	kick_cb(evutil_socket_t, short, void *);
@@ -81,6 +82,13 @@ pb_event_build(const struct wrk_run *run, const struct wrk_event *ev,
 		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_USAGE;
 		pb->event.usage = &pb->usage;
 		break;
+	case WRK_EVENT_NOTE:
+		palyra__v1__note__init(&pb->note);
+		pb->note.text = text_or_empty(ev->text);
+		pb->note.principal = text_or_empty(ev->author);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_NOTE;
+		pb->event.note = &pb->note;
+		break;
 	}
 }
 
@@ -94,6 +102,7 @@ void
 wrk_event_clear(struct wrk_event *ev)
 {
 	free(ev->text);
+	free(ev->author);
 	memset(ev, 0, sizeof(*ev));
 }
 
@@ -266,6 +275,19 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 		if (!wrk_run_terminal(run->state))
 			wrk_run_transition(run, WRK_RUN_FAILED,
 			    "unknown session");
+		return;
+	}
+	/* The session was closed (CleanupSession): likewise, refused. */
+	if (ev->seq == 1 &&
+	    code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_SESSION_CLOSED) {
+		log_info("run %s: session %s is closed", run->run_id,
+		    run->session_id);
+		run->refused = 1;
+		wrk_call_error(
+		    run, WRK_GRPC_FAILED_PRECONDITION, "session closed");
+		if (!wrk_run_terminal(run->state))
+			wrk_run_transition(run, WRK_RUN_FAILED,
+			    "session closed");
 		return;
 	}
 	log_warn("run %s: journal refused event %llu: %s", run->run_id,

@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "session.h"
 #include "worker.h"
 
 /* Cancel reasons from clients are cut to this many bytes. */
@@ -280,11 +281,6 @@ wrk_session_id(const char *tenant, const char *principal,
     const char *session_id, const char *session_key,
     char out[NAME_MAX_LEN + 1])
 {
-	crypto_generichash_state st;
-	unsigned char	 hash[crypto_generichash_BYTES];
-	char		 hex[2 * crypto_generichash_BYTES + 1];
-	size_t		 keylen;
-
 	if (session_id != NULL && session_id[0] != '\0') {
 		if (!wrk_session_id_valid(session_id))
 			return -EINVAL;
@@ -295,21 +291,8 @@ wrk_session_id(const char *tenant, const char *principal,
 		random_id(out);
 		return 0;
 	}
-	keylen = strnlen(session_key, WRK_SESSION_KEY_MAX_LEN + 1);
-	if (keylen > WRK_SESSION_KEY_MAX_LEN)
-		return -E2BIG;
-	crypto_generichash_init(&st, NULL, 0, sizeof(hash));
-	crypto_generichash_update(&st, (const unsigned char *)tenant,
-	    strlen(tenant) + 1);
-	crypto_generichash_update(&st, (const unsigned char *)principal,
-	    strlen(principal) + 1);
-	crypto_generichash_update(&st, (const unsigned char *)session_key,
-	    keylen);
-	crypto_generichash_final(&st, hash, sizeof(hash));
-	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-	memcpy(out, hex, WRK_ID_LEN);
-	out[WRK_ID_LEN] = '\0';
-	return 0;
+	/* The one derivation, shared with the front's ResolveSession. */
+	return session_id_derive(tenant, principal, session_key, out);
 }
 
 static void
@@ -727,6 +710,63 @@ wrk_run_abort(struct wrk_ctx *ctx, uint32_t request_id,
 	    &reply.base, NULL, 0);
 	if (r < 0)
 		log_warn("front request %u: cannot answer abort: %s",
+		    request_id, strerror(-r));
+	return 0;
+}
+
+/*
+ * AppendEvent: like AbortRun, the front asks every worker of the tenant;
+ * the one that holds the live run appends the note as an event of its
+ * own through the normal path (journaled, then forwarded to the run's
+ * clients after the commit) and answers with its seq. The principal is
+ * the run's, as journald told the front; it is checked again here. The
+ * text's length was checked by the front, and again here.
+ */
+int
+wrk_run_note(struct wrk_ctx *ctx, uint32_t request_id,
+    const Palyra__Ipc__RunNoteRequest *req)
+{
+	Palyra__Ipc__RunNoted reply = PALYRA__IPC__RUN_NOTED__INIT;
+	struct wrk_event ev;
+	struct wrk_run	*run;
+	size_t		 len = strnlen(req->text, TEXT_MAX_LEN + 1);
+	int		 r;
+
+	if (len == 0 || len > TEXT_MAX_LEN ||
+	    strnlen(req->author, NAME_MAX_LEN + 1) > NAME_MAX_LEN)
+		return -EBADMSG;
+	TAILQ_FOREACH(run, &ctx->runs, entry)
+		if (strcmp(run->run_id, req->run_id) == 0)
+			break;
+	if (run != NULL && strcmp(run->principal, req->principal) == 0 &&
+	    !run->refused) {
+		reply.owned = 1;
+		reply.status = (Palyra__V1__RunStatus)run->state;
+		if (wrk_run_terminal(run->state))
+			reply.already_terminal = 1;
+		else {
+			memset(&ev, 0, sizeof(ev));
+			ev.kind = WRK_EVENT_NOTE;
+			if ((ev.text = strndup(req->text, len)) == NULL ||
+			    (ev.author = strdup(req->author)) == NULL) {
+				wrk_event_clear(&ev);
+				reply.busy = 1;
+			} else {
+				reply.seq = run->next_seq;
+				if ((r = wrk_emit(run, &ev)) < 0) {
+					wrk_event_clear(&ev);
+					reply.busy = 1;
+					reply.seq = 0;
+				}
+			}
+		}
+	}
+	if (ctx->front == NULL)
+		return 0;
+	r = ipc_chan_send(ctx->front, IPC_RUN_NOTED, request_id,
+	    &reply.base, NULL, 0);
+	if (r < 0)
+		log_warn("front request %u: cannot answer note: %s",
 		    request_id, strerror(-r));
 	return 0;
 }

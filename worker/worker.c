@@ -39,7 +39,8 @@
 	(IPC_TYPE_BIT(IPC_WORKER_CONFIG) | IPC_TYPE_BIT(IPC_ATTACH_PEER))
 #define ALLOWED_FRONT \
 	(IPC_TYPE_BIT(IPC_RUN_START) | IPC_TYPE_BIT(IPC_RUN_CANCEL) | \
-	    IPC_TYPE_BIT(IPC_RUN_ATTACH) | IPC_TYPE_BIT(IPC_RUN_ABORT))
+	    IPC_TYPE_BIT(IPC_RUN_ATTACH) | IPC_TYPE_BIT(IPC_RUN_ABORT) |	\
+	    IPC_TYPE_BIT(IPC_RUN_NOTE))
 #define ALLOWED_JOURNALD	IPC_TYPE_BIT(IPC_JOURNAL_ACK)
 
 int64_t
@@ -199,6 +200,10 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	case IPC_RUN_ABORT:
 		r = wrk_run_abort(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunAbortRequest *)m->msg);
+		break;
+	case IPC_RUN_NOTE:
+		r = wrk_run_note(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunNoteRequest *)m->msg);
 		break;
 	default:
 		r = -EPERM;

@@ -63,6 +63,7 @@ enum wrk_event_kind {
 	WRK_EVENT_TOKEN,
 	WRK_EVENT_FINAL,
 	WRK_EVENT_USAGE,
+	WRK_EVENT_NOTE,		/* AppendEvent: text, and author */
 };
 
 /* One run event as the worker keeps it until journald acknowledged it. */
@@ -75,6 +76,7 @@ struct wrk_event {
 	char			*text;
 	uint64_t		 input_tokens;	/* USAGE */
 	uint64_t		 output_tokens;
+	char			*author;	/* NOTE; owned */
 };
 
 struct wrk_run;
@@ -222,6 +224,8 @@ int		 wrk_run_attach(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunAttachRequest *);
 /* IPC_RUN_ABORT: cancels the run if held here, answers IPC_RUN_ABORTED.
  * Returns 0. */
+int		 wrk_run_note(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__RunNoteRequest *);
 int		 wrk_run_abort(struct wrk_ctx *, uint32_t request_id,
 		    const Palyra__Ipc__RunAbortRequest *);
 /* Sends msg to every follower of run; the last event ends them all. */

@@ -13,10 +13,10 @@ import pytest
 
 from conftest import open_journal, run_stream, grpc
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES = {
-    "sessions": {"session_id", "principal", "created_ms"},
+    "sessions": {"session_id", "principal", "created_ms", "closed_ms"},
     "runs": {"run_id", "session_id", "principal", "agent", "status",
              "created_ms", "updated_ms", "last_seq"},
     "events": {"chain_seq", "run_id", "run_seq", "ts_ms", "kind", "payload",

@@ -55,6 +55,7 @@ event(int kind, const char *a, const char *b)
 	Palyra__V1__ModelToken token = PALYRA__V1__MODEL_TOKEN__INIT;
 	Palyra__V1__Usage usage = PALYRA__V1__USAGE__INIT;
 	Palyra__V1__ErrorEvent error = PALYRA__V1__ERROR_EVENT__INIT;
+	Palyra__V1__Note note = PALYRA__V1__NOTE__INIT;
 	uint8_t buf[4096];
 	size_t len;
 
@@ -68,6 +69,10 @@ event(int kind, const char *a, const char *b)
 		usage.provider = (char *)a;
 		usage.model = (char *)b;
 		ev.usage = &usage;
+	} else if (kind == PALYRA__V1__RUN_EVENT__EVENT_NOTE) {
+		note.text = (char *)a;
+		note.principal = (char *)b;
+		ev.note = &note;
 	} else {
 		error.code = (char *)a;
 		error.message = (char *)b;
@@ -163,6 +168,13 @@ test_every_string_field(void **state)
 	assert_int_equal(jnl_redact_event(&ctx, ev), 1);
 	assert_string_equal(ev->error->code, "[REDACTED]");
 	assert_string_equal(ev->error->message, "key [REDACTED] rejected");
+	palyra__v1__run_event__free_unpacked(ev, NULL);
+	/* An AppendEvent note's text; its author is a name, not redacted. */
+	ev = event(PALYRA__V1__RUN_EVENT__EVENT_NOTE, "use TOPSECRETVALUE",
+	    "alice");
+	assert_int_equal(jnl_redact_event(&ctx, ev), 1);
+	assert_string_equal(ev->note->text, "use [REDACTED]");
+	assert_string_equal(ev->note->principal, "alice");
 	palyra__v1__run_event__free_unpacked(ev, NULL);
 	jnl_secrets_clear(&ctx);
 }
