@@ -409,6 +409,23 @@ fe_http_reply_error(struct evhttp_request *req, int status, const char *code,
 	reply_error(req, status, code, message);
 }
 
+/*
+ * Every answer is data for a program, never a page: no caching of tokens
+ * or journal contents, no sniffing, no framing, nothing to load.
+ */
+static void
+security_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Content-Security-Policy",
+	    "default-src 'none'; frame-ancestors 'none'");
+}
+
 static void
 gencb(struct evhttp_request *req, void *arg)
 {
@@ -417,6 +434,7 @@ gencb(struct evhttp_request *req, void *arg)
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 
 	fe_metrics_http_count(ctx, req);
+	security_headers(req);
 	if (path == NULL)
 		reply_error(req, 400, "bad_request", "bad request target");
 	else if (strcmp(path, "/healthz") == 0)

@@ -118,3 +118,26 @@ def test_body_over_limit(palyra):
     assert st == 413, f"HTTP {st}: {body!r}"
     st, body = http_request(palyra, "GET", "/healthz")
     assert st == 200
+
+
+def test_security_headers_on_every_answer(palyra):
+    # Success, client error and auth failure alike: nothing is cached,
+    # sniffed, framed or loaded.
+    import urllib.error
+    import urllib.request
+    want = {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    }
+    for path in ("/healthz", "/no/such/path", "/admin/v1/tokens"):
+        req = urllib.request.Request(palyra.http_url + path, method="GET")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                headers = r.headers
+        except urllib.error.HTTPError as e:
+            headers = e.headers
+        for k, v in want.items():
+            assert headers.get(k) == v, f"{path}: {k} = {headers.get(k)!r}"
