@@ -127,6 +127,12 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__run_note_request__descriptor, 0 },
 	[IPC_RUN_NOTED] = { "RUN_NOTED",
 	    &palyra__ipc__run_noted__descriptor, 0 },
+	[IPC_TENANT_AGENTS] = { "TENANT_AGENTS",
+	    &palyra__ipc__tenant_agents__descriptor, 0 },
+	[IPC_JOURNAL_AGENT_REQUEST] = { "JOURNAL_AGENT_REQUEST",
+	    &palyra__ipc__journal_agent_request__descriptor, 0 },
+	[IPC_JOURNAL_AGENT_REPLY] = { "JOURNAL_AGENT_REPLY",
+	    &palyra__ipc__journal_agent_reply__descriptor, 0 },
 };
 
 const char *

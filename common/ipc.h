@@ -75,6 +75,9 @@ enum ipc_type {
 	IPC_JOURNAL_SESSION_REPLY, /* Palyra__Ipc__JournalSessionReply */
 	IPC_RUN_NOTE,		/* Palyra__Ipc__RunNoteRequest */
 	IPC_RUN_NOTED,		/* Palyra__Ipc__RunNoted */
+	IPC_TENANT_AGENTS,	/* Palyra__Ipc__TenantAgents */
+	IPC_JOURNAL_AGENT_REQUEST, /* Palyra__Ipc__JournalAgentRequest */
+	IPC_JOURNAL_AGENT_REPLY, /* Palyra__Ipc__JournalAgentReply */
 	IPC_TYPE_MAX
 };
 

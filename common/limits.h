@@ -172,6 +172,15 @@
 /* GET /admin/v1/tokens: tokens of one page (a cursor names the next). */
 #define JNL_TOKEN_PAGE_MAX	256
 
+/* Agents (journald/agents.c): runtime agents of one tenant, the longest
+ * system prompt, max-output-tokens and temperature ranges, and the
+ * max-output-tokens of an agent created without one. */
+#define AGENT_RUNTIME_MAX	64
+#define AGENT_PROMPT_MAX	(16 * 1024)
+#define AGENT_MAX_OUTPUT_MAX	1048576
+#define AGENT_MAX_OUTPUT_DEFAULT 1024
+#define AGENT_TEMPERATURE_MAX	2.0
+
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */
 #define WRK_MAX_INFLIGHT	4096	/* unacknowledged journal appends */

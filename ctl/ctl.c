@@ -61,6 +61,12 @@ usage(FILE *f)
 	    "[--page-size n]\n"
 	    "  sessions resolve|cleanup [--tenant name | --token token] "
 	    "key|session_id\n"
+	    "  agent list [--tenant name | --token token]\n"
+	    "  agent show|delete [--tenant name | --token token] name\n"
+	    "  agent create|update [--tenant name | --token token] "
+	    "[--system-prompt text]\n"
+	    "      [--provider name ...] [--max-output-tokens n] "
+	    "[--temperature x] name\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -722,6 +728,8 @@ main(int argc, char **argv)
 		rc = ctl_cmd_runs(&ctx, argc, argv);
 	else if (strcmp(argv[0], "sessions") == 0)
 		rc = ctl_cmd_sessions(&ctx, argc, argv);
+	else if (strcmp(argv[0], "agent") == 0)
+		rc = ctl_cmd_agent(&ctx, argc, argv);
 	else if (strcmp(argv[0], "journal") == 0)
 		rc = ctl_cmd_journal(&ctx, argc, argv);
 	else

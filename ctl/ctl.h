@@ -79,6 +79,10 @@ int		 ctl_cmd_runs(struct ctl_ctx *, int argc, char **argv);
 /* sessions.c: sessions list, resolve, cleanup. Returns a CTL_EXIT_ code. */
 int		 ctl_cmd_sessions(struct ctl_ctx *, int argc, char **argv);
 
+/* agents.c: agent list, show, create, update, delete. Returns a
+ * CTL_EXIT_ code. */
+int		 ctl_cmd_agent(struct ctl_ctx *, int argc, char **argv);
+
 /* admin.c */
 int		 ctl_admin_token(const struct ctl_ctx *, char *out,
 		    size_t size, char *err, size_t errlen);

@@ -31,6 +31,7 @@ static const char *const state_names[] = {
     [FE_CALL_CLOSING] = "CLOSING",
     [FE_CALL_CLOSED] = "CLOSED",
     [FE_CALL_REATTACHING] = "REATTACHING",
+    [FE_CALL_RESOLVING] = "RESOLVING",
 };
 
 #define S(x) (1u << (x))
@@ -41,8 +42,8 @@ static const unsigned int transitions[] = {
     [FE_CALL_AUTHENTICATING] =
 	S(FE_CALL_WAITING_START) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_WAITING_START] = S(FE_CALL_RUNNING) | S(FE_CALL_PARKED) |
-			      S(FE_CALL_REATTACHING) | S(FE_CALL_CLOSING) |
-			      S(FE_CALL_CLOSED),
+			      S(FE_CALL_REATTACHING) | S(FE_CALL_RESOLVING) |
+			      S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_PARKED] =
 	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     /* Back to PARKED: the worker went away before the run's first event. */
@@ -54,6 +55,8 @@ static const unsigned int transitions[] = {
     [FE_CALL_CLOSED] = 0,
     [FE_CALL_REATTACHING] =
 	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+    [FE_CALL_RESOLVING] = S(FE_CALL_RUNNING) | S(FE_CALL_PARKED) |
+			  S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
 };
 #undef S
 
@@ -400,7 +403,7 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 	int64_t msglen;
 
 	if (call->state == FE_CALL_AUTHENTICATING ||
-	    call->state == FE_CALL_PARKED ||
+	    call->state == FE_CALL_PARKED || call->state == FE_CALL_RESOLVING ||
 	    call->state == FE_CALL_REATTACHING) {
 		hold_input(call, data, len);
 		return;
@@ -420,6 +423,7 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 		len -= GRPC_PREFIX_LEN + msglen;
 	}
 	if (len > 0 && (call->state == FE_CALL_PARKED ||
+			   call->state == FE_CALL_RESOLVING ||
 			   call->state == FE_CALL_REATTACHING)) {
 		hold_input(call, data, len);
 		return;

@@ -279,7 +279,7 @@ drain_start(struct fe_ctx *ctx)
 	if (call->state == FE_CALL_HEADERS ||
 	    call->state == FE_CALL_AUTHENTICATING ||
 	    call->state == FE_CALL_WAITING_START ||
-	    call->state == FE_CALL_PARKED ||
+	    call->state == FE_CALL_PARKED || call->state == FE_CALL_RESOLVING ||
 	    call->state == FE_CALL_REATTACHING ||
 	    /* Health watches and reflection streams follow no run. */
 	    call->method == FE_METHOD_HEALTH_WATCH ||

@@ -52,6 +52,8 @@ enum fe_grpc_status {
 	FE_GRPC_INVALID_ARGUMENT = 3,
 	FE_GRPC_DEADLINE_EXCEEDED = 4,
 	FE_GRPC_NOT_FOUND = 5,
+	FE_GRPC_ALREADY_EXISTS = 6,
+	FE_GRPC_PERMISSION_DENIED = 7,
 	FE_GRPC_FAILED_PRECONDITION = 9,
 	FE_GRPC_RESOURCE_EXHAUSTED = 8,
 	FE_GRPC_UNIMPLEMENTED = 12,
@@ -76,6 +78,11 @@ enum fe_method {
 	FE_METHOD_RESOLVE_SESSION, /* .../ResolveSession */
 	FE_METHOD_CLEANUP_SESSION, /* .../CleanupSession */
 	FE_METHOD_APPEND_EVENT,	   /* .../AppendEvent */
+	FE_METHOD_LIST_AGENTS,	   /* .../ListAgents (agents.c) */
+	FE_METHOD_GET_AGENT,	   /* .../GetAgent */
+	FE_METHOD_CREATE_AGENT,	   /* .../CreateAgent */
+	FE_METHOD_UPDATE_AGENT,	   /* .../UpdateAgent */
+	FE_METHOD_DELETE_AGENT,	   /* .../DeleteAgent */
 };
 
 /*
@@ -92,6 +99,7 @@ enum fe_call_state {
 	FE_CALL_CLOSING,	/* status decided, response being flushed */
 	FE_CALL_CLOSED,		/* stream gone; the call may be released */
 	FE_CALL_REATTACHING,	/* start named a run: replaying its journal */
+	FE_CALL_RESOLVING,	/* start named an agent: asking journald */
 };
 
 enum fe_auth {
@@ -161,6 +169,9 @@ struct fe_call {
 	struct fe_run_op *run_op;
 	/* ListSessions, ResolveSession, CleanupSession (sessions.c). */
 	struct fe_session_op *session_op;
+	/* The runtime agent the start names, as journald resolved it
+	 * (agents.c); NULL: a config agent or none. Sent with the start. */
+	Palyra__Ipc__AgentConfig *runtime_agent;
 	/* Health/Watch (health.c): on ctx->health_watches while watching. */
 	TAILQ_ENTRY(fe_call) watch_entry;
 	int watching;
@@ -251,6 +262,7 @@ enum fe_jreq_kind {
 	FE_JREQ_TOKEN_LIST,	/* owner: struct fe_tokreq (tokens.c) */
 	FE_JREQ_TOKEN_REVOKE,	/* owner: struct fe_tokreq (tokens.c) */
 	FE_JREQ_SESSION,	/* owner: struct fe_call (sessions.c) */
+	FE_JREQ_AGENT,	      /* owner: struct fe_call (agents.c) */
 };
 
 /* A request to journald awaiting its reply; owner NULL once abandoned. */
@@ -501,6 +513,18 @@ void fe_sessions_reply(
     struct fe_call *, const Palyra__Ipc__JournalSessionReply *);
 /* Releases the call's session op (from fe_runs_end()). */
 void fe_sessions_end(struct fe_call *);
+
+/* agents.c: ListAgents, GetAgent, CreateAgent, UpdateAgent, DeleteAgent,
+ * answered by journald, and the runtime agent a RunStream start names. */
+int fe_agents_method(enum fe_method);
+void fe_agents_message(struct fe_call *, const uint8_t *msg, size_t len);
+/* RunStream: resolves the start's agent at journald, then routes the call
+ * (fe_pool_route()). */
+void fe_agents_resolve(struct fe_call *);
+/* journald's answer, or NULL when journald is gone. */
+void fe_agents_reply(struct fe_call *, const Palyra__Ipc__JournalAgentReply *);
+/* Releases the call's runtime agent (from fe_runs_end()). */
+void fe_agents_end(struct fe_call *);
 
 /* auth.c: tokens. */
 int fe_auth_bearer(

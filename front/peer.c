@@ -26,6 +26,7 @@
 	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_PAGE) |                              \
 	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE) |                               \
 	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REPLY) |                          \
+	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REPLY) |                            \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
@@ -50,6 +51,8 @@ jreq_fail(struct fe_jreq *jreq)
 		fe_tokens_revoked(jreq->owner, NULL);
 	else if (jreq->kind == FE_JREQ_SESSION)
 		fe_sessions_reply(jreq->owner, NULL);
+	else if (jreq->kind == FE_JREQ_AGENT)
+		fe_agents_reply(jreq->owner, NULL);
 	else
 		fe_http_token_stored(jreq->owner, NULL);
 }
@@ -98,6 +101,7 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	       : m->hdr.type == IPC_TOKEN_LIST		  ? FE_JREQ_TOKEN_LIST
 	       : m->hdr.type == IPC_TOKEN_REVOKED	  ? FE_JREQ_TOKEN_REVOKE
 	       : m->hdr.type == IPC_JOURNAL_SESSION_REPLY ? FE_JREQ_SESSION
+	       : m->hdr.type == IPC_JOURNAL_AGENT_REPLY	  ? FE_JREQ_AGENT
 							  : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
@@ -131,6 +135,9 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		else if (kind == FE_JREQ_SESSION)
 			fe_sessions_reply(jreq->owner,
 			    (Palyra__Ipc__JournalSessionReply *)m->msg);
+		else if (kind == FE_JREQ_AGENT)
+			fe_agents_reply(jreq->owner,
+			    (Palyra__Ipc__JournalAgentReply *)m->msg);
 		else
 			fe_http_token_stored(
 			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);

@@ -160,6 +160,7 @@ dispatch(struct fe_call *call, struct fe_worker *w)
 	req.role = call->role;
 	req.start = call->start_req->start;
 	req.deadline_unix_ms = call->deadline_unix_ms;
+	req.runtime_agent = call->runtime_agent;
 	rc = fe_worker_start(w, call, &req);
 	if (rc == -ENOTCONN)
 		return rc;
@@ -178,7 +179,7 @@ dispatch(struct fe_call *call, struct fe_worker *w)
 	fe_call_transition(call, FE_CALL_RUNNING);
 	/* What the client sent while the call waited (a cancel, its
 	 * half-close) is handled now. */
-	if (from == FE_CALL_PARKED)
+	if (from == FE_CALL_PARKED || from == FE_CALL_RESOLVING)
 		fe_call_input_resume(call);
 	return 0;
 }

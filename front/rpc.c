@@ -39,6 +39,11 @@
 #define PATH_RESOLVE_SESSION "/palyra.v1.GatewayService/ResolveSession"
 #define PATH_CLEANUP_SESSION "/palyra.v1.GatewayService/CleanupSession"
 #define PATH_APPEND_EVENT "/palyra.v1.GatewayService/AppendEvent"
+#define PATH_LIST_AGENTS "/palyra.v1.GatewayService/ListAgents"
+#define PATH_GET_AGENT "/palyra.v1.GatewayService/GetAgent"
+#define PATH_CREATE_AGENT "/palyra.v1.GatewayService/CreateAgent"
+#define PATH_UPDATE_AGENT "/palyra.v1.GatewayService/UpdateAgent"
+#define PATH_DELETE_AGENT "/palyra.v1.GatewayService/DeleteAgent"
 #define HEALTH_SERVING                                                         \
 	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 #define HEALTH_NOT_SERVING                                                     \
@@ -66,6 +71,16 @@ fe_rpc_route(const char *path)
 		return FE_METHOD_CLEANUP_SESSION;
 	if (strcmp(path, PATH_APPEND_EVENT) == 0)
 		return FE_METHOD_APPEND_EVENT;
+	if (strcmp(path, PATH_LIST_AGENTS) == 0)
+		return FE_METHOD_LIST_AGENTS;
+	if (strcmp(path, PATH_GET_AGENT) == 0)
+		return FE_METHOD_GET_AGENT;
+	if (strcmp(path, PATH_CREATE_AGENT) == 0)
+		return FE_METHOD_CREATE_AGENT;
+	if (strcmp(path, PATH_UPDATE_AGENT) == 0)
+		return FE_METHOD_UPDATE_AGENT;
+	if (strcmp(path, PATH_DELETE_AGENT) == 0)
+		return FE_METHOD_DELETE_AGENT;
 	if (strcmp(path, PATH_HEALTH_CHECK) == 0)
 		return FE_METHOD_HEALTH_CHECK;
 	if (strcmp(path, PATH_HEALTH_WATCH) == 0)
@@ -86,7 +101,7 @@ fe_rpc_needs_auth(enum fe_method method)
 	       method == FE_METHOD_LIST_SESSIONS ||
 	       method == FE_METHOD_RESOLVE_SESSION ||
 	       method == FE_METHOD_CLEANUP_SESSION ||
-	       method == FE_METHOD_APPEND_EVENT;
+	       method == FE_METHOD_APPEND_EVENT || fe_agents_method(method);
 }
 
 static void
@@ -294,7 +309,7 @@ run_start(struct fe_call *call, Palyra__V1__RunStreamRequest *req)
 		return 0;
 	}
 	call->start_req = req;
-	fe_pool_route(call);
+	fe_agents_resolve(call);
 	return 1;
 }
 
@@ -368,6 +383,13 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case FE_METHOD_RESOLVE_SESSION:
 	case FE_METHOD_CLEANUP_SESSION:
 		fe_sessions_message(call, msg, len);
+		break;
+	case FE_METHOD_LIST_AGENTS:
+	case FE_METHOD_GET_AGENT:
+	case FE_METHOD_CREATE_AGENT:
+	case FE_METHOD_UPDATE_AGENT:
+	case FE_METHOD_DELETE_AGENT:
+		fe_agents_message(call, msg, len);
 		break;
 	default:
 		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");

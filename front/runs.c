@@ -472,6 +472,7 @@ fe_runs_end(struct fe_call *call)
 	struct fe_abort *probe;
 
 	fe_sessions_end(call);
+	fe_agents_end(call);
 	if (op == NULL)
 		return;
 	call->run_op = NULL;

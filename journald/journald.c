@@ -34,14 +34,17 @@
 
 #define ALLOWED_PARENT                                                         \
 	(IPC_TYPE_BIT(IPC_JOURNAL_CONFIG) | IPC_TYPE_BIT(IPC_TENANT_LIST) |    \
-	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_JOURNAL_SECRETS))
+	    IPC_TYPE_BIT(IPC_ATTACH_PEER) |                                    \
+	    IPC_TYPE_BIT(IPC_JOURNAL_SECRETS) |                                \
+	    IPC_TYPE_BIT(IPC_TENANT_AGENTS))
 #define ALLOWED_FRONT                                                          \
 	(IPC_TYPE_BIT(IPC_TOKEN_STORE) | IPC_TYPE_BIT(IPC_TOKEN_LOOKUP) |      \
 	    JNL_AUDIT_FRONT_TYPES | IPC_TYPE_BIT(IPC_JOURNAL_RUN_READ) |       \
 	    IPC_TYPE_BIT(IPC_JOURNAL_LIST_REQUEST) |                           \
 	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REQUEST) |                        \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
-	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE))
+	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE) |                                   \
+	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REQUEST))
 #define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
 
 #define STOP_POLL_MS 10
@@ -273,6 +276,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_list_request(ctx, m);
 	else if (m->hdr.type == IPC_JOURNAL_SESSION_REQUEST)
 		jnl_session_request(ctx, m);
+	else if (m->hdr.type == IPC_JOURNAL_AGENT_REQUEST)
+		jnl_agent_request(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }
@@ -356,6 +361,9 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		break;
 	case IPC_JOURNAL_SECRETS:
 		jnl_handle_secrets(ctx, m);
+		break;
+	case IPC_TENANT_AGENTS:
+		jnl_tenant_agents(ctx, m);
 		break;
 	case IPC_ATTACH_PEER:
 		attach = (const Palyra__Ipc__AttachPeer *)m->msg;
@@ -528,6 +536,9 @@ ctx_free(struct jnl_ctx *ctx)
 		ipc_chan_free(ctx->parent);
 	for (i = 0; i < ctx->ntenants; i++) {
 		jnl_tenant_close(ctx->tenants[i]);
+		if (ctx->tenants[i]->agents != NULL)
+			palyra__ipc__tenant_agents__free_unpacked(
+			    ctx->tenants[i]->agents, NULL);
 		free(ctx->tenants[i]);
 	}
 	free(ctx->tenants);

@@ -103,6 +103,9 @@ struct jnl_tenant {
 	struct jnl_run *dirty; /* runs with a pending row update */
 	uint64_t quota;	       /* journal-quota bytes; 0: none */
 	int full; /* the last failed batch failed for want of space */
+	/* Its agents of palyrad.conf and providers (agents.c); NULL: none
+	 * received yet. */
+	Palyra__Ipc__TenantAgents *agents;
 };
 
 /* A run a worker channel started and has not ended: when the channel
@@ -315,6 +318,11 @@ int jnl_cursor_decode(
 void jnl_list_request(struct jnl_ctx *, const struct ipc_msg *);
 /* sessions.c: IPC_JOURNAL_SESSION_REQUEST from the front. */
 void jnl_session_request(struct jnl_ctx *, const struct ipc_msg *);
+
+/* agents.c: IPC_JOURNAL_AGENT_REQUEST from the front, and the
+ * supervisor's IPC_TENANT_AGENTS (kept: m->msg is taken). */
+void jnl_agent_request(struct jnl_ctx *, const struct ipc_msg *);
+void jnl_tenant_agents(struct jnl_ctx *, struct ipc_msg *);
 
 /* runread.c: a run's committed events after a seq (reattach). */
 void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);

@@ -36,6 +36,53 @@ send_or_warn(struct sup_child *c, enum ipc_type type,
 		    ipc_type_name(type), strerror(-rc));
 }
 
+/* journald: each tenant's agents of palyrad.conf and the providers its
+ * workers know, for the agent methods (journald/agents.c). */
+static void
+send_tenant_agents(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__TenantAgents ta;
+	Palyra__Ipc__AgentConfig *agents, **agentp;
+	char **provs;
+	size_t i, j, np = ctx->cfg->nproviders;
+
+	if ((provs = calloc(np + 1, sizeof(*provs))) == NULL)
+		fatal("calloc");
+	for (j = 0; j < np; j++)
+		provs[j] = ctx->cfg->providers[j].name;
+	for (i = 0; i < ctx->cfg->ntenants; i++) {
+		const struct cfg_tenant *t = &ctx->cfg->tenants[i];
+
+		agents = calloc(t->nagents + 1, sizeof(*agents));
+		agentp = calloc(t->nagents + 1, sizeof(*agentp));
+		if (agents == NULL || agentp == NULL)
+			fatal("calloc");
+		for (j = 0; j < t->nagents; j++) {
+			const struct cfg_agent *a = &t->agents[j];
+
+			palyra__ipc__agent_config__init(&agents[j]);
+			agents[j].name = a->name;
+			agents[j].n_providers = a->nproviders;
+			agents[j].providers = a->providers;
+			agents[j].system_prompt =
+			    a->system_prompt != NULL ? a->system_prompt : "";
+			agents[j].max_output_tokens = a->max_output_tokens;
+			agents[j].temperature = a->temperature;
+			agentp[j] = &agents[j];
+		}
+		palyra__ipc__tenant_agents__init(&ta);
+		ta.tenant = t->name;
+		ta.n_agents = t->nagents;
+		ta.agents = agentp;
+		ta.n_providers = np;
+		ta.providers = provs;
+		send_or_warn(c, IPC_TENANT_AGENTS, &ta.base, NULL, 0);
+		free(agents);
+		free(agentp);
+	}
+	free(provs);
+}
+
 void
 sup_child_send_tenants(struct sup_ctx *ctx, struct sup_child *c)
 {
@@ -64,8 +111,10 @@ sup_child_send_tenants(struct sup_ctx *ctx, struct sup_child *c)
 	free(quotas);
 	/* At start and at every reload, with the tenants: the credentials
 	 * of the configuration now in force. */
-	if (journald)
+	if (journald) {
+		send_tenant_agents(ctx, c);
 		sup_journal_secrets_send(ctx, c);
+	}
 }
 
 static const char *

@@ -408,9 +408,21 @@ start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 		*why = "worker not configured";
 		return WRK_GRPC_UNAVAILABLE;
 	}
-	if ((*agent = find_agent(ctx->config, req->start->agent)) == NULL) {
+	/* An agent of the configuration first; else the runtime agent the
+	 * front resolved at journald for this start (front/agents.c). */
+	if ((*agent = find_agent(ctx->config, req->start->agent)) == NULL &&
+	    req->runtime_agent != NULL && req->start->agent[0] != '\0' &&
+	    strcmp(req->runtime_agent->name, req->start->agent) == 0)
+		*agent = req->runtime_agent;
+	if (*agent == NULL) {
 		*why = "unknown agent";
 		return WRK_GRPC_NOT_FOUND;
+	}
+	if (*agent == req->runtime_agent && ((*agent)->n_providers == 0 ||
+	    strnlen((*agent)->system_prompt, AGENT_PROMPT_MAX + 1) >
+		AGENT_PROMPT_MAX)) {
+		*why = "invalid agent";
+		return WRK_GRPC_INVALID_ARGUMENT;
 	}
 	if (strnlen(req->start->input, TEXT_MAX_LEN + 1) > TEXT_MAX_LEN) {
 		*why = "input too long";
