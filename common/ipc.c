@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,20 @@ ipc_sendmsg(int fd, const uint8_t *buf, size_t len, const int *fds, int nfds)
 	return 0;
 }
 
+/*
+ * On SOCK_SEQPACKET an empty datagram and the peer's close both read as 0
+ * bytes; only a peer that hung up is EOF. Every datagram of ours carries at
+ * least a header, so an empty one is malformed.
+ */
+static int
+ipc_peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 &&
+	    (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
 ssize_t
 ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds)
 {
@@ -272,7 +287,7 @@ ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds)
 	struct cmsghdr *cm;
 	ssize_t n;
 	size_t i, count;
-	int got[IPC_MAX_FDS + 1], ngot = 0;
+	int got[IPC_MAX_FDS + 1], ngot = 0, empty = 0;
 
 	*nfds = 0;
 	memset(&mh, 0, sizeof(mh));
@@ -285,6 +300,8 @@ ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (n == 0 && !ipc_peer_gone(fd))
+		empty = 1;
 	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET ||
 		    cm->cmsg_type != SCM_RIGHTS)
@@ -305,6 +322,11 @@ ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds)
 		for (i = 0; i < (size_t)ngot; i++)
 			close(got[i]);
 		return -EMSGSIZE;
+	}
+	if (empty) {
+		for (i = 0; i < (size_t)ngot; i++)
+			close(got[i]);
+		return -EBADMSG;
 	}
 	memcpy(fds, got, sizeof(int) * ngot);
 	*nfds = ngot;

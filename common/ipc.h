@@ -136,8 +136,9 @@ int	ipc_sendmsg(int fd, const uint8_t *buf, size_t len, const int *fds,
 /*
  * Receives one datagram into buf (size >= IPC_DATAGRAM_MAX) and up to
  * IPC_MAX_FDS descriptors (close-on-exec). Returns the length, 0 on EOF,
- * -EAGAIN, -EMSGSIZE if the datagram or its control data was truncated (any
- * descriptors received are closed), or -errno.
+ * -EAGAIN, -EMSGSIZE if the datagram or its control data was truncated,
+ * -EBADMSG for an empty datagram (any descriptors received are closed in
+ * both cases), or -errno.
  */
 ssize_t	ipc_recvmsg(int fd, uint8_t *buf, size_t size, int *fds, int *nfds);
 

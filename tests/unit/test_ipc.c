@@ -380,6 +380,31 @@ test_chan_malformed(void **state)
 }
 
 static void
+test_empty_datagram_is_not_eof(void **state)
+{
+	struct chan_result r;
+	uint8_t b[IPC_HEADER_LEN];
+	int sv[2], fds[IPC_MAX_FDS], nfds;
+
+	assert_int_equal(ipc_socketpair(sv), 0);
+	/* A live peer's empty datagram is malformed, not a close... */
+	assert_int_equal(ipc_sendmsg(sv[0], b, 0, NULL, 0), 0);
+	assert_int_equal(ipc_recvmsg(sv[1], buf, sizeof(buf), fds, &nfds),
+	    -EBADMSG);
+	/* ...and a channel reports it as such. */
+	assert_int_equal(ipc_sendmsg(sv[0], b, 0, NULL, 0), 0);
+	run_chan(sv[1], IPC_TYPE_BIT(IPC_READY), &r);
+	assert_int_equal(r.error, -EBADMSG);
+	close(sv[0]);
+
+	/* A peer that hung up is EOF. */
+	assert_int_equal(ipc_socketpair(sv), 0);
+	close(sv[0]);
+	assert_int_equal(ipc_recvmsg(sv[1], buf, sizeof(buf), fds, &nfds), 0);
+	close(sv[1]);
+}
+
+static void
 test_chan_high_water(void **state)
 {
 	Palyra__Ipc__Ready rd = PALYRA__IPC__READY__INIT;
@@ -425,6 +450,7 @@ main(void)
 		cmocka_unit_test(test_chan_messages_then_eof),
 		cmocka_unit_test(test_chan_not_allowed),
 		cmocka_unit_test(test_chan_malformed),
+		cmocka_unit_test(test_empty_datagram_is_not_eof),
 		cmocka_unit_test(test_chan_high_water),
 	};
 
