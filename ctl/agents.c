@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "grpc_status.h"
 #include "palyra/v1/gateway.pb-c.h"
 
 #define GATEWAY "/palyra.v1.GatewayService/"
@@ -206,7 +207,7 @@ unary(const struct ctl_ctx *ctx, const char *what, const char *method,
 		fprintf(stderr, "palyractl: %s failed: %s\n", what, res.error);
 	} else if (res.grpc_status != 0) {
 		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
-		    ctl_grpc_status_name(res.grpc_status), res.grpc_message);
+		    grpc_status_name(res.grpc_status), res.grpc_message);
 	} else if (reply->count != 1) {
 		fprintf(
 		    stderr, "palyractl: %s failed: no reply message\n", what);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "grpc_status.h"
 #include "palyra/v1/gateway.pb-c.h"
 
 #define GATEWAY		"/palyra.v1.GatewayService/"
@@ -144,7 +145,7 @@ cmd_health(const struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (res.grpc_status != 0) {
 		fprintf(stderr, "palyractl: health: %s: %s\n",
-		    ctl_grpc_status_name(res.grpc_status), res.grpc_message);
+		    grpc_status_name(res.grpc_status), res.grpc_message);
 		goto fail;
 	}
 	if ((h = hc.resp) == NULL) {
@@ -551,7 +552,7 @@ run_finish(const struct run_call *rc, const struct ctl_grpc_result *res,
 	}
 	if (res->grpc_status != 0) {
 		fprintf(stderr, "palyractl: run failed: %s: %s\n",
-		    ctl_grpc_status_name(res->grpc_status),
+		    grpc_status_name(res->grpc_status),
 		    res->grpc_message);
 		return CTL_EXIT_FAIL;
 	}

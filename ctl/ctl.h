@@ -63,7 +63,6 @@ struct ctl_grpc_result {
 };
 
 /* grpc.c */
-const char	*ctl_grpc_status_name(int status);
 int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
 		    const char *bearer, const uint8_t *req, size_t req_len,
 		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);

@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "ctl.h"
+#include "grpc_status.h"
 
 #define GRPC_PREFIX_LEN	5
 
@@ -38,22 +39,6 @@ struct grpc_call {
 	size_t			 msg_have;
 };
 
-static const char *const status_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-	"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-	"DATA_LOSS", "UNAUTHENTICATED",
-};
-
-const char *
-ctl_grpc_status_name(int status)
-{
-	if (status < 0 ||
-	    (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
-		return "UNKNOWN";
-	return status_names[status];
-}
 
 static int
 hexval(int c)

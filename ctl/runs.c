@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "grpc_status.h"
 #include "palyra/v1/gateway.pb-c.h"
 
 #define GATEWAY		"/palyra.v1.GatewayService/"
@@ -168,7 +169,7 @@ failed(const char *what, const struct ctl_grpc_result *res, int called)
 		    res->error);
 	else
 		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
-		    ctl_grpc_status_name(res->grpc_status),
+		    grpc_status_name(res->grpc_status),
 		    res->grpc_message);
 	return CTL_EXIT_FAIL;
 }

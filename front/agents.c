@@ -52,10 +52,10 @@ request_send(struct fe_call *call, Palyra__Ipc__JournalAgentRequest *req)
 	rc = fe_journal_request(call->conn->ctx, IPC_JOURNAL_AGENT_REQUEST,
 	    &req->base, FE_JREQ_AGENT, call, &call->jreq);
 	if (rc == -ENOBUFS)
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy");
 	else if (rc < 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 	return rc;
 }
 
@@ -66,13 +66,13 @@ fe_agents_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	    PALYRA__IPC__JOURNAL_AGENT_REQUEST__INIT;
 
 	if (call->state != FE_CALL_WAITING_START) {
-		fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "the method takes one request message");
 		return;
 	}
 	if (len > IPC_MAX_PAYLOAD - 1024) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "request too large");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "request too large");
 		return;
 	}
 	switch (call->method) {
@@ -93,7 +93,7 @@ fe_agents_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		break;
 	}
 	if (req.op != OP(LIST) && req.op != OP(GET) && !may_write(call)) {
-		fe_call_finish(call, FE_GRPC_PERMISSION_DENIED,
+		fe_call_finish(call, GRPC_STATUS_PERMISSION_DENIED,
 		    "changing agents needs the operator or admin role");
 		return;
 	}
@@ -136,16 +136,16 @@ answer(struct fe_call *call, const Palyra__Ipc__JournalAgentReply *r)
 	resp = protobuf_c_message_unpack(
 	    desc, NULL, r->response.len, r->response.data);
 	if (resp == NULL) {
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	rc = fe_call_send_message(call, resp);
 	protobuf_c_message_free_unpacked(resp, NULL);
 	if (rc < 0)
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	else
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 /* RESOLVE's answer: keep the runtime agent (if any), then route. */
@@ -155,23 +155,23 @@ resolved(struct fe_call *call, const Palyra__Ipc__JournalAgentReply *r)
 	uint8_t *buf;
 	size_t len;
 
-	if (r->grpc_status != FE_GRPC_OK) {
+	if (r->grpc_status != GRPC_STATUS_OK) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	if (r->agent != NULL) {
 		if (strcmp(r->agent->name, call->start_req->start->agent) !=
 		    0) {
 			fe_call_finish(
-			    call, FE_GRPC_INTERNAL, "internal error");
+			    call, GRPC_STATUS_INTERNAL, "internal error");
 			return;
 		}
 		/* A copy of its own: the reply is freed after this. */
 		len = protobuf_c_message_get_packed_size(&r->agent->base);
 		if ((buf = malloc(len + 1)) == NULL) {
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 		protobuf_c_message_pack(&r->agent->base, buf);
@@ -180,7 +180,7 @@ resolved(struct fe_call *call, const Palyra__Ipc__JournalAgentReply *r)
 		free(buf);
 		if (call->runtime_agent == NULL) {
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 	}
@@ -196,7 +196,7 @@ fe_agents_reply(struct fe_call *call, const Palyra__Ipc__JournalAgentReply *r)
 	if (call->state == FE_CALL_RESOLVING) {
 		if (r == NULL)
 			fe_call_finish(
-			    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+			    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		else
 			resolved(call, r);
 		return;
@@ -206,16 +206,16 @@ fe_agents_reply(struct fe_call *call, const Palyra__Ipc__JournalAgentReply *r)
 		return;
 	if (r == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	status = r->grpc_status;
-	if (status == FE_GRPC_OK) {
+	if (status == GRPC_STATUS_OK) {
 		answer(call, r);
 		return;
 	}
-	if (status > FE_GRPC_UNAUTHENTICATED)
-		status = FE_GRPC_UNKNOWN;
+	if (status > GRPC_STATUS_UNAUTHENTICATED)
+		status = GRPC_STATUS_UNKNOWN;
 	fe_call_finish(call, status, r->message);
 }
 

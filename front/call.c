@@ -203,7 +203,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (call->state == FE_CALL_RUNNING ||
 	    call->state == FE_CALL_HALF_CLOSED)
 		fe_worker_cancel(call, "deadline exceeded", call->reattached);
-	fe_call_finish(call, FE_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+	fe_call_finish(call, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
 }
 
 static void
@@ -213,7 +213,7 @@ auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (call->state == FE_CALL_AUTHENTICATING)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "authentication timed out");
+		    call, GRPC_STATUS_UNAVAILABLE, "authentication timed out");
 }
 
 static int
@@ -245,7 +245,7 @@ grace_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct fe_call *call = arg;
 
 	/* Journald's notice did not come: the run's end is unknown here. */
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker exited");
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker exited");
 }
 
 int
@@ -263,7 +263,7 @@ park_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	/* No worker of the tenant attached in time (it cannot start). */
 	if (call->state == FE_CALL_PARKED)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "tenant worker unavailable");
 }
 
 int
@@ -289,12 +289,12 @@ fe_call_headers_done(struct fe_call *call)
 		return;
 	}
 	if (call->method == FE_METHOD_UNKNOWN || call->path_too_long) {
-		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");
+		fe_call_finish(call, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
 		return;
 	}
 	if (call->timeout_invalid) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "invalid grpc-timeout");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid grpc-timeout");
 		return;
 	}
 	/* Unary methods answer at once; only streams need the timer. */
@@ -307,7 +307,7 @@ fe_call_headers_done(struct fe_call *call)
 		if (timer_start(call, &call->deadline_timer, deadline_cb,
 			call->timeout_ms) < 0) {
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 	}
@@ -335,17 +335,17 @@ prefix_check(struct fe_call *call, const uint8_t *p)
 	      (uint32_t)p[3] << 8 | p[4];
 	if (p[0] == 1) {
 		fe_call_abort(
-		    call, FE_GRPC_UNIMPLEMENTED, "compression not supported");
+		    call, GRPC_STATUS_UNIMPLEMENTED, "compression not supported");
 		return -1;
 	}
 	if (p[0] != 0) {
-		fe_call_abort(call, FE_GRPC_INTERNAL, "invalid message flags");
+		fe_call_abort(call, GRPC_STATUS_INTERNAL, "invalid message flags");
 		return -1;
 	}
 	if (len > FE_GRPC_MAX_MESSAGE) {
 		snprintf(msg, sizeof(msg), "message larger than %d bytes",
 		    FE_GRPC_MAX_MESSAGE);
-		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED, msg);
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		return -1;
 	}
 	return len;
@@ -369,7 +369,7 @@ drain_input(struct fe_call *call)
 		p = evbuffer_pullup(call->in, GRPC_PREFIX_LEN + len);
 		if (p == NULL) {
 			fe_call_abort(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 		call->got_message = 1;
@@ -387,7 +387,7 @@ hold_input(struct fe_call *call, const uint8_t *data, size_t len)
 {
 	if (evbuffer_get_length(call->in) + len >
 	    GRPC_PREFIX_LEN + FE_GRPC_MAX_MESSAGE) {
-		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    call->state == FE_CALL_PARKED ||
 			    call->state == FE_CALL_REATTACHING
 			? "too much data while waiting for a worker"
@@ -432,7 +432,7 @@ fe_call_data(struct fe_call *call, const uint8_t *data, size_t len)
 		return;
 	if (evbuffer_add(call->in, data, len) < 0) {
 		fe_call_abort(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	drain_input(call);
@@ -446,7 +446,7 @@ fe_call_input_ended(struct fe_call *call)
 		return;
 	if (evbuffer_get_length(call->in) > 0) {
 		fe_call_abort(
-		    call, FE_GRPC_INVALID_ARGUMENT, "truncated message");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "truncated message");
 		return;
 	}
 	fe_rpc_input_ended(call);
@@ -486,7 +486,7 @@ fe_call_finish(struct fe_call *call, uint32_t status, const char *msg)
 	snprintf(
 	    call->message, sizeof(call->message), "%s", msg != NULL ? msg : "");
 	fe_call_transition(call, FE_CALL_CLOSING);
-	if (status != FE_GRPC_OK)
+	if (status != GRPC_STATUS_OK)
 		log_debug("call %d %s: status %u %s", call->stream_id,
 		    call->path, status, call->message);
 	if (!call->headers_sent) {

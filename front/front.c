@@ -285,7 +285,7 @@ drain_start(struct fe_ctx *ctx)
 	    call->method == FE_METHOD_HEALTH_WATCH ||
 	    call->method == FE_METHOD_REFLECTION_V1 ||
 	    call->method == FE_METHOD_REFLECTION_V1ALPHA)
-		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, FE_STOPPING_MESSAGE);
 	drain_cb(-1, 0, ctx);
 }
 

@@ -30,6 +30,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "grpc_status.h"
 #include "ipc.h"
 #include "ipc.pb-c.h"
 #include "limits.h"
@@ -44,23 +45,6 @@
 #define FE_STOP_POLL_MS 20 /* SIGTERM: how often the drain is checked */
 #define FE_STOPPING_MESSAGE "palyrad is stopping"
 
-/* gRPC status codes (grpc/status.h); only those we send. */
-enum fe_grpc_status {
-	FE_GRPC_OK = 0,
-	FE_GRPC_CANCELLED = 1,
-	FE_GRPC_UNKNOWN = 2,
-	FE_GRPC_INVALID_ARGUMENT = 3,
-	FE_GRPC_DEADLINE_EXCEEDED = 4,
-	FE_GRPC_NOT_FOUND = 5,
-	FE_GRPC_ALREADY_EXISTS = 6,
-	FE_GRPC_PERMISSION_DENIED = 7,
-	FE_GRPC_FAILED_PRECONDITION = 9,
-	FE_GRPC_RESOURCE_EXHAUSTED = 8,
-	FE_GRPC_UNIMPLEMENTED = 12,
-	FE_GRPC_INTERNAL = 13,
-	FE_GRPC_UNAVAILABLE = 14,
-	FE_GRPC_UNAUTHENTICATED = 16,
-};
 
 enum fe_method {
 	FE_METHOD_UNKNOWN = 0,
@@ -284,7 +268,7 @@ TAILQ_HEAD(fe_proc_req_list, fe_proc_req);
  * below FE_METRICS_METHODS ("unknown" otherwise), a gRPC status code,
  * a fixed set of reasons and HTTP path groups. */
 #define FE_METRICS_METHODS 64
-#define FE_METRICS_CODES 17 /* gRPC status codes 0-16 */
+#define FE_METRICS_CODES GRPC_STATUS_COUNT
 #define FE_METRICS_BUCKETS 8
 #define FE_METRICS_HTTP_CODES 600
 

@@ -48,12 +48,12 @@ watch_send(struct fe_call *call)
 	resp.status = status;
 	rc = fe_call_send_message(call, &resp.base);
 	if (rc == -ENOBUFS) {
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "client not reading health updates");
 		return;
 	}
 	if (rc < 0) {
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	call->watch_status = status;
@@ -66,20 +66,20 @@ fe_health_watch_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	Grpc__Health__V1__HealthCheckRequest *req;
 
 	if (call->watching) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "Watch takes exactly one request");
 		return;
 	}
 	req = grpc__health__v1__health_check_request__unpack(NULL, len, msg);
 	if (req == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "invalid request message");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
 		return;
 	}
 	call->watch_known = service_known(req->service);
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	if (fe_call_transition(call, FE_CALL_RUNNING) < 0) {
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	TAILQ_INSERT_TAIL(&ctx->health_watches, call, watch_entry);

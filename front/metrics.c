@@ -29,26 +29,6 @@ static const double bucket_bounds[FE_METRICS_BUCKETS] = {
     60,
 };
 
-static const char *const grpc_code_names[FE_METRICS_CODES] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
 static const char *const goaway_names[FE_GOAWAY_REASONS] = {
     "idle",
     "preface_timeout",
@@ -87,7 +67,7 @@ fe_metrics_grpc_done(struct fe_ctx *ctx, const struct fe_call *call)
 	struct timespec now;
 	size_t slot = method_slot(call->method), b;
 	uint32_t code =
-	    call->status < FE_METRICS_CODES ? call->status : FE_GRPC_UNKNOWN;
+	    call->status < FE_METRICS_CODES ? call->status : GRPC_STATUS_UNKNOWN;
 	double seconds;
 
 	if (slot != 0 && m->method_names[slot][0] == '\0' &&
@@ -193,7 +173,7 @@ grpc_lines(const struct fe_metrics *m, struct evbuffer *b)
 				    "palyra_grpc_requests_total{method=\"%s\","
 				    "code=\"%s\"} %llu\n",
 				    method_label(m, slot),
-				    grpc_code_names[code],
+				    grpc_status_name((int)code),
 				    (unsigned long long)
 					m->grpc_requests[slot][code]);
 	header(b, "palyra_grpc_request_duration_seconds", "histogram",

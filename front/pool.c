@@ -125,7 +125,7 @@ static void
 park(struct fe_call *call, struct fe_pool *pool)
 {
 	if (pool->nparked >= FE_PENDING_CALLS_MAX) {
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "too many calls waiting for a tenant worker");
 		return;
 	}
@@ -134,7 +134,7 @@ park(struct fe_call *call, struct fe_pool *pool)
 		!evtimer_pending(call->park_timer, NULL)) &&
 	    fe_call_park_timer_start(call) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	if (call->state != FE_CALL_PARKED)
@@ -166,12 +166,12 @@ dispatch(struct fe_call *call, struct fe_worker *w)
 		return rc;
 	if (rc == -ENOBUFS) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "tenant worker busy");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "tenant worker busy");
 		return rc;
 	}
 	if (rc < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "tenant worker unavailable");
 		return rc;
 	}
 	if (call->park_timer != NULL)
@@ -196,7 +196,7 @@ fe_pool_route(struct fe_call *call)
 
 	if ((pool = pool_get(ctx, call->tenant)) == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	w = least_loaded(ctx, call->tenant, &nattached, &busy);
@@ -284,7 +284,7 @@ fe_pool_free_all(struct fe_ctx *ctx)
 	while ((pool = TAILQ_FIRST(&ctx->pools)) != NULL) {
 		while ((call = TAILQ_FIRST(&pool->parked)) != NULL) {
 			fe_pool_unpark(call);
-			fe_call_finish(call, FE_GRPC_UNAVAILABLE,
+			fe_call_finish(call, GRPC_STATUS_UNAVAILABLE,
 			    "tenant worker unavailable");
 		}
 		TAILQ_REMOVE(&ctx->pools, pool, entry);

@@ -99,7 +99,7 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct fe_call *call = arg;
 
 	if (call->state == FE_CALL_REATTACHING)
-		fe_call_finish(call, FE_GRPC_UNAVAILABLE,
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE,
 		    "the run's journal or worker did not answer");
 }
 
@@ -124,12 +124,12 @@ fe_reattach_start(struct fe_call *call, const Palyra__V1__RunStart *start)
 
 	if (len > FE_RUN_ID_MAX) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "run_id too long");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "run_id too long");
 		return;
 	}
 	if (start->session_id[0] != '\0' || start->session_key[0] != '\0' ||
 	    start->agent[0] != '\0' || start->input[0] != '\0') {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "a start with run_id takes no session, agent or input");
 		return;
 	}
@@ -140,7 +140,7 @@ fe_reattach_start(struct fe_call *call, const Palyra__V1__RunStart *start)
 			event_free(ra->timer);
 		free(ra);
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	call->reattach = ra;
@@ -168,17 +168,17 @@ read_page(struct fe_call *call, uint32_t max_events)
 	rc = fe_journal_request(call->conn->ctx, IPC_JOURNAL_RUN_READ,
 	    &req.base, FE_JREQ_RUN_READ, call, &call->jreq);
 	if (rc == -ENOBUFS)
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy");
 	else if (rc < 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 void
 fe_reattach_journal_failed(struct fe_call *call)
 {
 	call->jreq = NULL;
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 /* Every probe answered: the replay starts. */
@@ -240,17 +240,17 @@ send_replayed(struct fe_call *call, const Palyra__V1__RunEvent *ev)
 
 	rc = fe_call_send_message(call, &ev->base);
 	if (rc == -ENOBUFS) {
-		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "client not reading events");
 		return 1;
 	}
 	if (rc < 0) {
-		fe_call_abort(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_abort(call, GRPC_STATUS_INTERNAL, "internal error");
 		return 1;
 	}
 	call->last_seq = ev->seq;
 	if (is_terminal(ev)) {
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 		return 1;
 	}
 	return 0;
@@ -268,16 +268,16 @@ fe_reattach_page(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	if (page->error[0] != '\0') {
 		/* The token's tenant is no longer served: no such run. */
 		if (strcmp(page->error, "unknown tenant") == 0)
-			fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown run");
+			fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown run");
 		else
 			fe_call_finish(
-			    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+			    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	/* Another principal's run is as unknown as a run that never was. */
 	if (!page->found || !fe_runs_visible(call, page->principal) ||
 	    strlen(page->principal) > NAME_MAX_LEN) {
-		fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown run");
+		fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown run");
 		return;
 	}
 	if (ra->step == FE_REATTACH_CHECK) {
@@ -342,7 +342,7 @@ next_page(struct fe_call *call)
 		if (ra->drain_timer == NULL ||
 		    evtimer_add(ra->drain_timer, &poll) < 0)
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	evtimer_add(ra->timer, &step);
@@ -372,7 +372,7 @@ go_live(struct fe_call *call)
 		msg.event = palyra__v1__run_event__unpack(
 		    NULL, held[i].len, held[i].data);
 		if (msg.event == NULL) {
-			fe_call_abort(call, FE_GRPC_INTERNAL, "internal error");
+			fe_call_abort(call, GRPC_STATUS_INTERNAL, "internal error");
 			break;
 		}
 		msg.last = held[i].last;
@@ -395,7 +395,7 @@ replay_done(struct fe_call *call, int terminal)
 	if (!ra->owned) {
 		if (terminal) {
 			/* after_seq at or past the end: nothing to send. */
-			fe_call_finish(call, FE_GRPC_OK, NULL);
+			fe_call_finish(call, GRPC_STATUS_OK, NULL);
 			return;
 		}
 		/* Its worker is gone and journald has not yet interrupted
@@ -405,7 +405,7 @@ replay_done(struct fe_call *call, int terminal)
 		    call->state != FE_CALL_HALF_CLOSED)
 			return;
 		if (fe_call_grace_timer_start(call) < 0) {
-			fe_call_finish(call, FE_GRPC_UNAVAILABLE,
+			fe_call_finish(call, GRPC_STATUS_UNAVAILABLE,
 			    "the run's worker is gone");
 			return;
 		}
@@ -461,7 +461,7 @@ fe_reattach_attached(struct fe_worker *w, uint32_t request_id,
 	if (ra == NULL || call->state != FE_CALL_REATTACHING)
 		return 0;
 	if (msg->owned && msg->full) {
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "too many calls follow this run");
 		return 0;
 	}
@@ -488,7 +488,7 @@ fe_reattach_live(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 	if (ra == NULL)
 		return;
 	if (ra->nheld >= FE_REATTACH_LIVE_MAX) {
-		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "too many events while replaying the run");
 		return;
 	}
@@ -499,7 +499,7 @@ fe_reattach_live(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 		if ((held = reallocarray(ra->held, cap, sizeof(*held))) ==
 		    NULL) {
 			fe_call_abort(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 		ra->held = held;
@@ -509,7 +509,7 @@ fe_reattach_live(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 	held->len = protobuf_c_message_get_packed_size(&ev->event->base);
 	if ((held->data = malloc(held->len > 0 ? held->len : 1)) == NULL) {
 		fe_call_abort(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	protobuf_c_message_pack(&ev->event->base, held->data);

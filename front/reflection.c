@@ -252,10 +252,10 @@ reply(
 	int rc = fe_call_send_message(call, &resp->base);
 
 	if (rc == -ENOBUFS)
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "reflection response too large or client not reading");
 	else if (rc < 0)
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 }
 
 static void
@@ -284,7 +284,7 @@ reply_files(struct fe_call *call, const struct fe_reflection *r,
 	bool *seen;
 
 	if (first < 0) {
-		reply_error(call, resp, FE_GRPC_NOT_FOUND, what);
+		reply_error(call, resp, GRPC_STATUS_NOT_FOUND, what);
 		return;
 	}
 	files = calloc(r->nfiles + 1, sizeof(*files));
@@ -293,7 +293,7 @@ reply_files(struct fe_call *call, const struct fe_reflection *r,
 		free(files);
 		free(seen);
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	fdr.n_file_descriptor_proto =
@@ -348,7 +348,7 @@ reply_services(struct fe_call *call, const struct fe_reflection *r,
 	reply(call, resp);
 	goto out;
 oom:
-	fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+	fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 out:
 	for (i = 0; names != NULL && i < n; i++)
 		free(names[i]);
@@ -369,19 +369,19 @@ fe_reflection_message(struct fe_call *call, const uint8_t *msg, size_t len)
 
 	if (call->state == FE_CALL_WAITING_START &&
 	    fe_call_transition(call, FE_CALL_RUNNING) < 0) {
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	if (ctx->reflection == NULL && (rc = reflection_load(ctx)) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_INTERNAL, "reflection unavailable");
+		    call, GRPC_STATUS_INTERNAL, "reflection unavailable");
 		return;
 	}
 	r = ctx->reflection;
 	req = grpc__reflection__v1__server_reflection_request__unpack(
 	    NULL, len, msg);
 	if (req == NULL) {
-		fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "invalid ServerReflectionRequest");
 		return;
 	}
@@ -409,10 +409,10 @@ fe_reflection_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case REQ(REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE):
 		/* None of the served files declares extensions. */
 		reply_error(
-		    call, &resp, FE_GRPC_NOT_FOUND, "extensions not found");
+		    call, &resp, GRPC_STATUS_NOT_FOUND, "extensions not found");
 		break;
 	default:
-		reply_error(call, &resp, FE_GRPC_INVALID_ARGUMENT,
+		reply_error(call, &resp, GRPC_STATUS_INVALID_ARGUMENT,
 		    "empty ServerReflectionRequest");
 		break;
 	}

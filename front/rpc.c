@@ -114,17 +114,17 @@ begin_run_stream(struct fe_call *call)
 	/* A source out of failures is refused before any lookup. */
 	if (fe_authfail_blocked_ms(ctx, call->conn->has_source ?
 		call->conn->source : NULL) > 0) {
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "too many authentication failures");
 		return;
 	}
 	if (call->auth != FE_AUTH_PRESENT) {
-		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED,
+		fe_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
 		    "missing or malformed bearer token");
 		return;
 	}
 	if (!ctx->have_keys) {
-		fe_call_finish(call, FE_GRPC_UNAVAILABLE, "not ready");
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "not ready");
 		return;
 	}
 	lookup.token_hash.data = call->token_hash;
@@ -132,25 +132,25 @@ begin_run_stream(struct fe_call *call)
 	rc = fe_journal_request(ctx, IPC_TOKEN_LOOKUP, &lookup.base,
 	    FE_JREQ_LOOKUP, call, &call->jreq);
 	if (rc == -ENOBUFS) {
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy");
 		return;
 	}
 	if (rc < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	fe_call_transition(call, FE_CALL_AUTHENTICATING);
 	if (fe_call_auth_timer_start(call) < 0)
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 void
 fe_rpc_begin(struct fe_call *call)
 {
 	if (call->conn->ctx->draining) {
-		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, FE_STOPPING_MESSAGE);
 		return;
 	}
 	if (fe_rpc_needs_auth(call->method))
@@ -163,7 +163,7 @@ void
 fe_rpc_journal_failed(struct fe_call *call)
 {
 	call->jreq = NULL;
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 void
@@ -179,20 +179,20 @@ fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
 	if (!info->found) {
 		fe_authfail_record(ctx, call->conn->has_source ?
 			call->conn->source : NULL);
-		fe_call_finish(call, FE_GRPC_UNAUTHENTICATED, "invalid token");
+		fe_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, "invalid token");
 		return;
 	}
 	if (!cfg_name_valid(info->tenant) || !cfg_name_valid(info->principal) ||
 	    strlen(info->role) >= sizeof(call->role)) {
 		log_warn("journald returned a malformed token record");
-		fe_call_finish(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	/* Its workers start on demand (pool.c); a tenant that a reload
 	 * removed has none to start. */
 	if (!fe_tenant_known(ctx, info->tenant)) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "tenant worker unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "tenant worker unavailable");
 		return;
 	}
 	/* The tenant of the run comes from here and nowhere else. */
@@ -214,24 +214,24 @@ health_check(struct fe_call *call, const uint8_t *msg, size_t len)
 	req = grpc__health__v1__health_check_request__unpack(NULL, len, msg);
 	if (req == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "invalid request message");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
 		return;
 	}
 	known = req->service[0] == '\0' ||
 		strcmp(req->service, "palyra.v1.GatewayService") == 0;
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	if (!known) {
-		fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown service");
+		fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown service");
 		return;
 	}
 	resp.status = call->conn->ctx->journald != NULL ? HEALTH_SERVING
 							: HEALTH_NOT_SERVING;
 	if (fe_call_send_message(call, &resp.base) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	fe_call_finish(call, FE_GRPC_OK, NULL);
+	fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 static void
@@ -246,7 +246,7 @@ get_health(struct fe_call *call, const uint8_t *msg, size_t len)
 	if (len > 0) {
 		req = palyra__v1__get_health_request__unpack(NULL, len, msg);
 		if (req == NULL) {
-			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    "invalid request message");
 			return;
 		}
@@ -258,10 +258,10 @@ get_health(struct fe_call *call, const uint8_t *msg, size_t len)
 	resp.tenants = (uint32_t)ctx->ntenants;
 	if (fe_call_send_message(call, &resp.base) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	fe_call_finish(call, FE_GRPC_OK, NULL);
+	fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 /* Returns NULL if the start is acceptable, else why not. */
@@ -295,17 +295,17 @@ run_start(struct fe_call *call, Palyra__V1__RunStreamRequest *req)
 	if (req->start->run_id[0] != '\0') {
 		if (call->conn->ctx->draining)
 			fe_call_finish(
-			    call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+			    call, GRPC_STATUS_UNAVAILABLE, FE_STOPPING_MESSAGE);
 		else
 			fe_reattach_start(call, req->start);
 		return 0;
 	}
 	if ((why = start_invalid(req->start)) != NULL) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT, why);
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, why);
 		return 0;
 	}
 	if (call->conn->ctx->draining) {
-		fe_call_finish(call, FE_GRPC_UNAVAILABLE, FE_STOPPING_MESSAGE);
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, FE_STOPPING_MESSAGE);
 		return 0;
 	}
 	call->start_req = req;
@@ -321,12 +321,12 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	req = palyra__v1__run_stream_request__unpack(NULL, len, msg);
 	if (req == NULL) {
 		fe_call_abort(
-		    call, FE_GRPC_INVALID_ARGUMENT, "invalid RunStreamRequest");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid RunStreamRequest");
 		return;
 	}
 	if (call->state == FE_CALL_WAITING_START) {
 		if (req->msg_case != PALYRA__V1__RUN_STREAM_REQUEST__MSG_START)
-			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    "RunStream needs a start message");
 		else if (run_start(call, req))
 			return;
@@ -334,18 +334,18 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		switch (req->msg_case) {
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_CANCEL:
 			if (strlen(req->cancel->reason) > CANCEL_REASON_MAX)
-				fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+				fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 				    "cancel reason too long");
 			else
 				fe_worker_cancel(call, req->cancel->reason, 0);
 			break;
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_START:
 			/* Only this stream ends; the run goes on. */
-			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    "run already started");
 			break;
 		default:
-			fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+			fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    "empty RunStreamRequest");
 			break;
 		}
@@ -392,7 +392,7 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		fe_agents_message(call, msg, len);
 		break;
 	default:
-		fe_call_finish(call, FE_GRPC_UNIMPLEMENTED, "unknown method");
+		fe_call_finish(call, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
 		break;
 	}
 }
@@ -406,7 +406,7 @@ fe_rpc_input_ended(struct fe_call *call)
 		call->method == FE_METHOD_REFLECTION_V1ALPHA) &&
 	    (call->state == FE_CALL_RUNNING ||
 		call->state == FE_CALL_WAITING_START)) {
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 		return;
 	}
 	if (call->state == FE_CALL_RUNNING) {
@@ -417,11 +417,11 @@ fe_rpc_input_ended(struct fe_call *call)
 	if (call->state != FE_CALL_WAITING_START)
 		return;
 	if (call->method == FE_METHOD_RUN_STREAM)
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "RunStream needs a start message");
 	else
 		fe_call_finish(
-		    call, FE_GRPC_INTERNAL, "missing request message");
+		    call, GRPC_STATUS_INTERNAL, "missing request message");
 }
 
 void
@@ -454,16 +454,16 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 		call->last_seq = ev->event->seq;
 	rc = fe_call_send_message(call, &ev->event->base);
 	if (rc == -ENOBUFS) {
-		fe_call_abort(call, FE_GRPC_RESOURCE_EXHAUSTED,
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "client not reading events");
 		return;
 	}
 	if (rc < 0) {
-		fe_call_abort(call, FE_GRPC_INTERNAL, "internal error");
+		fe_call_abort(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
 	if (ev->last)
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 void
@@ -471,13 +471,13 @@ fe_rpc_run_error(struct fe_call *call, const Palyra__Ipc__RunErrorMsg *err)
 {
 	uint32_t status = err->grpc_status;
 
-	if (status == FE_GRPC_OK || status > FE_GRPC_UNAUTHENTICATED)
-		status = FE_GRPC_UNKNOWN;
+	if (status == GRPC_STATUS_OK || status > GRPC_STATUS_UNAUTHENTICATED)
+		status = GRPC_STATUS_UNKNOWN;
 	fe_call_finish(call, status, err->message);
 }
 
 void
 fe_rpc_worker_gone(struct fe_call *call)
 {
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "worker exited");
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker exited");
 }

@@ -84,7 +84,7 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fe_call *call = arg;
 
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE,
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE,
 	    "the run's journal or worker did not answer");
 }
 
@@ -102,13 +102,13 @@ op_start(struct fe_call *call, const char *run_id, const char *reason)
 	int rc;
 
 	if (len == 0 || len > FE_RUN_ID_MAX) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    len == 0 ? "run_id is empty" : "run_id too long");
 		return;
 	}
 	if (strnlen(reason, FE_RUN_REASON_MAX + 1) > FE_RUN_REASON_MAX) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "reason too long");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "reason too long");
 		return;
 	}
 	if ((op = calloc(1, sizeof(*op))) == NULL ||
@@ -118,7 +118,7 @@ op_start(struct fe_call *call, const char *run_id, const char *reason)
 			event_free(op->timer);
 		free(op);
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	memcpy(op->run_id, run_id, len + 1);
@@ -131,10 +131,10 @@ op_start(struct fe_call *call, const char *run_id, const char *reason)
 	rc = fe_journal_request(ctx, IPC_JOURNAL_RUN_READ, &req.base,
 	    FE_JREQ_RUN_READ, call, &call->jreq);
 	if (rc == -ENOBUFS)
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy");
 	else if (rc < 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 void
@@ -148,7 +148,7 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	size_t text_len;
 
 	if (call->state != FE_CALL_WAITING_START) {
-		fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "the method takes one request message");
 		return;
 	}
@@ -174,14 +174,14 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 			break;
 		text_len = strnlen(note->text, TEXT_MAX_LEN + 1);
 		if (text_len == 0 || text_len > TEXT_MAX_LEN)
-			fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+			fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    text_len == 0 ? "text is empty" : "text too long");
 		else {
 			op_start(call, note->run_id, "");
 			/* Kept until the worker's answer. */
 			if (call->run_op != NULL &&
 			    (call->run_op->text = strdup(note->text)) == NULL)
-				fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+				fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 				    "out of memory");
 		}
 		palyra__v1__append_event_request__free_unpacked(note, NULL);
@@ -193,7 +193,7 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 			break;
 		if (list->run_id[0] == '\0') {
 			fe_call_finish(
-			    call, FE_GRPC_INVALID_ARGUMENT, "run_id is empty");
+			    call, GRPC_STATUS_INVALID_ARGUMENT, "run_id is empty");
 		} else {
 			/* A reattach whose client sends nothing more. */
 			start.run_id = list->run_id;
@@ -206,7 +206,7 @@ fe_runs_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		break;
 	}
 	fe_call_finish(
-	    call, FE_GRPC_INVALID_ARGUMENT, "invalid request message");
+	    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
 }
 
 static void
@@ -224,10 +224,10 @@ get_run_reply(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	run.last_seq = page->last_seq;
 	if (fe_call_send_message(call, &run.base) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	fe_call_finish(call, FE_GRPC_OK, NULL);
+	fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 /* Asks every attached worker of the tenant to abort the run, or to
@@ -275,7 +275,7 @@ abort_probe_all(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	}
 	if (op->probes == 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "no worker holds the run");
+		    call, GRPC_STATUS_UNAVAILABLE, "no worker holds the run");
 }
 
 void
@@ -289,15 +289,15 @@ fe_runs_page(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 		return;
 	if (page->error[0] != '\0') {
 		if (strcmp(page->error, "unknown tenant") == 0)
-			fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown run");
+			fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown run");
 		else
 			fe_call_finish(
-			    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+			    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	/* Another principal's run is as unknown as a run that never was. */
 	if (!page->found || !fe_runs_visible(call, page->principal)) {
-		fe_call_finish(call, FE_GRPC_NOT_FOUND, "unknown run");
+		fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown run");
 		return;
 	}
 	if (call->method == FE_METHOD_GET_RUN) {
@@ -307,7 +307,7 @@ fe_runs_page(struct fe_call *call, const Palyra__Ipc__JournalRunPage *page)
 	if (page->terminal) {
 		snprintf(message, sizeof(message), "run already finished (%s)",
 		    status_name(page->status));
-		fe_call_finish(call, FE_GRPC_FAILED_PRECONDITION, message);
+		fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION, message);
 		return;
 	}
 	abort_probe_all(call, page);
@@ -317,7 +317,7 @@ void
 fe_runs_journal_failed(struct fe_call *call)
 {
 	call->jreq = NULL;
-	fe_call_finish(call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+	fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 /* One answer, or a lost worker (msg NULL). */
@@ -339,21 +339,21 @@ abort_answer(struct fe_call *call, const Palyra__Ipc__RunAborted *msg)
 			    "run already finished (%s)",
 			    status_name(msg->status));
 			fe_call_finish(
-			    call, FE_GRPC_FAILED_PRECONDITION, message);
+			    call, GRPC_STATUS_FAILED_PRECONDITION, message);
 			return;
 		}
 		resp.status = msg->status;
 		if (fe_call_send_message(call, &resp.base) < 0) {
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 		return;
 	}
 	if (op->probes == 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "no worker holds the run");
+		    call, GRPC_STATUS_UNAVAILABLE, "no worker holds the run");
 }
 
 /* One answer to AppendEvent, or a lost worker (msg NULL). */
@@ -375,26 +375,26 @@ note_answer(struct fe_call *call, const Palyra__Ipc__RunNoted *msg)
 			    "run already finished (%s)",
 			    status_name(msg->status));
 			fe_call_finish(
-			    call, FE_GRPC_FAILED_PRECONDITION, message);
+			    call, GRPC_STATUS_FAILED_PRECONDITION, message);
 			return;
 		}
 		if (msg->busy || msg->seq == 0) {
-			fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED,
+			fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 			    "the run's journal is busy");
 			return;
 		}
 		resp.seq = msg->seq;
 		if (fe_call_send_message(call, &resp.base) < 0) {
 			fe_call_finish(
-			    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
-		fe_call_finish(call, FE_GRPC_OK, NULL);
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 		return;
 	}
 	if (op->probes == 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "no worker holds the run");
+		    call, GRPC_STATUS_UNAVAILABLE, "no worker holds the run");
 }
 
 /* A probe's answer (msg NULL: its worker is gone) for the call's method. */

@@ -53,7 +53,7 @@ op_send(struct fe_call *call, Palyra__Ipc__JournalSessionRequest *req,
 
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	snprintf(op->session_id, sizeof(op->session_id), "%s", session_id);
@@ -68,10 +68,10 @@ op_send(struct fe_call *call, Palyra__Ipc__JournalSessionRequest *req,
 	rc = fe_journal_request(ctx, IPC_JOURNAL_SESSION_REQUEST, &req->base,
 	    FE_JREQ_SESSION, call, &call->jreq);
 	if (rc == -ENOBUFS)
-		fe_call_finish(call, FE_GRPC_RESOURCE_EXHAUSTED, "server busy");
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy");
 	else if (rc < 0)
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 }
 
 static void
@@ -81,13 +81,13 @@ list_sessions(struct fe_call *call, const Palyra__V1__ListSessionsRequest *in)
 	    PALYRA__IPC__JOURNAL_SESSION_REQUEST__INIT;
 
 	if (in->page_size > FE_SESSIONS_PAGE_MAX) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "page_size must be 1 to 100");
 		return;
 	}
 	if (strnlen(in->page_token, JNL_CURSOR_MAX + 1) > JNL_CURSOR_MAX) {
 		fe_call_finish(
-		    call, FE_GRPC_INVALID_ARGUMENT, "malformed page_token");
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "malformed page_token");
 		return;
 	}
 	req.op = OP(LIST);
@@ -109,7 +109,7 @@ resolve_session(
 	rc = session_id_derive(
 	    call->tenant, call->principal, in->session_key, id);
 	if (rc < 0) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    rc == -E2BIG ? "session_key too long"
 				 : "session_key is empty");
 		return;
@@ -127,7 +127,7 @@ cleanup_session(
 	size_t len = strnlen(in->session_id, NAME_MAX_LEN + 1);
 
 	if (len == 0 || len > NAME_MAX_LEN) {
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    len == 0 ? "session_id is empty" : "session_id too long");
 		return;
 	}
@@ -143,7 +143,7 @@ fe_sessions_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	Palyra__V1__CleanupSessionRequest *cleanup;
 
 	if (call->state != FE_CALL_WAITING_START) {
-		fe_call_abort(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "the method takes one request message");
 		return;
 	}
@@ -178,7 +178,7 @@ fe_sessions_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		break;
 	}
 	fe_call_finish(
-	    call, FE_GRPC_INVALID_ARGUMENT, "invalid request message");
+	    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
 }
 
 static void
@@ -199,10 +199,10 @@ send_and_finish(struct fe_call *call, const ProtobufCMessage *m)
 {
 	if (fe_call_send_message(call, m) < 0) {
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	fe_call_finish(call, FE_GRPC_OK, NULL);
+	fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
 static void
@@ -215,7 +215,7 @@ list_reply(struct fe_call *call, const Palyra__Ipc__JournalSessionReply *r)
 
 	if (r->n_items > FE_SESSIONS_PAGE_MAX ||
 	    strlen(r->next_cursor) > JNL_CURSOR_MAX) {
-		fe_call_finish(call, FE_GRPC_INTERNAL, "journal sent too much");
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "journal sent too much");
 		return;
 	}
 	if (r->n_items > 0 &&
@@ -223,7 +223,7 @@ list_reply(struct fe_call *call, const Palyra__Ipc__JournalSessionReply *r)
 		(ptrs = calloc(r->n_items, sizeof(*ptrs))) == NULL)) {
 		free(sessions);
 		fe_call_finish(
-		    call, FE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		    call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	for (i = 0; i < r->n_items; i++) {
@@ -253,14 +253,14 @@ fe_sessions_reply(
 		return;
 	if (r == NULL) {
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	switch (r->code) {
 	case CODE(OK):
 		break;
 	case CODE(BAD_REQUEST):
-		fe_call_finish(call, FE_GRPC_INVALID_ARGUMENT,
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    call->method == FE_METHOD_LIST_SESSIONS
 			? "malformed page_token"
 			: "invalid session_id");
@@ -268,7 +268,7 @@ fe_sessions_reply(
 	case CODE(NOT_FOUND):
 		if (call->method != FE_METHOD_RESOLVE_SESSION) {
 			fe_call_finish(
-			    call, FE_GRPC_NOT_FOUND, "unknown session");
+			    call, GRPC_STATUS_NOT_FOUND, "unknown session");
 			return;
 		}
 		/* Not created yet: its first run will create it. */
@@ -277,12 +277,12 @@ fe_sessions_reply(
 		send_and_finish(call, &s.base);
 		return;
 	case CODE(LIVE_RUN):
-		fe_call_finish(call, FE_GRPC_FAILED_PRECONDITION,
+		fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
 		    "the session has a live run");
 		return;
 	default:
 		fe_call_finish(
-		    call, FE_GRPC_UNAVAILABLE, "journal unavailable");
+		    call, GRPC_STATUS_UNAVAILABLE, "journal unavailable");
 		return;
 	}
 	if (call->method == FE_METHOD_LIST_SESSIONS) {
@@ -290,7 +290,7 @@ fe_sessions_reply(
 	} else if (call->method == FE_METHOD_RESOLVE_SESSION) {
 		if (r->n_items != 1) {
 			fe_call_finish(
-			    call, FE_GRPC_INTERNAL, "internal error");
+			    call, GRPC_STATUS_INTERNAL, "internal error");
 			return;
 		}
 		session_from_item(&s, r->items[0]);

@@ -271,7 +271,7 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 		log_info("run %s: unknown session %s", run->run_id,
 		    run->session_id);
 		run->refused = 1;
-		wrk_call_error(run, WRK_GRPC_NOT_FOUND, "unknown session");
+		wrk_call_error(run, GRPC_STATUS_NOT_FOUND, "unknown session");
 		if (!wrk_run_terminal(run->state))
 			wrk_run_transition(run, WRK_RUN_FAILED,
 			    "unknown session");
@@ -284,7 +284,7 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 		    run->session_id);
 		run->refused = 1;
 		wrk_call_error(
-		    run, WRK_GRPC_FAILED_PRECONDITION, "session closed");
+		    run, GRPC_STATUS_FAILED_PRECONDITION, "session closed");
 		if (!wrk_run_terminal(run->state))
 			wrk_run_transition(run, WRK_RUN_FAILED,
 			    "session closed");
@@ -304,10 +304,10 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 	 * ends as below (its FAILED status is stored if space returned).
 	 */
 	if (code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_FULL)
-		wrk_call_error(run, WRK_GRPC_RESOURCE_EXHAUSTED,
+		wrk_call_error(run, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "journal storage full");
 	if (code == PALYRA__IPC__JOURNAL_ERROR__JOURNAL_QUOTA) {
-		wrk_call_error(run, WRK_GRPC_RESOURCE_EXHAUSTED,
+		wrk_call_error(run, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "journal quota exceeded");
 		if (!run->refused) {
 			run->refused = 1;
@@ -333,7 +333,7 @@ refused(struct wrk_run *run, const struct wrk_event *ev, const char *error,
 	 * The run is terminal and its terminal status will not reach the
 	 * front through the journal: tell the call directly.
 	 */
-	wrk_call_error(run, WRK_GRPC_INTERNAL, "journal write failed");
+	wrk_call_error(run, GRPC_STATUS_INTERNAL, "journal write failed");
 }
 
 /*

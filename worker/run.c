@@ -156,10 +156,10 @@ wrk_run_transition(struct wrk_run *run, enum wrk_run_state to,
 
 	r = emit_status(run, to, reason);
 	if (r == -ENOTCONN && wrk_run_terminal(to))
-		wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+		wrk_call_error(run, GRPC_STATUS_UNAVAILABLE,
 		    "journal unavailable");
 	else if (r < 0 && wrk_run_terminal(to))
-		wrk_call_error(run, WRK_GRPC_INTERNAL, "journal write failed");
+		wrk_call_error(run, GRPC_STATUS_INTERNAL, "journal write failed");
 	return r;
 }
 
@@ -324,7 +324,7 @@ wrk_run_maybe_free(struct wrk_run *run)
 	    run->has_parked)
 		return;
 	if (run->has_call || run->nfollowers > 0)
-		wrk_call_error(run, WRK_GRPC_INTERNAL,
+		wrk_call_error(run, GRPC_STATUS_INTERNAL,
 		    "run ended without a final event");
 	run_free(run);
 }
@@ -402,11 +402,11 @@ start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 {
 	if (ctx->draining) {
 		*why = "palyrad is stopping";
-		return WRK_GRPC_UNAVAILABLE;
+		return GRPC_STATUS_UNAVAILABLE;
 	}
 	if (ctx->config == NULL) {
 		*why = "worker not configured";
-		return WRK_GRPC_UNAVAILABLE;
+		return GRPC_STATUS_UNAVAILABLE;
 	}
 	/* An agent of the configuration first; else the runtime agent the
 	 * front resolved at journald for this start (front/agents.c). */
@@ -416,34 +416,34 @@ start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 		*agent = req->runtime_agent;
 	if (*agent == NULL) {
 		*why = "unknown agent";
-		return WRK_GRPC_NOT_FOUND;
+		return GRPC_STATUS_NOT_FOUND;
 	}
 	if (*agent == req->runtime_agent && ((*agent)->n_providers == 0 ||
 	    strnlen((*agent)->system_prompt, AGENT_PROMPT_MAX + 1) >
 		AGENT_PROMPT_MAX)) {
 		*why = "invalid agent";
-		return WRK_GRPC_INVALID_ARGUMENT;
+		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	if (strnlen(req->start->input, TEXT_MAX_LEN + 1) > TEXT_MAX_LEN) {
 		*why = "input too long";
-		return WRK_GRPC_INVALID_ARGUMENT;
+		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	if (strnlen(req->principal, NAME_MAX_LEN + 1) > NAME_MAX_LEN) {
 		*why = "principal too long";
-		return WRK_GRPC_INVALID_ARGUMENT;
+		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	if (ctx->nlive >= WRK_MAX_RUNS) {
 		*why = "too many runs";
-		return WRK_GRPC_RESOURCE_EXHAUSTED;
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
 	if (ctx->journald == NULL) {
 		*why = "journal unavailable";
-		return WRK_GRPC_UNAVAILABLE;
+		return GRPC_STATUS_UNAVAILABLE;
 	}
 	/* ACCEPTED and IN_PROGRESS are appended right away. */
 	if (wrk_append_room(ctx) < 2) {
 		*why = "journal queue full";
-		return WRK_GRPC_RESOURCE_EXHAUSTED;
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
 	return 0;
 }
@@ -481,19 +481,19 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	r = wrk_session_id(ctx->tenant, req->principal,
 	    req->start->session_id, req->start->session_key, session);
 	if (r < 0) {
-		wrk_front_error(ctx, call_id, WRK_GRPC_INVALID_ARGUMENT,
+		wrk_front_error(ctx, call_id, GRPC_STATUS_INVALID_ARGUMENT,
 		    r == -E2BIG ? "session_key too long" :
 		    "invalid session_id");
 		return 0;
 	}
 	if (pick_provider(ctx->config, agent, &provider_name, &model,
 	    &token_delay_ms) < 0) {
-		wrk_front_error(ctx, call_id, WRK_GRPC_FAILED_PRECONDITION,
+		wrk_front_error(ctx, call_id, GRPC_STATUS_FAILED_PRECONDITION,
 		    "no usable provider for agent");
 		return 0;
 	}
 	if ((run = run_new(ctx, req, agent, provider_name, model)) == NULL) {
-		wrk_front_error(ctx, call_id, WRK_GRPC_RESOURCE_EXHAUSTED,
+		wrk_front_error(ctx, call_id, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "out of memory");
 		return 0;
 	}
@@ -507,7 +507,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 
 	/* ACCEPTED is the initial state, not a transition, but an event. */
 	if (emit_status(run, WRK_RUN_ACCEPTED, NULL) < 0) {
-		wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+		wrk_call_error(run, GRPC_STATUS_UNAVAILABLE,
 		    "journal unavailable");
 		run->state = WRK_RUN_FAILED;
 		ctx->nlive--;
@@ -820,7 +820,7 @@ wrk_run_abandon_all(struct wrk_ctx *ctx)
 	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
 		next = TAILQ_NEXT(run, entry);
 		if (run->has_call)
-			wrk_call_error(run, WRK_GRPC_UNAVAILABLE,
+			wrk_call_error(run, GRPC_STATUS_UNAVAILABLE,
 			    "journal unavailable");
 		if (!wrk_run_terminal(run->state)) {
 			log_warn("run %s abandoned in %s: journal lost",

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "grpc_status.h"
 #include "ipc.h"
 #include "limits.h"
 
@@ -36,15 +37,6 @@
 /* The length of generated run and session ids: 16 bytes in lower hex. */
 #define WRK_ID_LEN		32
 
-/* gRPC status codes the worker reports to the front. */
-enum wrk_grpc_status {
-	WRK_GRPC_INVALID_ARGUMENT = 3,
-	WRK_GRPC_NOT_FOUND = 5,
-	WRK_GRPC_RESOURCE_EXHAUSTED = 8,
-	WRK_GRPC_FAILED_PRECONDITION = 9,
-	WRK_GRPC_INTERNAL = 13,
-	WRK_GRPC_UNAVAILABLE = 14,
-};
 
 /* The run state machine (DESIGN section 9); values match palyra.v1. */
 enum wrk_run_state {

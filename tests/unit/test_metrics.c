@@ -66,9 +66,9 @@ test_histogram_is_cumulative(void **state)
 	char *text;
 
 	assert_non_null(ctx);
-	ended_call(ctx, FE_METHOD_GET_HEALTH, m, FE_GRPC_OK, 0.0);
-	ended_call(ctx, FE_METHOD_GET_HEALTH, m, FE_GRPC_OK, 0.05);
-	ended_call(ctx, FE_METHOD_GET_HEALTH, m, FE_GRPC_UNAVAILABLE, 100);
+	ended_call(ctx, FE_METHOD_GET_HEALTH, m, GRPC_STATUS_OK, 0.0);
+	ended_call(ctx, FE_METHOD_GET_HEALTH, m, GRPC_STATUS_OK, 0.05);
+	ended_call(ctx, FE_METHOD_GET_HEALTH, m, GRPC_STATUS_UNAVAILABLE, 100);
 	text = rendered(ctx);
 	assert_non_null(strstr(text,
 	    "palyra_grpc_requests_total{method=\"/palyra.v1.GatewayService/"
@@ -102,9 +102,9 @@ test_labels_are_bounded(void **state)
 	char *text;
 
 	assert_non_null(ctx);
-	ended_call(ctx, FE_METHOD_UNKNOWN, "/evil/one", FE_GRPC_UNIMPLEMENTED, 0);
+	ended_call(ctx, FE_METHOD_UNKNOWN, "/evil/one", GRPC_STATUS_UNIMPLEMENTED, 0);
 	ended_call(ctx, (enum fe_method)(FE_METRICS_METHODS + 3), "/evil/two",
-	    FE_GRPC_OK, 0);
+	    GRPC_STATUS_OK, 0);
 	ended_call(ctx, FE_METHOD_GET_HEALTH, "/g", 99, 0);
 	text = rendered(ctx);
 	assert_null(strstr(text, "evil"));
