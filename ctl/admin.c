@@ -297,3 +297,30 @@ ctl_processes(const struct ctl_ctx *ctx, char **reply_json, char *err,
 	*reply_json = reply;
 	return 0;
 }
+
+char *
+ctl_bearer(const struct ctl_ctx *ctx, const char *token, const char *tenant)
+{
+	const char	*env = getenv("PALYRA_TOKEN"), *t;
+	char		 err[512], *reply = NULL, *out = NULL;
+	json_t		*root;
+
+	if (token != NULL)
+		return strdup(token);
+	if (tenant == NULL)
+		return env != NULL ? strdup(env) : NULL;
+	if (ctl_token_create(ctx, tenant, "palyractl", "operator", 0, &reply,
+	    err, sizeof(err)) < 0) {
+		fprintf(stderr, "palyractl: token create: %s\n", err);
+		return NULL;
+	}
+	root = json_loads(reply, 0, NULL);
+	free(reply);
+	t = json_string_value(json_object_get(root, "token"));
+	if (t != NULL)
+		out = strdup(t);
+	else
+		fprintf(stderr, "palyractl: token create: malformed reply\n");
+	json_decref(root);
+	return out;
+}

@@ -138,86 +138,6 @@ agent_parse(int argc, char **argv, struct agent_opts *o)
 	return 0;
 }
 
-/* The bearer token to use (caller frees), or NULL after a message. */
-static char *
-agent_token(const struct ctl_ctx *ctx, const struct agent_opts *o)
-{
-	const char *t;
-	char err[512], *reply = NULL, *token = NULL;
-	json_t *root;
-
-	if (o->token != NULL)
-		return strdup(o->token);
-	if (o->tenant == NULL)
-		return strdup(getenv("PALYRA_TOKEN"));
-	if (ctl_token_create(ctx, o->tenant, "palyractl", "operator", 0,
-		&reply, err, sizeof(err)) < 0) {
-		fprintf(stderr, "palyractl: token create: %s\n", err);
-		return NULL;
-	}
-	root = json_loads(reply, 0, NULL);
-	free(reply);
-	t = json_string_value(json_object_get(root, "token"));
-	if (t != NULL)
-		token = strdup(t);
-	else
-		fprintf(stderr, "palyractl: token create: malformed reply\n");
-	json_decref(root);
-	return token;
-}
-
-struct unary_reply {
-	uint8_t *data;
-	size_t len;
-	int count;
-};
-
-static int
-unary_msg(const uint8_t *msg, size_t len, void *arg)
-{
-	struct unary_reply *r = arg;
-
-	if (r->count++ > 0)
-		return -1;
-	if ((r->data = malloc(len > 0 ? len : 1)) == NULL)
-		return -1;
-	memcpy(r->data, msg, len);
-	r->len = len;
-	return 0;
-}
-
-/* One unary call; on failure prints why and returns -1. */
-static int
-unary(const struct ctl_ctx *ctx, const char *what, const char *method,
-    const char *token, const ProtobufCMessage *req, struct unary_reply *reply)
-{
-	struct ctl_grpc_result res;
-	uint8_t *buf;
-	size_t len = protobuf_c_message_get_packed_size(req);
-	int called;
-
-	memset(reply, 0, sizeof(*reply));
-	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
-		return -1;
-	protobuf_c_message_pack(req, buf);
-	called = ctl_grpc_call(
-	    ctx, method, token, buf, len, unary_msg, reply, &res);
-	free(buf);
-	if (called < 0 || res.transport_error) {
-		fprintf(stderr, "palyractl: %s failed: %s\n", what, res.error);
-	} else if (res.grpc_status != 0) {
-		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
-		    grpc_status_name(res.grpc_status), res.grpc_message);
-	} else if (reply->count != 1) {
-		fprintf(
-		    stderr, "palyractl: %s failed: no reply message\n", what);
-	} else
-		return 0;
-	free(reply->data);
-	reply->data = NULL;
-	return -1;
-}
-
 static void
 print_agent(const struct ctl_ctx *ctx, const Palyra__V1__Agent *a, int full)
 {
@@ -255,10 +175,10 @@ list(const struct ctl_ctx *ctx, const char *token)
 {
 	Palyra__V1__ListAgentsRequest req = PALYRA__V1__LIST_AGENTS_REQUEST__INIT;
 	Palyra__V1__ListAgentsResponse *resp;
-	struct unary_reply reply;
+	struct ctl_unary_reply reply;
 	size_t i;
 
-	if (unary(ctx, "agent list", GATEWAY "ListAgents", token, &req.base,
+	if (ctl_unary(ctx, "agent list", GATEWAY "ListAgents", token, &req.base,
 		&reply) < 0)
 		return CTL_EXIT_FAIL;
 	resp = palyra__v1__list_agents_response__unpack(
@@ -287,7 +207,7 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 	Palyra__V1__Agent agent = PALYRA__V1__AGENT__INIT, *a;
 	const ProtobufCMessage *req = &get.base;
 	const char *method = GATEWAY "GetAgent", *what = "agent show";
-	struct unary_reply reply;
+	struct ctl_unary_reply reply;
 
 	if (strcmp(o->command, "create") == 0) {
 		agent.name = (char *)o->name;
@@ -318,7 +238,7 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 		what = "agent update";
 	} else
 		get.name = (char *)o->name;
-	if (unary(ctx, what, method, token, req, &reply) < 0)
+	if (ctl_unary(ctx, what, method, token, req, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	a = palyra__v1__agent__unpack(NULL, reply.len, reply.data);
 	free(reply.data);
@@ -337,10 +257,10 @@ delete(const struct ctl_ctx *ctx, const struct agent_opts *o,
 {
 	Palyra__V1__DeleteAgentRequest req =
 	    PALYRA__V1__DELETE_AGENT_REQUEST__INIT;
-	struct unary_reply reply;
+	struct ctl_unary_reply reply;
 
 	req.name = (char *)o->name;
-	if (unary(ctx, "agent delete", GATEWAY "DeleteAgent", token,
+	if (ctl_unary(ctx, "agent delete", GATEWAY "DeleteAgent", token,
 		&req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	free(reply.data);
@@ -366,7 +286,7 @@ ctl_cmd_agent(struct ctl_ctx *ctx, int argc, char **argv)
 	    (env == NULL || env[0] == '\0'))
 		return agent_usage(
 		    "agent needs --token, PALYRA_TOKEN or --tenant");
-	if ((token = agent_token(ctx, &o)) == NULL)
+	if ((token = ctl_bearer(ctx, o.token, o.tenant)) == NULL)
 		return CTL_EXIT_FAIL;
 	if (strlen(token) > FE_TOKEN_MAX_LEN) {
 		free(token);

@@ -28,8 +28,8 @@ static const char *const run_status_names[] = {
 	"WAITING_TOOL", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED",
 };
 
-static const char *
-run_status_name(int s)
+const char *
+ctl_run_status_name(int s)
 {
 	if (s < 0 || (size_t)s >= sizeof(run_status_names) /
 	    sizeof(run_status_names[0]))
@@ -322,7 +322,7 @@ event_json(const Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
 		kind = "status";
 		body = json_pack("{s:s, s:s}", "status",
-		    run_status_name(ev->status->status), "reason",
+		    ctl_run_status_name(ev->status->status), "reason",
 		    ev->status->reason);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
@@ -383,7 +383,7 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 		st = ev->status;
 		if (rc->ctx->verbose)
 			fprintf(stderr, "[%s] run %s%s%s\n",
-			    run_status_name(st->status), ev->run_id,
+			    ctl_run_status_name(st->status), ev->run_id,
 			    st->reason[0] != '\0' ? ": " : "", st->reason);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
@@ -566,7 +566,7 @@ run_finish(const struct run_call *rc, const struct ctl_grpc_result *res,
 		    "a terminal status\n");
 	else
 		fprintf(stderr, "palyractl: run failed: %s: %s\n",
-		    run_status_name(rc->terminal), rc->reason[0] != '\0' ?
+		    ctl_run_status_name(rc->terminal), rc->reason[0] != '\0' ?
 		    rc->reason : "no reason given");
 	return CTL_EXIT_FAIL;
 }

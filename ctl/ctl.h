@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "limits.h"
 
 #define CTL_DEFAULT_GRPC	"127.0.0.1:7443"
@@ -67,6 +69,25 @@ int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
 		    const char *bearer, const uint8_t *req, size_t req_len,
 		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);
 
+/* The one reply message of a unary call; the caller frees data. */
+struct ctl_unary_reply {
+	uint8_t		*data;
+	size_t		 len;
+	int		 count;
+};
+
+/*
+ * One unary call of method with req. Returns 0 with exactly one reply
+ * message, or -1 after printing "palyractl: WHAT failed: ..." (reply->data
+ * is then NULL).
+ */
+int		 ctl_unary(const struct ctl_ctx *, const char *what,
+		    const char *method, const char *bearer,
+		    const ProtobufCMessage *req, struct ctl_unary_reply *reply);
+
+/* ctl.c: "COMPLETED" for RUN_STATUS_COMPLETED, "UNKNOWN" outside. */
+const char	*ctl_run_status_name(int status);
+
 /* ctl.c: follows a server stream of palyra.v1.RunEvent (method is the
  * gRPC path) like `run --attach`; returns a CTL_EXIT_ code. */
 int		 ctl_follow_events(const struct ctl_ctx *, const char *method,
@@ -104,6 +125,13 @@ int		 ctl_token_create(const struct ctl_ctx *, const char *tenant,
 		    size_t errlen);
 int		 ctl_processes(const struct ctl_ctx *, char **reply_json,
 		    char *err, size_t errlen);
+/*
+ * The bearer token of a tenant command (caller frees): token if given,
+ * else an operator token minted for tenant with the admin token, else
+ * PALYRA_TOKEN. NULL after a message on stderr.
+ */
+char		*ctl_bearer(const struct ctl_ctx *, const char *token,
+		    const char *tenant);
 
 /* token.c: token list and revoke, and --expires durations. */
 int		 ctl_cmd_token_list(const struct ctl_ctx *, int argc,

@@ -327,3 +327,51 @@ out:
 	free(body);
 	return res->transport_error ? -1 : 0;
 }
+
+static int
+unary_msg(const uint8_t *msg, size_t len, void *arg)
+{
+	struct ctl_unary_reply *r = arg;
+
+	if (r->count++ > 0)
+		return -1;
+	if ((r->data = malloc(len > 0 ? len : 1)) == NULL)
+		return -1;
+	memcpy(r->data, msg, len);
+	r->len = len;
+	return 0;
+}
+
+int
+ctl_unary(const struct ctl_ctx *ctx, const char *what, const char *method,
+    const char *bearer, const ProtobufCMessage *req,
+    struct ctl_unary_reply *reply)
+{
+	struct ctl_grpc_result	 res;
+	uint8_t			*buf;
+	size_t			 len = protobuf_c_message_get_packed_size(req);
+	int			 called;
+
+	memset(reply, 0, sizeof(*reply));
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL) {
+		fprintf(stderr, "palyractl: %s failed: out of memory\n", what);
+		return -1;
+	}
+	protobuf_c_message_pack(req, buf);
+	called = ctl_grpc_call(ctx, method, bearer, buf, len, unary_msg,
+	    reply, &res);
+	free(buf);
+	if (called < 0 || res.transport_error)
+		fprintf(stderr, "palyractl: %s failed: %s\n", what, res.error);
+	else if (res.grpc_status != 0)
+		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
+		    grpc_status_name(res.grpc_status), res.grpc_message);
+	else if (reply->count != 1)
+		fprintf(stderr, "palyractl: %s failed: no reply message\n",
+		    what);
+	else
+		return 0;
+	free(reply->data);
+	reply->data = NULL;
+	return -1;
+}

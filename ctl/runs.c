@@ -24,11 +24,6 @@
 #define RUN_ID_MAX	64
 #define REASON_MAX	1024
 
-static const char *const status_names[] = {
-	"UNSPECIFIED", "ACCEPTED", "IN_PROGRESS", "WAITING_APPROVAL",
-	"WAITING_TOOL", "COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED",
-};
-
 struct runs_opts {
 	const char	*command;	/* show, abort, events, note */
 	const char	*run_id;
@@ -38,15 +33,6 @@ struct runs_opts {
 	const char	*reason;
 	uint64_t	 after;
 };
-
-static const char *
-status_name(int s)
-{
-	if (s < 0 || (size_t)s >= sizeof(status_names) /
-	    sizeof(status_names[0]))
-		return "UNKNOWN";
-	return status_names[s];
-}
 
 static int
 runs_usage(const char *why)
@@ -134,108 +120,18 @@ runs_parse(int argc, char **argv, struct runs_opts *o)
 }
 
 /* The bearer token to use (caller frees), or NULL after a message. */
-static char *
-runs_token(const struct ctl_ctx *ctx, const struct runs_opts *o)
-{
-	const char	*env = getenv("PALYRA_TOKEN"), *t;
-	char		 err[512], *reply = NULL, *token = NULL;
-	json_t		*root;
-
-	if (o->token != NULL)
-		return strdup(o->token);
-	if (o->tenant == NULL)
-		return strdup(env);
-	if (ctl_token_create(ctx, o->tenant, "palyractl", "operator", 0,
-	    &reply, err, sizeof(err)) < 0) {
-		fprintf(stderr, "palyractl: token create: %s\n", err);
-		return NULL;
-	}
-	root = json_loads(reply, 0, NULL);
-	free(reply);
-	t = json_string_value(json_object_get(root, "token"));
-	if (t != NULL)
-		token = strdup(t);
-	else
-		fprintf(stderr, "palyractl: token create: malformed reply\n");
-	json_decref(root);
-	return token;
-}
-
-static int
-failed(const char *what, const struct ctl_grpc_result *res, int called)
-{
-	if (called < 0 || res->transport_error)
-		fprintf(stderr, "palyractl: %s failed: %s\n", what,
-		    res->error);
-	else
-		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
-		    grpc_status_name(res->grpc_status),
-		    res->grpc_message);
-	return CTL_EXIT_FAIL;
-}
-
-/* Keeps the one reply message of a unary call. */
-struct unary_reply {
-	uint8_t	*data;
-	size_t	 len;
-	int	 count;
-};
-
-static int
-unary_msg(const uint8_t *msg, size_t len, void *arg)
-{
-	struct unary_reply *r = arg;
-
-	if (r->count++ > 0)
-		return -1;
-	if ((r->data = malloc(len > 0 ? len : 1)) == NULL)
-		return -1;
-	memcpy(r->data, msg, len);
-	r->len = len;
-	return 0;
-}
-
-static int
-unary(const struct ctl_ctx *ctx, const char *method, const char *token,
-    const ProtobufCMessage *req, struct unary_reply *reply,
-    struct ctl_grpc_result *res)
-{
-	uint8_t	*buf;
-	size_t	 len = protobuf_c_message_get_packed_size(req);
-	int	 called;
-
-	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
-		return -ENOMEM;
-	protobuf_c_message_pack(req, buf);
-	memset(reply, 0, sizeof(*reply));
-	called = ctl_grpc_call(ctx, method, token, buf, len, unary_msg,
-	    reply, res);
-	free(buf);
-	if (called >= 0 && res->grpc_status == 0 && reply->count != 1) {
-		snprintf(res->error, sizeof(res->error),
-		    "no reply message");
-		res->transport_error = 1;
-		return -EBADMSG;
-	}
-	return called;
-}
-
 static int
 show(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 {
 	Palyra__V1__GetRunRequest	 req =
 	    PALYRA__V1__GET_RUN_REQUEST__INIT;
-	struct ctl_grpc_result		 res;
-	struct unary_reply		 reply;
+	struct ctl_unary_reply		 reply;
 	Palyra__V1__Run			*run;
-	int				 called;
 
 	req.run_id = (char *)o->run_id;
-	called = unary(ctx, GATEWAY "GetRun", token, &req.base, &reply, &res);
-	if (called < 0 || res.grpc_status != 0) {
-		free(reply.data);
-		return failed("runs show", &res, called);
-	}
+	if (ctl_unary(ctx, "runs show", GATEWAY "GetRun", token, &req.base,
+	    &reply) < 0)
+		return CTL_EXIT_FAIL;
 	run = palyra__v1__run__unpack(NULL, reply.len, reply.data);
 	free(reply.data);
 	if (run == NULL) {
@@ -246,7 +142,7 @@ show(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 		json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
 		    "s:I}", "run_id", run->run_id, "session_id",
 		    run->session_id, "principal", run->principal, "agent",
-		    run->agent, "status", status_name(run->status),
+		    run->agent, "status", ctl_run_status_name(run->status),
 		    "created_unix_ms", (json_int_t)run->created_unix_ms,
 		    "updated_unix_ms", (json_int_t)run->updated_unix_ms,
 		    "last_seq", (json_int_t)run->last_seq);
@@ -260,7 +156,7 @@ show(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 		printf("run_id %s\nsession_id %s\nprincipal %s\nagent %s\n"
 		    "status %s\ncreated_unix_ms %lld\nupdated_unix_ms %lld\n"
 		    "last_seq %llu\n", run->run_id, run->session_id,
-		    run->principal, run->agent, status_name(run->status),
+		    run->principal, run->agent, ctl_run_status_name(run->status),
 		    (long long)run->created_unix_ms,
 		    (long long)run->updated_unix_ms,
 		    (unsigned long long)run->last_seq);
@@ -274,20 +170,15 @@ abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
 {
 	Palyra__V1__AbortRunRequest	 req =
 	    PALYRA__V1__ABORT_RUN_REQUEST__INIT;
-	struct ctl_grpc_result		 res;
-	struct unary_reply		 reply;
+	struct ctl_unary_reply		 reply;
 	Palyra__V1__AbortRunResponse	*resp;
-	int				 called;
 
 	req.run_id = (char *)o->run_id;
 	if (o->reason != NULL)
 		req.reason = (char *)o->reason;
-	called = unary(ctx, GATEWAY "AbortRun", token, &req.base, &reply,
-	    &res);
-	if (called < 0 || res.grpc_status != 0) {
-		free(reply.data);
-		return failed("runs abort", &res, called);
-	}
+	if (ctl_unary(ctx, "runs abort", GATEWAY "AbortRun", token, &req.base,
+	    &reply) < 0)
+		return CTL_EXIT_FAIL;
 	resp = palyra__v1__abort_run_response__unpack(NULL, reply.len,
 	    reply.data);
 	free(reply.data);
@@ -297,9 +188,9 @@ abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
 	}
 	if (ctx->json)
 		printf("{\"run_id\":\"%s\",\"status\":\"%s\"}\n", o->run_id,
-		    status_name(resp->status));
+		    ctl_run_status_name(resp->status));
 	else
-		printf("%s %s\n", o->run_id, status_name(resp->status));
+		printf("%s %s\n", o->run_id, ctl_run_status_name(resp->status));
 	palyra__v1__abort_run_response__free_unpacked(resp, NULL);
 	return CTL_EXIT_OK;
 }
@@ -309,19 +200,14 @@ note(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 {
 	Palyra__V1__AppendEventRequest	 req =
 	    PALYRA__V1__APPEND_EVENT_REQUEST__INIT;
-	struct ctl_grpc_result		 res;
-	struct unary_reply		 reply;
+	struct ctl_unary_reply		 reply;
 	Palyra__V1__AppendEventResponse	*resp;
-	int				 called;
 
 	req.run_id = (char *)o->run_id;
 	req.text = (char *)o->text;
-	called = unary(ctx, GATEWAY "AppendEvent", token, &req.base, &reply,
-	    &res);
-	if (called < 0 || res.grpc_status != 0) {
-		free(reply.data);
-		return failed("runs note", &res, called);
-	}
+	if (ctl_unary(ctx, "runs note", GATEWAY "AppendEvent", token, &req.base,
+	    &reply) < 0)
+		return CTL_EXIT_FAIL;
 	resp = palyra__v1__append_event_response__unpack(NULL, reply.len,
 	    reply.data);
 	free(reply.data);
@@ -374,7 +260,7 @@ ctl_cmd_runs(struct ctl_ctx *ctx, int argc, char **argv)
 	    (env == NULL || env[0] == '\0'))
 		return runs_usage("runs needs --token, PALYRA_TOKEN or "
 		    "--tenant");
-	if ((token = runs_token(ctx, &o)) == NULL)
+	if ((token = ctl_bearer(ctx, o.token, o.tenant)) == NULL)
 		return CTL_EXIT_FAIL;
 	if (strlen(token) > FE_TOKEN_MAX_LEN) {
 		free(token);

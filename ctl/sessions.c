@@ -104,88 +104,6 @@ sessions_parse(int argc, char **argv, struct sessions_opts *o)
 	return 0;
 }
 
-/* The bearer token to use (caller frees), or NULL after a message. */
-static char *
-sessions_token(const struct ctl_ctx *ctx, const struct sessions_opts *o)
-{
-	const char	*env = getenv("PALYRA_TOKEN"), *t;
-	char		 err[512], *reply = NULL, *token = NULL;
-	json_t		*root;
-
-	if (o->token != NULL)
-		return strdup(o->token);
-	if (o->tenant == NULL)
-		return strdup(env);
-	if (ctl_token_create(ctx, o->tenant, "palyractl", "operator", 0,
-	    &reply, err, sizeof(err)) < 0) {
-		fprintf(stderr, "palyractl: token create: %s\n", err);
-		return NULL;
-	}
-	root = json_loads(reply, 0, NULL);
-	free(reply);
-	t = json_string_value(json_object_get(root, "token"));
-	if (t != NULL)
-		token = strdup(t);
-	else
-		fprintf(stderr, "palyractl: token create: malformed reply\n");
-	json_decref(root);
-	return token;
-}
-
-/* Keeps the one reply message of a unary call. */
-struct unary_reply {
-	uint8_t	*data;
-	size_t	 len;
-	int	 count;
-};
-
-static int
-unary_msg(const uint8_t *msg, size_t len, void *arg)
-{
-	struct unary_reply *r = arg;
-
-	if (r->count++ > 0)
-		return -1;
-	if ((r->data = malloc(len > 0 ? len : 1)) == NULL)
-		return -1;
-	memcpy(r->data, msg, len);
-	r->len = len;
-	return 0;
-}
-
-/* One unary call; on failure prints why and returns -1. */
-static int
-unary(const struct ctl_ctx *ctx, const char *what, const char *method,
-    const char *token, const ProtobufCMessage *req,
-    struct unary_reply *reply)
-{
-	struct ctl_grpc_result	 res;
-	uint8_t			*buf;
-	size_t			 len = protobuf_c_message_get_packed_size(req);
-	int			 called;
-
-	memset(reply, 0, sizeof(*reply));
-	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
-		return -1;
-	protobuf_c_message_pack(req, buf);
-	called = ctl_grpc_call(ctx, method, token, buf, len, unary_msg,
-	    reply, &res);
-	free(buf);
-	if (called < 0 || res.transport_error) {
-		fprintf(stderr, "palyractl: %s failed: %s\n", what, res.error);
-	} else if (res.grpc_status != 0) {
-		fprintf(stderr, "palyractl: %s failed: %s: %s\n", what,
-		    grpc_status_name(res.grpc_status), res.grpc_message);
-	} else if (reply->count != 1) {
-		fprintf(stderr, "palyractl: %s failed: no reply message\n",
-		    what);
-	} else
-		return 0;
-	free(reply->data);
-	reply->data = NULL;
-	return -1;
-}
-
 static void
 print_session(const struct ctl_ctx *ctx, const Palyra__V1__Session *s)
 {
@@ -218,7 +136,7 @@ list(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	Palyra__V1__ListSessionsRequest	 req =
 	    PALYRA__V1__LIST_SESSIONS_REQUEST__INIT;
 	Palyra__V1__ListSessionsResponse *page = NULL;
-	struct unary_reply		 reply;
+	struct ctl_unary_reply		 reply;
 	char				*next = NULL;
 	size_t				 i;
 	int				 pages;
@@ -226,7 +144,7 @@ list(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	req.page_size = o->page_size;
 	for (pages = 0; pages < PAGES_MAX; pages++) {
 		req.page_token = next != NULL ? next : "";
-		if (unary(ctx, "sessions list", GATEWAY "ListSessions",
+		if (ctl_unary(ctx, "sessions list", GATEWAY "ListSessions",
 		    token, &req.base, &reply) < 0)
 			break;
 		page = palyra__v1__list_sessions_response__unpack(NULL,
@@ -262,10 +180,10 @@ resolve(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	Palyra__V1__ResolveSessionRequest	 req =
 	    PALYRA__V1__RESOLVE_SESSION_REQUEST__INIT;
 	Palyra__V1__Session			*s;
-	struct unary_reply			 reply;
+	struct ctl_unary_reply			 reply;
 
 	req.session_key = (char *)o->arg;
-	if (unary(ctx, "sessions resolve", GATEWAY "ResolveSession", token,
+	if (ctl_unary(ctx, "sessions resolve", GATEWAY "ResolveSession", token,
 	    &req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	s = palyra__v1__session__unpack(NULL, reply.len, reply.data);
@@ -287,10 +205,10 @@ cleanup(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	Palyra__V1__CleanupSessionRequest	 req =
 	    PALYRA__V1__CLEANUP_SESSION_REQUEST__INIT;
 	Palyra__V1__CleanupSessionResponse	*resp;
-	struct unary_reply			 reply;
+	struct ctl_unary_reply			 reply;
 
 	req.session_id = (char *)o->arg;
-	if (unary(ctx, "sessions cleanup", GATEWAY "CleanupSession", token,
+	if (ctl_unary(ctx, "sessions cleanup", GATEWAY "CleanupSession", token,
 	    &req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	resp = palyra__v1__cleanup_session_response__unpack(NULL, reply.len,
@@ -325,7 +243,7 @@ ctl_cmd_sessions(struct ctl_ctx *ctx, int argc, char **argv)
 	    (env == NULL || env[0] == '\0'))
 		return sessions_usage("sessions needs --token, PALYRA_TOKEN "
 		    "or --tenant");
-	if ((token = sessions_token(ctx, &o)) == NULL)
+	if ((token = ctl_bearer(ctx, o.token, o.tenant)) == NULL)
 		return CTL_EXIT_FAIL;
 	if (strlen(token) > FE_TOKEN_MAX_LEN) {
 		free(token);
