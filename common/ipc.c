@@ -134,7 +134,22 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__journal_agent_request__descriptor, 0 },
 	[IPC_JOURNAL_AGENT_REPLY] = { "JOURNAL_AGENT_REPLY",
 	    &palyra__ipc__journal_agent_reply__descriptor, 0 },
+	[IPC_TENANT_ADMIN] = { "TENANT_ADMIN",
+	    &palyra__ipc__tenant_admin_request__descriptor, 0 },
+	[IPC_TENANT_ADMIN_REPLY] = { "TENANT_ADMIN_REPLY",
+	    &palyra__ipc__tenant_admin_reply__descriptor, 0 },
+	[IPC_RUN_FLOW] = { "RUN_FLOW",
+	    &palyra__ipc__run_flow__descriptor, 0 },
+	[IPC_RUN_PREPARE] = { "RUN_PREPARE",
+	    &palyra__ipc__run_prepare__descriptor, 0 },
+	[IPC_RUN_PREPARED] = { "RUN_PREPARED",
+	    &palyra__ipc__run_prepared__descriptor, 0 },
+	[IPC_RUN_INPUT] = { "RUN_INPUT",
+	    &palyra__ipc__run_input__descriptor, 0 },
 };
+
+_Static_assert(IPC_TYPE_MAX <= IPC_TYPESET_BITS,
+    "IPC types no longer fit an ipc_typeset");
 
 const char *
 ipc_type_name(uint32_t type)

@@ -78,10 +78,22 @@ enum ipc_type {
 	IPC_TENANT_AGENTS,	/* Palyra__Ipc__TenantAgents */
 	IPC_JOURNAL_AGENT_REQUEST, /* Palyra__Ipc__JournalAgentRequest */
 	IPC_JOURNAL_AGENT_REPLY, /* Palyra__Ipc__JournalAgentReply */
+	IPC_TENANT_ADMIN,	/* Palyra__Ipc__TenantAdminRequest */
+	IPC_TENANT_ADMIN_REPLY,	/* Palyra__Ipc__TenantAdminReply */
+	IPC_RUN_FLOW,		/* Palyra__Ipc__RunFlow */
+	IPC_RUN_PREPARE,	/* Palyra__Ipc__RunPrepare */
+	IPC_RUN_PREPARED,	/* Palyra__Ipc__RunPrepared */
+	IPC_RUN_INPUT,		/* Palyra__Ipc__RunInput */
 	IPC_TYPE_MAX
 };
 
-#define IPC_TYPE_BIT(t)	(UINT64_C(1) << (t))
+/*
+ * A set of IPC types, one bit each: what a receiver accepts from a peer.
+ * 128 bits; ipc.c checks at compile time that every type fits.
+ */
+typedef unsigned __int128 ipc_typeset;
+#define IPC_TYPE_BIT(t)	((ipc_typeset)1 << (t))
+#define IPC_TYPESET_BITS 128
 
 struct ipc_header {
 	uint32_t	type;
@@ -174,7 +186,7 @@ typedef void	(*ipc_close_cb)(struct ipc_chan *, int error, void *arg);
  * in logs ("worker[default]").
  */
 struct ipc_chan	*ipc_chan_new(struct event_base *base, int fd,
-		    const char *peer, uint64_t allowed, ipc_msg_cb on_msg,
+		    const char *peer, ipc_typeset allowed, ipc_msg_cb on_msg,
 		    ipc_close_cb on_close, void *arg);
 void		 ipc_chan_free(struct ipc_chan *);
 

@@ -34,7 +34,7 @@ struct ipc_chan {
 	struct event	*rev;
 	struct event	*wev;
 	char		 peer[96];
-	uint64_t	 allowed;
+	ipc_typeset	 allowed;
 	ipc_msg_cb	 on_msg;
 	ipc_close_cb	 on_close;
 	void		(*on_drain)(struct ipc_chan *, void *);
@@ -55,7 +55,7 @@ static void	ipc_chan_write_cb(evutil_socket_t, short, void *);
 
 struct ipc_chan *
 ipc_chan_new(struct event_base *base, int fd, const char *peer,
-    uint64_t allowed, ipc_msg_cb on_msg, ipc_close_cb on_close, void *arg)
+    ipc_typeset allowed, ipc_msg_cb on_msg, ipc_close_cb on_close, void *arg)
 {
 	struct ipc_chan *c;
 	int flags;

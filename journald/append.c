@@ -46,6 +46,10 @@ event_kind(const Palyra__V1__RunEvent *ev)
 		return "error";
 	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
 		return "note";
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+		return "tool_call";
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
+		return "tool_result";
 	default:
 		return NULL;
 	}

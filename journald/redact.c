@@ -174,6 +174,12 @@ jnl_redact_event(const struct jnl_ctx *ctx, Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
 		fields[0] = &ev->note->text;
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+		fields[0] = &ev->tool_call->arguments_json;
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
+		fields[0] = &ev->tool_result->content;
+		break;
 	default:
 		break;
 	}

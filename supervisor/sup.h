@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "ipc.h"
 #include "limits.h"
 
 struct event_base;
@@ -34,7 +35,7 @@ struct sup_kind {
 	const char	*name;		/* for logs and `palyractl status` */
 	const char	*executable;	/* in the libexec directory */
 	const char	*sandbox;	/* sandbox profile (common/sandbox.h) */
-	uint64_t	 allowed;	/* IPC types accepted from it */
+	ipc_typeset	 allowed;	/* IPC types accepted from it */
 	int		 per_tenant;
 	int		 pass_listeners; /* gets fds 4 and 5 */
 	uint32_t	 peers;		/* bit per sup_kind_id it is wired to */

@@ -73,6 +73,12 @@ struct wrk_event {
 
 struct wrk_run;
 
+/* One earlier turn of the run's session, for the prompt (RunPrepared). */
+struct wrk_turn {
+	char			*input;
+	char			*output;
+};
+
 /*
  * A model provider. start() begins producing output for run and reports it
  * through the wrk_run_token/complete/fail sink functions below, never
@@ -110,6 +116,23 @@ struct wrk_run {
 	char			*provider_name;
 	char			*model;
 	int			 cancel_on_disconnect;
+
+	double			 temperature;
+	/* The agent's ordered failover list (provider names); none: the
+	 * built-in offline model. */
+	char			**providers;
+	size_t			 nproviders;
+	/* The session's earlier turns, oldest first, trimmed by journald
+	 * to the context budget (RunPrepare); filled before start(). */
+	struct wrk_turn		*history;
+	size_t			 nhistory;
+	/* Follow-up input (IPC_RUN_INPUT) not yet taken by the provider,
+	 * oldest first; taken as the next user turn after the current one. */
+	char			**inputs;
+	size_t			 ninputs;
+	/* The client stopped reading (IPC_RUN_FLOW): providers produce no
+	 * output until it is cleared; then resume() is called. */
+	int			 flow_paused;
 
 	enum wrk_run_state	 state;
 	uint64_t		 next_seq;
