@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #define CFG_ERR_LEN 512
+/* The base-url of providers of type openai and anthropic without one. */
+#define CFG_OPENAI_BASE_URL	"https://api.openai.com/v1"
+#define CFG_ANTHROPIC_BASE_URL	"https://api.anthropic.com/v1"
 
 enum cfg_provider_type {
 	CFG_PROVIDER_OFFLINE = 0,
@@ -105,6 +108,7 @@ struct cfg_tenant {
 	uint32_t	 pids_limit;	/* tasks, 0: none */
 	uint32_t	 cpu_weight;	/* 1..10000, 0: the kernel's default */
 	uint64_t	 journal_quota;	/* journal.db bytes, 0: none */
+	int		 runtime;	/* from STATE/tenants.conf (admin API) */
 	struct cfg_agent *agents;	/* the first is the default */
 	size_t		 nagents;
 	struct cfg_budget *budgets;

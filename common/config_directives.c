@@ -298,12 +298,23 @@ d_provider(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	if (pr->type == CFG_PROVIDER_OPENAI_COMPATIBLE && pr->base_url == NULL)
 		return TOKEN_ERROR(p, lx, kw, "provider \"%s\" of type "
 		    "openai-compatible has no \"base-url\"", pr->name);
+	/* The vendors' own endpoints unless told otherwise (palyrad.conf(5)). */
+	if (pr->base_url == NULL && (pr->type == CFG_PROVIDER_OPENAI ||
+	    pr->type == CFG_PROVIDER_ANTHROPIC) &&
+	    (pr->base_url = strdup(pr->type == CFG_PROVIDER_OPENAI ?
+	    CFG_OPENAI_BASE_URL : CFG_ANTHROPIC_BASE_URL)) == NULL)
+		return cfg_out_of_memory(p, lx, kw);
 	/* Known only at the end of the block: the type may come last. */
 	if (p->token_delay_pos.line != 0 && pr->type != CFG_PROVIDER_OFFLINE)
 		return cfg_parser_error(p, p->token_delay_pos.file,
 		    p->token_delay_pos.line, p->token_delay_pos.col,
 		    "\"token-delay\" is only valid for providers of type "
 		    "offline (provider \"%s\" is %s)", pr->name,
+		    cfg_provider_types[pr->type]);
+	if (pr->api_key == NULL && (pr->type == CFG_PROVIDER_OPENAI ||
+	    pr->type == CFG_PROVIDER_ANTHROPIC))
+		return TOKEN_ERROR(p, lx, kw, "provider \"%s\" of type %s "
+		    "has no \"api-key\"", pr->name,
 		    cfg_provider_types[pr->type]);
 	return 0;
 }

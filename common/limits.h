@@ -53,7 +53,19 @@
 #define FE_MAX_CONNECTIONS	1024
 #define FE_MAX_STREAMS		128	/* concurrent streams per connection */
 #define FE_GRPC_MAX_MESSAGE	(4 * 1024 * 1024)
-#define FE_STREAM_OUT_MAX	(8 * 1024 * 1024)	/* buffered reply bytes */
+/* A call's reply bytes the front holds at most, whatever else happens:
+ * the last line of defence behind the flow control below. */
+#define FE_STREAM_OUT_MAX	(8 * 1024 * 1024)
+/* Flow control of a RunStream (front/call.c, worker/run.c): when a call's
+ * unsent reply bytes (what its client's HTTP/2 window does not let through)
+ * pass FE_FLOW_HIGH_WATER, the worker holding its run is told to pause it
+ * (IPC_RUN_FLOW): no provider output until they fall to FE_FLOW_LOW_WATER.
+ * A reattached call never pauses the run it follows; one that falls more
+ * than FE_FLOW_FOLLOWER_MAX bytes behind ends with RESOURCE_EXHAUSTED and
+ * may reattach from the last seq it received. */
+#define FE_FLOW_HIGH_WATER	(256 * 1024)
+#define FE_FLOW_LOW_WATER	(64 * 1024)
+#define FE_FLOW_FOLLOWER_MAX	(1024 * 1024)
 #define FE_HTTP_MAX_BODY	(64 * 1024)
 #define FE_HTTP_MAX_HEADERS	(16 * 1024)
 #define FE_TOKEN_MAX_LEN	256
@@ -72,6 +84,13 @@
 #define FE_CALL_POOL_MAX	256	/* finished calls kept for reuse */
 #define FE_H2_OUTPUT_HIGH	(64 * 1024)	/* bytes before nghttp2 waits */
 #define FE_HTTP_TIMEOUT_S	30	/* evhttp idle timeout */
+/* HTTP listener abuse resistance (front/httpconn.c): at most
+ * FE_CONN_PER_ADDR open connections from one source address (below) and
+ * FE_MAX_CONNECTIONS in all, the next one closed at once; a connection must
+ * send a whole request (headers and body) within FE_HTTP_REQUEST_S of its
+ * opening or of its previous reply, else it is closed (slowloris; an idle
+ * kept-alive connection too). */
+#define FE_HTTP_REQUEST_S	10
 /* HTTP/2 abuse resistance (front/h2.c). Over FE_CONN_PER_ADDR open gRPC
  * connections from one source (an IPv4 address or an IPv6 /64) a new one
  * is closed at once. A connection must send the preface and its SETTINGS
@@ -99,6 +118,10 @@
 #define FE_PROCESS_REQUESTS_MAX	16
 #define FE_PROCESS_TIMEOUT_MS	2000
 #define FE_PROCESSES_MAX	(CFG_MAX_TENANTS * CFG_MAX_WORKERS + 16)
+/* /admin/v1/tenants: requests waiting for the supervisor and how long one
+ * may wait (a create or delete writes STATE/tenants.conf with fsync). */
+#define FE_TENANT_REQUESTS_MAX	16
+#define FE_TENANT_TIMEOUT_MS	10000
 /* A worker's channel closed: its calls wait this long for journald's
  * INTERRUPTED notice before they end with UNAVAILABLE. */
 #define FE_WORKER_LOST_GRACE_MS	3000
@@ -117,6 +140,21 @@
 /* ListSessions: the largest page_size, and the page of a page_size 0. */
 #define FE_SESSIONS_PAGE_MAX	100
 #define FE_SESSIONS_PAGE_DEFAULT 50
+/* /console/v1 (front/console.c): JSON bodies nest at most this deep; login
+ * sessions kept in the front's memory (a full table refuses new logins),
+ * their idle and absolute lifetimes; SSE streams open at once, per source
+ * address and in all; the bytes an SSE stream may have queued for a slow
+ * reader before it ends with an error event; a keep-alive comment on an
+ * idle stream; events in one JSON page of /runs/ID/events. */
+#define FE_CONSOLE_JSON_DEPTH_MAX	8
+#define FE_CONSOLE_LOGINS_MAX		1024
+#define FE_CONSOLE_LOGIN_IDLE_S		(30 * 60)
+#define FE_CONSOLE_LOGIN_MAX_S		(12 * 3600)
+#define FE_CONSOLE_SSE_PER_SOURCE	16
+#define FE_CONSOLE_SSE_MAX		256
+#define FE_CONSOLE_SSE_OUT_MAX		(1024 * 1024)
+#define FE_CONSOLE_SSE_KEEPALIVE_S	15
+#define FE_CONSOLE_EVENTS_PAGE_MAX	256
 /* /admin/v1/journal/...: requests waiting for journald, how long a quick
  * one (pubkey, checkpoint, export page) and a job (verify, backup) may
  * wait for its answer. */
@@ -190,6 +228,53 @@
 #define WRK_STOP_DRAIN_MS	2000
 #define WRK_TOKEN_DELAY_MAX_MS	10000	/* offline provider token-delay */
 #define WRK_RUN_FOLLOWERS_MAX	16	/* reattached calls following a run */
+/* Outbound HTTP (worker/http.c): a response head (status line and
+ * headers, of the final response) kept per transfer, and the largest CA
+ * bundle read before the sandbox. */
+#define WRK_HTTP_HEAD_MAX	(64 * 1024)
+#define WRK_HTTP_CA_MAX		(4 * 1024 * 1024)
+/*
+ * Run features (worker/run.c, journald/runprep.c): the session history a
+ * run's prompt is given (its newest earlier turns, at most this many and
+ * this many bytes of input plus output text: the model's context budget;
+ * the system prompt is always kept); follow-up input (RunStreamRequest
+ * .input) queued on a live run, at most this many messages and bytes; the
+ * nesting depth of a tool call's arguments; how long journald keeps a run
+ * prepared but not yet journaled, and how many such runs it tracks.
+ */
+#define WRK_HISTORY_MAX_TURNS	16
+#define WRK_HISTORY_MAX_BYTES	(96 * 1024)
+#define WRK_RUN_INPUTS_MAX	8
+#define WRK_RUN_INPUTS_BYTES_MAX (128 * 1024)
+#define WRK_TOOL_ARGS_DEPTH	16
+#define JNL_RUNPREP_TTL_MS	30000
+#define WRK_PREPARE_TIMEOUT_MS	(JNL_RUNPREP_TTL_MS + 5000)	/* its answer */
+#define JNL_RUNPREP_PENDING_MAX	4096	/* per tenant */
+#define JNL_RUNPREP_RETRY_MS	20	/* a start waiting on a pending key */
+/*
+ * Network providers (worker/provider.c, palyrad.conf(5) "Providers"): the
+ * agent turn loop's limits per run (provider calls, tool calls), tool
+ * calls of one reply and the bytes of one call's arguments, the text a
+ * run may stream, the largest server-sent event and error body read.
+ */
+#define WRK_AGENT_TURNS_MAX	8	/* provider calls of one run */
+#define WRK_AGENT_TOOL_CALLS_MAX 32	/* tool calls of one run */
+#define WRK_TOOL_CALLS_PER_REPLY 16
+#define WRK_TOOL_ARGS_MAX	(32 * 1024)
+#define WRK_REPLY_MAX		(128 * 1024)
+#define WRK_SSE_EVENT_MAX	(64 * 1024)
+#define WRK_ERROR_BODY_MAX	(8 * 1024)
+#define WRK_PROVIDER_RESPONSE_MAX (32 * 1024 * 1024)
+#define WRK_PROVIDER_CONCURRENT_DEFAULT 16	/* max-concurrent 0 */
+#define WRK_ANTHROPIC_MAX_TOKENS 1024	/* max_tokens when the agent sets none */
+/* Retries: attempts per provider and call, jittered exponential back-off,
+ * Retry-After honoured up to a bound; the circuit breaker. */
+#define WRK_PROVIDER_ATTEMPTS	3
+#define WRK_BACKOFF_BASE_MS	250
+#define WRK_BACKOFF_CAP_MS	8000
+#define WRK_RETRY_AFTER_MAX_MS	30000
+#define WRK_BREAKER_FAILURES	5	/* consecutive failures open it */
+#define WRK_BREAKER_OPEN_MS	30000	/* then one half-open probe */
 
 /* Sandbox (common/sandbox.c) */
 #define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */

@@ -94,7 +94,12 @@ static const char *const accept_list[] = {
     "accept", "accept4", "listen",
 };
 
-/* The worker: provider egress (libcurl), TCP ports limited by Landlock. */
+/* The worker: provider egress (libcurl), TCP ports limited by Landlock.
+ * The rest of what libcurl and OpenSSL call on a socket (setsockopt,
+ * getsockopt, getsockname, getpeername, sendto, recvfrom, poll) is in the
+ * base list. socketpair stays out: curl_multi_init() makes a wakeup pair
+ * with it, does without when refused, and worker/http.c never wakes the
+ * multi handle that way (test_http.c: test_sandboxed). */
 static const char *const connect_list[] = {
     "connect",
 };

@@ -42,6 +42,8 @@ struct sse_parser {
 	/* the field name of the line being read and how far into it */
 	size_t		 field_len;
 	int		 state;		/* internal */
+	int		 field;		/* internal: the line's field */
+	int		 pending;	/* an event is under way */
 	int		 has_data;
 	int		 bom_checked;
 	int		 last_cr;	/* the previous byte was a CR */
@@ -57,14 +59,17 @@ struct sse_parser {
 	void		*arg;
 };
 
-/* max_data: the largest event data accepted. 0 or -ENOMEM. */
+/* max_data: the largest event data accepted (at least 1). 0, -EINVAL or
+ * -ENOMEM. */
 int	sse_init(struct sse_parser *, size_t max_data, sse_event_cb, void *arg);
 void	sse_fini(struct sse_parser *);
 
 /*
  * Feeds len bytes. Returns 0, the callback's non-zero value, or -EMSGSIZE
  * for an event, event name or id over its bound, or -EILSEQ for a NUL byte.
- * After an error the parser must not be fed again.
+ * After an error the parser must not be fed again (it answers -EINVAL).
+ * When the callback stops it, the bytes after that event's blank line
+ * were not parsed; after a positive value sse_finish() still works.
  */
 int	sse_feed(struct sse_parser *, const char *buf, size_t len);
 

@@ -51,7 +51,8 @@ usage(FILE *f)
 	    "  token list [--tenant name]\n"
 	    "  token revoke token_id\n"
 	    "  run [--tenant name | --token token] [--agent name]\n"
-	    "      [--session-key key] [--cancel-on-disconnect] [-v] prompt\n"
+	    "      [--session-key key] [--idempotency-key key]\n"
+	    "      [--cancel-on-disconnect] [-v] prompt\n"
 	    "  run [--tenant name | --token token] --attach run_id "
 	    "[--after seq] [-v]\n"
 	    "  runs show|abort|events [--tenant name | --token token] "
@@ -68,6 +69,11 @@ usage(FILE *f)
 	    "[--system-prompt text]\n"
 	    "      [--provider name ...] [--max-output-tokens n] "
 	    "[--temperature x] name\n"
+	    "  tenant list\n"
+	    "  tenant show|delete name\n"
+	    "  tenant create|update name [--workers n] [--memory-limit size]\n"
+	    "      [--pids-limit n] [--cpu-weight n] [--journal-quota size]\n"
+	    "      [--idle-timeout duration]\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -296,6 +302,21 @@ struct run_call {
 	int			 bad;
 };
 
+/* Writes a line of a run's progress to stderr, control bytes as '?'. */
+static void
+write_note(const char *tag, const char *name, const char *s)
+{
+	const char	*p;
+
+	fprintf(stderr, "[%s", tag);
+	for (p = name; p != NULL && *p != '\0'; p++)
+		fputc((unsigned char)*p < 0x20 ? '?' : *p, stderr);
+	fputc(' ', stderr);
+	for (p = s; *p != '\0'; p++)
+		fputc((unsigned char)*p < 0x20 ? '?' : *p, stderr);
+	fputs("]\n", stderr);
+}
+
 /* Writes model text; on a terminal, control bytes cannot act on it. */
 static void
 write_text(const struct run_call *rc, const char *s)
@@ -350,6 +371,23 @@ event_json(const Palyra__V1__RunEvent *ev)
 		body = json_pack("{s:s, s:s}", "text", ev->note->text,
 		    "principal", ev->note->principal);
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+		kind = "tool_call";
+		body = json_pack("{s:s, s:s, s:s}", "id", ev->tool_call->id,
+		    "name", ev->tool_call->name, "arguments_json",
+		    ev->tool_call->arguments_json);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
+		kind = "tool_result";
+		body = json_pack("{s:s, s:s, s:b, s:s}", "id",
+		    ev->tool_result->id, "name", ev->tool_result->name,
+		    "is_error", ev->tool_result->is_error, "content",
+		    ev->tool_result->content);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
+		kind = "input";
+		body = json_pack("{s:s}", "text", ev->input->text);
+		break;
 	default:
 		break;
 	}
@@ -375,9 +413,15 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 		/* Tokens carried the text already; print it if none came. */
 		if (!rc->printed && ev->final->text[0] != '\0') {
 			write_text(rc, ev->final->text);
-			fflush(stdout);
 			rc->printed = 1;
 		}
+		/* Each answer on a line of its own (follow-up input gives a
+		 * run several). */
+		if (rc->printed) {
+			putchar('\n');
+			rc->printed = 0;
+		}
+		fflush(stdout);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
 		st = ev->status;
@@ -387,12 +431,24 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 			    st->reason[0] != '\0' ? ": " : "", st->reason);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
+		fprintf(stderr, "[usage] input %llu output %llu "
+		    "provider %s model %s\n",
+		    (unsigned long long)ev->usage->input_tokens,
+		    (unsigned long long)ev->usage->output_tokens,
+		    ev->usage->provider, ev->usage->model);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+		write_note("tool ", ev->tool_call->name,
+		    ev->tool_call->arguments_json[0] != '\0' ?
+		    ev->tool_call->arguments_json : "{}");
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
+		write_note(ev->tool_result->is_error ? "error " : "result ",
+		    ev->tool_result->name, ev->tool_result->content);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
 		if (rc->ctx->verbose)
-			fprintf(stderr, "[usage] input %llu output %llu "
-			    "provider %s model %s\n",
-			    (unsigned long long)ev->usage->input_tokens,
-			    (unsigned long long)ev->usage->output_tokens,
-			    ev->usage->provider, ev->usage->model);
+			write_note("input", NULL, ev->input->text);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
 		fprintf(stderr, "palyractl: run error %s: %s\n",
@@ -438,6 +494,7 @@ struct run_opts {
 	const char	*token;
 	const char	*agent;
 	const char	*session_key;
+	const char	*idempotency_key;
 	int		 cancel_on_disconnect;
 	const char	*prompt;
 	const char	*attach;	/* run id to follow */
@@ -452,6 +509,7 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		{ "token", required_argument, NULL, 'T' },
 		{ "agent", required_argument, NULL, 'a' },
 		{ "session-key", required_argument, NULL, 'k' },
+		{ "idempotency-key", required_argument, NULL, 'I' },
 		{ "cancel-on-disconnect", no_argument, NULL, 'c' },
 		{ "attach", required_argument, NULL, 'A' },
 		{ "after", required_argument, NULL, 'S' },
@@ -477,6 +535,9 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		case 'k':
 			o->session_key = optarg;
 			break;
+		case 'I':
+			o->idempotency_key = optarg;
+			break;
 		case 'c':
 			o->cancel_on_disconnect = 1;
 			break;
@@ -501,9 +562,11 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 	if (o->attach != NULL) {
 		/* A run that exists already: only where to follow it from. */
 		if (optind != argc || o->agent != NULL ||
-		    o->session_key != NULL || o->cancel_on_disconnect) {
+		    o->session_key != NULL || o->idempotency_key != NULL ||
+		    o->cancel_on_disconnect) {
 			usage_error("run --attach takes no prompt, --agent, "
-			    "--session-key or --cancel-on-disconnect");
+			    "--session-key, --idempotency-key or "
+			    "--cancel-on-disconnect");
 			return -1;
 		}
 		if (o->attach[0] == '\0' || strlen(o->attach) > 64) {
@@ -614,6 +677,8 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 		start.agent = (char *)o.agent;
 	if (o.session_key != NULL)
 		start.session_key = (char *)o.session_key;
+	if (o.idempotency_key != NULL)
+		start.idempotency_key = (char *)o.idempotency_key;
 	start.cancel_on_disconnect = o.cancel_on_disconnect;
 	palyra__v1__run_stream_request__init(&req);
 	req.msg_case = PALYRA__V1__RUN_STREAM_REQUEST__MSG_START;
@@ -733,6 +798,8 @@ main(int argc, char **argv)
 		rc = ctl_cmd_agent(&ctx, argc, argv);
 	else if (strcmp(argv[0], "journal") == 0)
 		rc = ctl_cmd_journal(&ctx, argc, argv);
+	else if (strcmp(argv[0], "tenant") == 0)
+		rc = ctl_cmd_tenant(&ctx, argc, argv);
 	else
 		rc = usage_error("unknown command %s", argv[0]);
 	curl_global_cleanup();

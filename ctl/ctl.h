@@ -11,6 +11,7 @@
  *   admin.c  the HTTP admin API (JSON via jansson) and token sources
  *   journal.c the journal commands: verify, checkpoint, pubkey, export,
  *            backup
+ *   tenant.c the tenant commands: runtime tenants over the admin API
  */
 #ifndef PALYRA_CTL_H
 #define PALYRA_CTL_H
@@ -112,6 +113,9 @@ int		 ctl_admin_post(const struct ctl_ctx *, const char *path,
 int		 ctl_admin_get(const struct ctl_ctx *, const char *path,
 		    long *http_status, char **reply, char *err,
 		    size_t errlen);
+int		 ctl_admin_patch(const struct ctl_ctx *, const char *path,
+		    const char *body, long *http_status, char **reply,
+		    char *err, size_t errlen);
 int		 ctl_admin_delete(const struct ctl_ctx *, const char *path,
 		    long *http_status, char **reply, char *err,
 		    size_t errlen);
@@ -140,6 +144,10 @@ int		 ctl_cmd_token_revoke(const struct ctl_ctx *, int argc,
 		    char **argv);
 /* "30s", "15m", "12h", "90d": seconds, or -1 if malformed. */
 long long	 ctl_duration_seconds(const char *);
+
+/* tenant.c: tenant list, show, create, update, delete (admin API).
+ * Returns a CTL_EXIT_ code. */
+int		 ctl_cmd_tenant(const struct ctl_ctx *, int argc, char **argv);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

@@ -46,11 +46,13 @@ static const unsigned int transitions[] = {
 			      S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_PARKED] =
 	S(FE_CALL_RUNNING) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
-    /* Back to PARKED: the worker went away before the run's first event. */
+    /* Back to PARKED: the worker went away before the run's first event.
+     * REATTACHING: the start's idempotency key names an existing run. */
     [FE_CALL_RUNNING] = S(FE_CALL_HALF_CLOSED) | S(FE_CALL_PARKED) |
-			S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
-    [FE_CALL_HALF_CLOSED] =
-	S(FE_CALL_PARKED) | S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
+			S(FE_CALL_REATTACHING) | S(FE_CALL_CLOSING) |
+			S(FE_CALL_CLOSED),
+    [FE_CALL_HALF_CLOSED] = S(FE_CALL_PARKED) | S(FE_CALL_REATTACHING) |
+			    S(FE_CALL_CLOSING) | S(FE_CALL_CLOSED),
     [FE_CALL_CLOSING] = S(FE_CALL_CLOSED),
     [FE_CALL_CLOSED] = 0,
     [FE_CALL_REATTACHING] =
@@ -489,6 +491,10 @@ fe_call_finish(struct fe_call *call, uint32_t status, const char *msg)
 	if (status != GRPC_STATUS_OK)
 		log_debug("call %d %s: status %u %s", call->stream_id,
 		    call->path, status, call->message);
+	if (call->http != NULL) {
+		fe_console_finish(call);
+		return;
+	}
 	if (!call->headers_sent) {
 		if (fe_h2_submit_trailers_only(call) < 0)
 			nghttp2_submit_rst_stream(call->conn->session,
@@ -517,6 +523,8 @@ fe_call_send_message(struct fe_call *call, const ProtobufCMessage *msg)
 	uint8_t *p;
 	size_t len;
 
+	if (call->http != NULL)
+		return fe_console_send(call, msg);
 	len = protobuf_c_message_get_packed_size(msg);
 	if (len > FE_GRPC_MAX_MESSAGE ||
 	    evbuffer_get_length(call->out) + GRPC_PREFIX_LEN + len >
@@ -538,6 +546,39 @@ fe_call_send_message(struct fe_call *call, const ProtobufCMessage *msg)
 	if (!call->headers_sent)
 		return fe_h2_submit_headers(call);
 	return fe_h2_resume(call);
+}
+
+/*
+ * Flow control of a run's own call. nghttp2 takes bytes from call->out only
+ * as the client's stream and connection windows allow (and h2.c's output
+ * bound, FE_H2_OUTPUT_HIGH, per connection), so call->out is what the
+ * client has yet to accept. Past FE_FLOW_HIGH_WATER the worker pauses the
+ * run (no provider output; its status events still come), and resumes it
+ * once the client read down to FE_FLOW_LOW_WATER. A reattached call only
+ * follows its run and never pauses it (rpc.c ends one that falls
+ * FE_FLOW_FOLLOWER_MAX behind). A failed resume is tried again at the next
+ * check; FE_STREAM_OUT_MAX stays the last line of defence.
+ */
+void
+fe_call_flow_check(struct fe_call *call)
+{
+	size_t len = evbuffer_get_length(call->out);
+
+	if (call->worker == NULL || call->reattached)
+		return;
+	if (!call->flow_paused && len >= FE_FLOW_HIGH_WATER) {
+		if (fe_worker_flow(call, 1) == 0) {
+			call->flow_paused = 1;
+			call->conn->ctx->metrics.flow_pauses++;
+			log_debug("call %d: run paused, %zu bytes unread",
+			    call->stream_id, len);
+		}
+	} else if (call->flow_paused && len <= FE_FLOW_LOW_WATER) {
+		if (fe_worker_flow(call, 0) == 0) {
+			call->flow_paused = 0;
+			log_debug("call %d: run resumed", call->stream_id);
+		}
+	}
 }
 
 static void

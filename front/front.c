@@ -30,7 +30,8 @@
 #define FE_PARENT_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_FRONT_KEYS) | IPC_TYPE_BIT(IPC_TENANT_LIST) |        \
 	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_PROCESS_LIST) |   \
-	    IPC_TYPE_BIT(IPC_TLS_CONFIG))
+	    IPC_TYPE_BIT(IPC_TLS_CONFIG) |                                     \
+	    IPC_TYPE_BIT(IPC_TENANT_ADMIN_REPLY))
 
 static void
 usage(void)
@@ -205,6 +206,10 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		rc = fe_processes_reply(ctx, m->hdr.request_id,
 		    (Palyra__Ipc__ProcessList *)m->msg);
 		break;
+	case IPC_TENANT_ADMIN_REPLY:
+		rc = fe_tenants_admin_reply(ctx, m->hdr.request_id,
+		    (Palyra__Ipc__TenantAdminReply *)m->msg);
+		break;
 	default:
 		break;
 	}
@@ -366,8 +371,10 @@ ctx_free(struct fe_ctx *ctx)
 {
 	fe_h2_shutdown(ctx);
 	fe_processes_shutdown(ctx);
+	fe_tenants_admin_shutdown(ctx);
 	fe_journal_shutdown(ctx);
 	fe_listing_shutdown(ctx);
+	fe_console_shutdown(ctx);
 	fe_http_shutdown(ctx);
 	fe_tls_free(ctx);
 	fe_reflection_free(ctx);

@@ -13,9 +13,11 @@
  * call.c (gRPC call state machine and framing), rpc.c (the gRPC methods),
  * reattach.c (a RunStream following an existing run by run_id),
  * auth.c (tokens), authfail.c (rate limit of authentication failures
- * per source address), http.c (the HTTP/1.1 surface), tokens.c (token
+ * per source address), http.c (the HTTP/1.1 surface), httpconn.c (its
+ * connections: per-address limit, request deadline), tokens.c (token
  * listing and revocation over HTTP), processes.c (the
- * supervisor's process list over HTTP), health.c (Health/Watch),
+ * supervisor's process list over HTTP), tenants_admin.c (runtime
+ * tenants over HTTP), health.c (Health/Watch),
  * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
  * listeners, certificate reload), metrics.c (counters, GET /metrics).
  */
@@ -149,6 +151,8 @@ struct fe_call {
 	 * going away or a deadline never cancels that run. */
 	struct fe_reattach *reattach;
 	int reattached;
+	/* The client sent Cancel: its run is ending and takes no input. */
+	int cancel_sent;
 	/* GetRun and AbortRun in progress (runs.c). */
 	struct fe_run_op *run_op;
 	/* ListSessions, ResolveSession, CleanupSession (sessions.c). */
@@ -168,11 +172,18 @@ struct fe_call {
 
 	/* Response. */
 	struct evbuffer *out; /* framed messages not yet sent */
+	/* IPC_RUN_FLOW paused the run: out passed FE_FLOW_HIGH_WATER. */
+	int flow_paused;
 	int headers_sent;
 	int trailers_pending;
 	int trailers_sent;
 	uint32_t status;
 	char message[FE_GRPC_MESSAGE_MAX];
+
+	/* A /console/v1 request (console.c) instead of an HTTP/2 stream:
+	 * conn is then the request's pseudo-connection (ctx and source only,
+	 * no session), and replies go to console.c, never to h2.c. */
+	struct fe_console_req *http;
 };
 
 TAILQ_HEAD(fe_call_list, fe_call);
@@ -313,7 +324,17 @@ struct fe_metrics {
 	uint64_t auth_failures;
 	uint64_t auth_rate_limited;
 	uint64_t http_requests[FE_HTTP_GROUPS][FE_METRICS_HTTP_CODES];
+	/* Flow control (call.c): runs paused for a slow reader, followers
+	 * ended for falling too far behind. */
+	uint64_t flow_pauses;
+	uint64_t slow_followers;
+	/* The HTTP listener (http.c). */
+	uint64_t http_connections_total;
+	uint64_t http_refused[FE_REFUSED_REASONS];
+	uint64_t http_request_timeouts;
 };
+
+struct fe_http_conn; /* httpconn.c */
 
 struct sbx_facts;
 
@@ -354,6 +375,15 @@ struct fe_ctx {
 
 	struct evhttp *http;
 	struct evhttp_bound_socket *http_socket;
+	/* httpconn.c: its connections by descriptor, how many are open,
+	 * and those accepted but not yet checked (http_check_event). */
+	struct fe_http_conn **http_conns;
+	size_t http_conns_cap;
+	size_t nhttp_conns;
+	struct bufferevent **http_pending;
+	size_t http_npending;
+	size_t http_pending_cap;
+	struct event *http_check_event;
 	/* tls.c: the listeners' contexts (NULL: cleartext), from the
 	 * supervisor's IPC_TLS_CONFIG; nothing is accepted before it. */
 	/* Health/Watch calls (health.c); reflection's index (reflection.c,
@@ -368,7 +398,10 @@ struct fe_ctx {
 	struct ssl_ctx_st *http_tls;
 	struct fe_journal *journal; /* journal.c: audit requests, or NULL */
 	struct fe_listings *listings; /* listing.c: listings, or NULL */
+	/* tenants_admin.c: /admin/v1/tenants requests, or NULL */
+	struct fe_tenant_reqs *tenant_reqs;
 	struct fe_authfail *authfail; /* authfail.c, allocated on first use */
+	struct fe_console *console;   /* console.c, allocated on first use */
 	struct fe_metrics metrics;    /* metrics.c */
 	struct event *sigterm_event;
 	struct event *sigint_event;
@@ -400,6 +433,8 @@ void fe_jreq_abandon(struct fe_jreq *);
 int fe_worker_start(
     struct fe_worker *, struct fe_call *, const Palyra__Ipc__RunStartRequest *);
 int fe_worker_cancel(struct fe_call *, const char *reason, int disconnected);
+/* IPC_RUN_FLOW: pauses or resumes the call's run. Returns 0 or -errno. */
+int fe_worker_flow(struct fe_call *, int paused);
 void fe_worker_detach(struct fe_call *);
 /* Handles journald's IPC_RUN_NOTICE. Returns 0, or -EPROTO for a notice
  * journald should never send (the caller drops the channel). */
@@ -449,6 +484,9 @@ int fe_call_grace_timer_start(struct fe_call *);
 /* Ends a parked call with UNAVAILABLE after FE_WORKER_START_TIMEOUT_MS. */
 int fe_call_park_timer_start(struct fe_call *);
 int fe_call_send_message(struct fe_call *, const ProtobufCMessage *);
+/* Flow control: after out grew or drained, pauses or resumes the call's
+ * run (FE_FLOW_HIGH_WATER, FE_FLOW_LOW_WATER). */
+void fe_call_flow_check(struct fe_call *);
 int fe_grpc_timeout_parse(const char *value, size_t len, int64_t *ms);
 const char *fe_call_state_name(enum fe_call_state);
 
@@ -531,6 +569,21 @@ void fe_http_reply_error(struct evhttp_request *, int status,
  * after answering 401 or 429. */
 int fe_http_admin_auth(struct fe_ctx *, struct evhttp_request *);
 void fe_http_shutdown(struct fe_ctx *);
+
+/* httpconn.c: the HTTP listener's connections and their limits. */
+struct bufferevent;
+int fe_http_conn_init(struct fe_ctx *);
+/* evhttp made bev for a new connection (its socket is set right after):
+ * the limits are applied to it on the next turn of the loop. Returns 0,
+ * or -ENOMEM. */
+int fe_http_conn_accepted(struct fe_ctx *, struct bufferevent *);
+/* A request of req's connection arrived whole (gencb), and its reply went
+ * out: the request deadline stops, and starts again. */
+void fe_http_conn_request(struct fe_ctx *, struct evhttp_request *);
+void fe_http_conn_replied(struct fe_ctx *, struct evhttp_request *);
+/* The open connections now (the /metrics gauge). */
+size_t fe_http_conn_count(struct fe_ctx *);
+void fe_http_conn_shutdown(struct fe_ctx *);
 void fe_http_stop_accepting(struct fe_ctx *);
 struct fe_http_token;
 void fe_http_token_stored(
@@ -552,6 +605,15 @@ void fe_processes_get(struct fe_ctx *, struct evhttp_request *);
 int fe_processes_reply(
     struct fe_ctx *, uint32_t request_id, const Palyra__Ipc__ProcessList *);
 void fe_processes_shutdown(struct fe_ctx *);
+
+/* tenants_admin.c: /admin/v1/tenants (item NULL) and
+ * /admin/v1/tenants/NAME (item NAME), answered by the supervisor. */
+void fe_tenants_admin_http(
+    struct fe_ctx *, struct evhttp_request *, const char *item);
+/* One IPC_TENANT_ADMIN_REPLY (page). Returns 0 (a stale one is dropped). */
+int fe_tenants_admin_reply(struct fe_ctx *, uint32_t request_id,
+    const Palyra__Ipc__TenantAdminReply *);
+void fe_tenants_admin_shutdown(struct fe_ctx *);
 
 /* listing.c: GET /admin/v1/tenants/NAME/{sessions,runs}, answered by
  * journald. path: what follows /admin/v1/tenants/. */
@@ -608,6 +670,9 @@ void fe_tls_free(struct fe_ctx *);
 /* Takes the start of call (WAITING_START) with run_id set; ends the call
  * itself on any failure. */
 void fe_reattach_start(struct fe_call *, const Palyra__V1__RunStart *);
+/* The worker answered the call's start with an existing run (its
+ * idempotency key): the call follows that run from seq 0 instead. */
+void fe_reattach_follow(struct fe_call *, const char *run_id);
 void fe_reattach_page(struct fe_call *, const Palyra__Ipc__JournalRunPage *);
 void fe_reattach_journal_failed(struct fe_call *);
 /* IPC_RUN_ATTACHED from w. Returns 0, or -EPROTO for an answer to nothing
@@ -631,6 +696,27 @@ void fe_metrics_goaway(struct fe_conn *, uint32_t error_code);
 void fe_metrics_http(struct fe_ctx *, struct evhttp_request *);
 /* Counts req by path group and status once its reply is complete. */
 void fe_metrics_http_count(struct fe_ctx *, struct evhttp_request *);
+
+/* console.c, console_sse.c: /console/v1, the tenant-facing JSON API.
+ * path: what follows /console/v1/. Calls of its requests (call->http set)
+ * answer here instead of through h2.c. */
+void fe_console_http(struct fe_ctx *, struct evhttp_request *, const char *path);
+/* fe_rpc_token_info() set the call's identity: returns 1 when console.c
+ * took the call over (login, identity, session transcript). */
+int fe_console_authenticated(struct fe_call *);
+/* A reply message of the call (fe_call_send_message()): returns 0,
+ * -ENOBUFS (a slow reader, a full page) or -ENOMEM. */
+int fe_console_send(struct fe_call *, const ProtobufCMessage *);
+/* The call ended (fe_call_finish(), state CLOSING): the HTTP reply. */
+void fe_console_finish(struct fe_call *);
+/* A replay caught up (reattach.c): returns 1 when the call ends there
+ * (a JSON page of events rather than a stream). */
+int fe_console_replayed(struct fe_call *);
+/* Reply bytes queued for the call's client (reattach.c's back-pressure). */
+size_t fe_console_pending(const struct fe_call *);
+/* IPC_JOURNAL_LIST_PAGE of a transcript: returns 1 when it was ours. */
+int fe_console_list_reply(struct fe_ctx *, const struct ipc_msg *);
+void fe_console_shutdown(struct fe_ctx *);
 
 /* pbjson.c: a decoded protobuf-c message as JSON (jansson), or NULL. */
 struct json_t *fe_pb_json(const ProtobufCMessage *);

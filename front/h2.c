@@ -250,6 +250,9 @@ data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	n = evbuffer_remove(call->out, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	/* The client read: a paused run may resume (call.c). */
+	if (call->flow_paused)
+		fe_call_flow_check(call);
 	if (evbuffer_get_length(call->out) > 0)
 		return n;
 	if (!call->trailers_pending)

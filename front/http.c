@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -456,6 +457,15 @@ gencb(struct evhttp_request *req, void *arg)
 		     sizeof("/admin/v1/journal/") - 1) == 0)
 		fe_journal_http(
 		    ctx, req, path + sizeof("/admin/v1/journal/") - 1);
+	else if (strncmp(path, "/console/v1/", sizeof("/console/v1/") - 1) == 0)
+		fe_console_http(ctx, req, path + sizeof("/console/v1/") - 1);
+	else if (strcmp(path, "/admin/v1/tenants") == 0)
+		fe_tenants_admin_http(ctx, req, NULL);
+	else if (strncmp(path, "/admin/v1/tenants/",
+		     sizeof("/admin/v1/tenants/") - 1) == 0 &&
+	    strchr(path + sizeof("/admin/v1/tenants/") - 1, '/') == NULL)
+		fe_tenants_admin_http(
+		    ctx, req, path + sizeof("/admin/v1/tenants/") - 1);
 	else if (strncmp(path, "/admin/v1/tenants/",
 		     sizeof("/admin/v1/tenants/") - 1) == 0)
 		fe_listing_http(
@@ -475,16 +485,22 @@ http_bevcb(struct event_base *base, void *arg)
 	struct fe_ctx *ctx = arg;
 	struct bufferevent *bev;
 
+	/* httpconn.c applies the limits to either kind. */
 	if (ctx->http_tls == NULL)
-		return NULL; /* cleartext: evhttp makes a socket one */
-	bev = fe_tls_bufferevent(ctx, ctx->http_tls, -1);
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = fe_tls_bufferevent(ctx, ctx->http_tls, -1);
+	if (bev != NULL && fe_http_conn_accepted(ctx, bev) < 0) {
+		bufferevent_free(bev);
+		bev = NULL;
+	}
 	/*
 	 * Returning NULL would make evhttp serve this connection in
-	 * cleartext, which an HTTPS listener must never do; without memory
-	 * for one more connection the front restarts instead.
+	 * cleartext and unchecked, which an HTTPS listener must never do;
+	 * without memory for one more connection the front restarts instead.
 	 */
 	if (bev == NULL)
-		fatalx("https: cannot allocate a TLS connection");
+		fatalx("http: cannot allocate a connection");
 	return bev;
 }
 
@@ -493,6 +509,8 @@ fe_http_listen(struct fe_ctx *ctx, int fd)
 {
 	struct evconnlistener *listener;
 
+	if (fe_http_conn_init(ctx) < 0)
+		return -ENOMEM;
 	ctx->http = evhttp_new(ctx->base);
 	if (ctx->http == NULL)
 		return -ENOMEM;
@@ -536,4 +554,5 @@ fe_http_shutdown(struct fe_ctx *ctx)
 	evhttp_free(ctx->http);
 	ctx->http = NULL;
 	ctx->http_socket = NULL;
+	fe_http_conn_shutdown(ctx);
 }

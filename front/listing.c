@@ -296,6 +296,8 @@ fe_listing_reply(struct fe_ctx *ctx, const struct ipc_msg *m)
 
 	if (m->hdr.type != IPC_JOURNAL_LIST_PAGE)
 		return 0;
+	if (fe_console_list_reply(ctx, m))
+		return 1;
 	if (ctx->listings == NULL)
 		return 1;
 	TAILQ_FOREACH(l, &ctx->listings->reqs, entry)

@@ -131,6 +131,7 @@ http_complete_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	int code = evhttp_request_get_response_code(req);
 
+	fe_http_conn_replied(ctx, req);
 	if (code < 100 || code >= FE_METRICS_HTTP_CODES)
 		code = 0;
 	ctx->metrics.http_requests[http_group(
@@ -140,6 +141,7 @@ http_complete_cb(struct evhttp_request *req, void *arg)
 void
 fe_metrics_http_count(struct fe_ctx *ctx, struct evhttp_request *req)
 {
+	fe_http_conn_request(ctx, req);
 	evhttp_request_set_on_complete_cb(req, http_complete_cb, ctx);
 }
 
@@ -224,6 +226,22 @@ render(const struct fe_ctx *ctx, struct evbuffer *b)
 	    "Open client connections of the gRPC listener.");
 	evbuffer_add_printf(
 	    b, "palyra_front_connections{proto=\"h2\"} %zu\n", ctx->nconns);
+	header(b, "palyra_http_connections", "gauge",
+	    "Open client connections of the HTTP listener.");
+	evbuffer_add_printf(
+	    b, "palyra_http_connections %zu\n", ctx->nhttp_conns);
+	counter(b, "palyra_http_connections_total",
+	    "HTTP connections accepted.", m->http_connections_total);
+	header(b, "palyra_http_connections_refused_total", "counter",
+	    "HTTP connections closed at accept, by reason.");
+	for (i = 0; i < FE_REFUSED_REASONS; i++)
+		evbuffer_add_printf(b,
+		    "palyra_http_connections_refused_total{reason=\"%s\"} "
+		    "%llu\n",
+		    refused_names[i], (unsigned long long)m->http_refused[i]);
+	counter(b, "palyra_http_request_timeouts_total",
+	    "HTTP connections closed for not sending a whole request in time.",
+	    m->http_request_timeouts);
 	counter(b, "palyra_front_connections_total",
 	    "gRPC connections accepted.", m->connections_total);
 	header(b, "palyra_front_connections_refused_total", "counter",
@@ -245,6 +263,11 @@ render(const struct fe_ctx *ctx, struct evbuffer *b)
 	grpc_lines(m, b);
 	counter(b, "palyra_runs_started_total", "Runs started on a worker.",
 	    m->runs_started);
+	counter(b, "palyra_flow_pauses_total",
+	    "Runs paused because their client did not read.", m->flow_pauses);
+	counter(b, "palyra_flow_slow_followers_total",
+	    "Reattached calls ended for falling too far behind their run.",
+	    m->slow_followers);
 	counter(b, "palyra_auth_failures_total",
 	    "Tokens presented that did not authenticate.", m->auth_failures);
 	counter(b, "palyra_auth_rate_limited_total",
@@ -280,6 +303,7 @@ fe_metrics_http(struct fe_ctx *ctx, struct evhttp_request *req)
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
+	(void)fe_http_conn_count(ctx); /* forgets those closed */
 	render(ctx, body);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");

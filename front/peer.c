@@ -460,6 +460,19 @@ fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
 	return rc;
 }
 
+int
+fe_worker_flow(struct fe_call *call, int paused)
+{
+	Palyra__Ipc__RunFlow req = PALYRA__IPC__RUN_FLOW__INIT;
+
+	if (call->worker == NULL || call->worker->chan == NULL)
+		return -ENOTCONN;
+	req.call_id = call->call_id;
+	req.paused = paused != 0;
+	return ipc_chan_send(call->worker->chan, IPC_RUN_FLOW, call->call_id,
+	    &req.base, NULL, 0);
+}
+
 void
 fe_worker_detach(struct fe_call *call)
 {

@@ -32,6 +32,7 @@
  * (FE_WORKER_LOST_GRACE_MS), else ends with UNAVAILABLE.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,13 +114,12 @@ is_terminal(const Palyra__V1__RunEvent *ev)
 		   PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED;
 }
 
+static void reattach_begin(
+    struct fe_call *, const char *run_id, size_t len, uint64_t after_seq);
+
 void
 fe_reattach_start(struct fe_call *call, const Palyra__V1__RunStart *start)
 {
-	struct fe_ctx *ctx = call->conn->ctx;
-	struct timeval tv = {FE_REATTACH_TIMEOUT_MS / 1000,
-	    (FE_REATTACH_TIMEOUT_MS % 1000) * 1000};
-	struct fe_reattach *ra;
 	size_t len = strnlen(start->run_id, FE_RUN_ID_MAX + 1);
 
 	if (len > FE_RUN_ID_MAX) {
@@ -133,6 +133,43 @@ fe_reattach_start(struct fe_call *call, const Palyra__V1__RunStart *start)
 		    "a start with run_id takes no session, agent or input");
 		return;
 	}
+	reattach_begin(call, start->run_id, len, start->after_seq);
+}
+
+/*
+ * The start's idempotency key names an existing run of its session (the
+ * worker said so, and started nothing): the call follows that run from
+ * its first event, exactly as a reattach with after_seq 0 would.
+ */
+void
+fe_reattach_follow(struct fe_call *call, const char *run_id)
+{
+	size_t len = strnlen(run_id, FE_RUN_ID_MAX + 1);
+
+	if (len == 0 || len > FE_RUN_ID_MAX) {
+		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
+		return;
+	}
+	fe_worker_detach(call);
+	if (call->start_req != NULL) {
+		palyra__v1__run_stream_request__free_unpacked(
+		    call->start_req, NULL);
+		call->start_req = NULL;
+	}
+	log_debug("call %d: idempotency key names run %s", call->stream_id,
+	    run_id);
+	reattach_begin(call, run_id, len, 0);
+}
+
+static void
+reattach_begin(
+    struct fe_call *call, const char *run_id, size_t len, uint64_t after_seq)
+{
+	struct fe_ctx *ctx = call->conn->ctx;
+	struct timeval tv = {FE_REATTACH_TIMEOUT_MS / 1000,
+	    (FE_REATTACH_TIMEOUT_MS % 1000) * 1000};
+	struct fe_reattach *ra;
+
 	if ((ra = calloc(1, sizeof(*ra))) == NULL ||
 	    (ra->timer = evtimer_new(ctx->base, timeout_cb, call)) == NULL ||
 	    evtimer_add(ra->timer, &tv) < 0) {
@@ -145,8 +182,9 @@ fe_reattach_start(struct fe_call *call, const Palyra__V1__RunStart *start)
 	}
 	call->reattach = ra;
 	call->reattached = 1;
-	memcpy(call->run_id, start->run_id, len + 1);
-	call->last_seq = start->after_seq;
+	memcpy(call->run_id, run_id, len);
+	call->run_id[len] = '\0';
+	call->last_seq = after_seq;
 	fe_call_transition(call, FE_CALL_REATTACHING);
 	log_debug("call %d: reattach to run %s after %llu", call->stream_id,
 	    call->run_id, (unsigned long long)call->last_seq);
@@ -334,7 +372,9 @@ next_page(struct fe_call *call)
 	struct timeval step = {FE_REATTACH_TIMEOUT_MS / 1000,
 	    (FE_REATTACH_TIMEOUT_MS % 1000) * 1000};
 
-	if (evbuffer_get_length(call->out) > FE_REATTACH_OUT_HIGH) {
+	if (evbuffer_get_length(call->out) +
+		(call->http != NULL ? fe_console_pending(call) : 0) >
+	    FE_REATTACH_OUT_HIGH) {
 		evtimer_del(ra->timer);
 		if (ra->drain_timer == NULL)
 			ra->drain_timer =
@@ -380,6 +420,10 @@ go_live(struct fe_call *call)
 		palyra__v1__run_event__free_unpacked(msg.event, NULL);
 	}
 	held_free(held, nheld);
+	/* A console JSON page of events ends with what was committed. */
+	if (call->state == FE_CALL_RUNNING && call->http != NULL &&
+	    fe_console_replayed(call))
+		fe_call_finish(call, GRPC_STATUS_OK, NULL);
 	/* What the client sent meanwhile (a cancel, its half-close). */
 	if (call->state == FE_CALL_RUNNING)
 		fe_call_input_resume(call);
@@ -488,8 +532,15 @@ fe_reattach_live(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 	if (ra == NULL)
 		return;
 	if (ra->nheld >= FE_REATTACH_LIVE_MAX) {
-		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-		    "too many events while replaying the run");
+		/* Mostly a client that does not read the replay (next_page()
+		 * waits for it): as for a slow follower (rpc.c). */
+		char msg[64];
+
+		snprintf(msg, sizeof(msg),
+		    "client too slow; reattach from seq %llu",
+		    (unsigned long long)call->last_seq);
+		call->conn->ctx->metrics.slow_followers++;
+		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		return;
 	}
 	if (ra->nheld == ra->held_cap) {

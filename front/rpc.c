@@ -9,9 +9,11 @@
  * sends through call.c and peer.c only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -23,6 +25,9 @@
 #ifndef PALYRA_VERSION
 #define PALYRA_VERSION "0.1.0"
 #endif
+
+/* How early the worker's deadline timer may end a run before the front's. */
+#define FE_DEADLINE_SLACK_MS 100
 
 #define PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
 #define PATH_HEALTH_WATCH "/grpc.health.v1.Health/Watch"
@@ -188,11 +193,12 @@ fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
 		fe_call_finish(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
-	/* Its workers start on demand (pool.c); a tenant that a reload
-	 * removed has none to start. */
+	/* The token of a tenant that a reload or the admin API removed
+	 * authenticates nobody (its record stays, for the day the name is
+	 * created again). */
 	if (!fe_tenant_known(ctx, info->tenant)) {
-		fe_call_finish(
-		    call, GRPC_STATUS_UNAVAILABLE, "tenant worker unavailable");
+		fe_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+		    "the token's tenant does not exist");
 		return;
 	}
 	/* The tenant of the run comes from here and nowhere else. */
@@ -200,6 +206,8 @@ fe_rpc_token_info(struct fe_call *call, const Palyra__Ipc__TokenInfo *info)
 	memcpy(call->principal, info->principal, strlen(info->principal) + 1);
 	memcpy(call->role, info->role, strlen(info->role) + 1);
 	fe_call_transition(call, FE_CALL_WAITING_START);
+	if (call->http != NULL && fe_console_authenticated(call))
+		return;
 	fe_call_input_resume(call);
 }
 
@@ -313,6 +321,49 @@ run_start(struct fe_call *call, Palyra__V1__RunStreamRequest *req)
 	return 1;
 }
 
+/*
+ * Follow-up input for the stream's live run: to the worker holding it,
+ * which queues it as the next user turn (worker/prepare.c) or ends this
+ * stream (the run goes on) when it cannot take it.
+ */
+static void
+run_input(struct fe_call *call, const Palyra__V1__Input *input)
+{
+	Palyra__Ipc__RunInput req = PALYRA__IPC__RUN_INPUT__INIT;
+	size_t len = strlen(input->text);
+	int rc;
+
+	if (len == 0) {
+		fe_call_finish(
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "input is empty");
+		return;
+	}
+	if (len > TEXT_MAX_LEN) {
+		fe_call_finish(
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "input too long");
+		return;
+	}
+	if (call->reattached) {
+		fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
+		    "input on a reattached stream");
+		return;
+	}
+	/* The worker refuses input to a run that ended; one this stream
+	 * cancelled is refused here, as it is ending for sure. */
+	if (call->cancel_sent || call->worker == NULL ||
+	    call->worker->chan == NULL) {
+		fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
+		    "the run has ended");
+		return;
+	}
+	req.call_id = call->call_id;
+	req.text = input->text;
+	rc = ipc_chan_send(call->worker->chan, IPC_RUN_INPUT, call->call_id,
+	    &req.base, NULL, 0);
+	if (rc < 0)
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker busy");
+}
+
 static void
 run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 {
@@ -336,8 +387,13 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 			if (strlen(req->cancel->reason) > CANCEL_REASON_MAX)
 				fe_call_abort(call, GRPC_STATUS_INVALID_ARGUMENT,
 				    "cancel reason too long");
-			else
+			else {
+				call->cancel_sent = 1;
 				fe_worker_cancel(call, req->cancel->reason, 0);
+			}
+			break;
+		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_INPUT:
+			run_input(call, req->input);
 			break;
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_START:
 			/* Only this stream ends; the run goes on. */
@@ -424,6 +480,26 @@ fe_rpc_input_ended(struct fe_call *call)
 		    call, GRPC_STATUS_INTERNAL, "missing request message");
 }
 
+/*
+ * Whether the run of this call ended because the call's deadline passed:
+ * the worker arms the same deadline (RunStartRequest.deadline_unix_ms) and
+ * its timer may fire a millisecond before the front's, so the CANCELLED
+ * "deadline exceeded" event arrives first. The client must still learn
+ * DEADLINE_EXCEEDED, as when the front's timer wins. A reattached call
+ * follows a run whose deadline was another call's: it ends OK.
+ */
+static int
+deadline_ended(const struct fe_call *call, const Palyra__V1__RunEvent *ev)
+{
+	return !call->reattached && call->deadline_unix_ms != 0 &&
+	       fe_now_unix_ms() + FE_DEADLINE_SLACK_MS >=
+		   call->deadline_unix_ms &&
+	       ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS &&
+	       ev->status->status ==
+		   PALYRA__V1__RUN_STATUS__RUN_STATUS_CANCELLED &&
+	       strcmp(ev->status->reason, "deadline exceeded") == 0;
+}
+
 void
 fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 {
@@ -450,8 +526,19 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 		    call->start_req, NULL);
 		call->start_req = NULL;
 	}
-	if (ev->event->seq > call->last_seq)
-		call->last_seq = ev->event->seq;
+	/* A follower that fell too far behind stops here: what it was sent
+	 * goes out before the status, so it resumes from last_seq. */
+	if (call->reattached &&
+	    evbuffer_get_length(call->out) > FE_FLOW_FOLLOWER_MAX) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg),
+		    "client too slow; reattach from seq %llu",
+		    (unsigned long long)call->last_seq);
+		call->conn->ctx->metrics.slow_followers++;
+		fe_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		return;
+	}
 	rc = fe_call_send_message(call, &ev->event->base);
 	if (rc == -ENOBUFS) {
 		fe_call_abort(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -462,8 +549,17 @@ fe_rpc_run_event(struct fe_call *call, const Palyra__Ipc__RunEventMsg *ev)
 		fe_call_abort(call, GRPC_STATUS_INTERNAL, "internal error");
 		return;
 	}
-	if (ev->last)
-		fe_call_finish(call, GRPC_STATUS_OK, NULL);
+	if (ev->event->seq > call->last_seq)
+		call->last_seq = ev->event->seq;
+	if (ev->last) {
+		if (deadline_ended(call, ev->event))
+			fe_call_finish(call, GRPC_STATUS_DEADLINE_EXCEEDED,
+			    "deadline exceeded");
+		else
+			fe_call_finish(call, GRPC_STATUS_OK, NULL);
+		return;
+	}
+	fe_call_flow_check(call);
 }
 
 void
@@ -471,6 +567,14 @@ fe_rpc_run_error(struct fe_call *call, const Palyra__Ipc__RunErrorMsg *err)
 {
 	uint32_t status = err->grpc_status;
 
+	/* No new run: the start's idempotency key names this one. */
+	if (err->existing_run_id[0] != '\0' &&
+	    (call->state == FE_CALL_RUNNING ||
+		call->state == FE_CALL_HALF_CLOSED) &&
+	    call->last_seq == 0) {
+		fe_reattach_follow(call, err->existing_run_id);
+		return;
+	}
 	if (status == GRPC_STATUS_OK || status > GRPC_STATUS_UNAUTHENTICATED)
 		status = GRPC_STATUS_UNKNOWN;
 	fe_call_finish(call, status, err->message);

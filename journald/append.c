@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "journald.h"
+#include "runevent.h"
 #include "log.h"
 
 /* Errors shown to the worker in JournalAck.error. */
@@ -29,31 +30,6 @@
 #define E_ACCEPTED "run already accepted"
 #define E_QUOTA "journal quota exceeded"
 #define E_REDACTED_SIZE "event larger than JNL_PAYLOAD_MAX after redaction"
-
-static const char *
-event_kind(const Palyra__V1__RunEvent *ev)
-{
-	switch (ev->event_case) {
-	case PALYRA__V1__RUN_EVENT__EVENT_STATUS:
-		return "status";
-	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
-		return "token";
-	case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
-		return "final";
-	case PALYRA__V1__RUN_EVENT__EVENT_USAGE:
-		return "usage";
-	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
-		return "error";
-	case PALYRA__V1__RUN_EVENT__EVENT_NOTE:
-		return "note";
-	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
-		return "tool_call";
-	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
-		return "tool_result";
-	default:
-		return NULL;
-	}
-}
 
 /* Appending. */
 
@@ -128,7 +104,7 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 {
 	struct jnl_run *run;
 	sqlite3_stmt *st;
-	const char *owner, *kind = event_kind(ev);
+	const char *owner, *kind = run_event_kind(ev);
 	size_t len;
 	int status = -1, rc, closed;
 
@@ -220,6 +196,7 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		sqlite3_bind_int64(st, 7, ev->timestamp_unix_ms);
 		sqlite3_bind_int64(st, 8, 1);
 		if (jnl_step_done(st) != 0 ||
+		    jnl_runprep_run_inserted(ctx, t, ev->run_id) < 0 ||
 		    (run = jnl_run_cache_add(t, ev->run_id, status, 1,
 			 ev->timestamp_unix_ms)) == NULL)
 			return JNL_E_STORAGE;
@@ -295,7 +272,7 @@ append_malformed(const Palyra__Ipc__JournalAppend *req)
 		return "negative timestamp";
 	if (ev->session_id[0] != '\0' && !jnl_name_valid(ev->session_id))
 		return "invalid session_id";
-	if (event_kind(ev) == NULL)
+	if (run_event_kind(ev) == NULL)
 		return "event variant not set";
 	if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_STATUS &&
 	    (ev->status->status < PALYRA__V1__RUN_STATUS__RUN_STATUS_ACCEPTED ||

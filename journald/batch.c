@@ -299,9 +299,11 @@ jnl_worker_drained(struct ipc_chan *chan, void *arg)
 			break;
 		jnl_ack_release(&w->backlog[i]);
 	}
-	memmove(w->backlog, w->backlog + i,
-	    (w->nbacklog - i) * sizeof(w->backlog[0]));
-	w->nbacklog -= i;
+	if (i > 0) {
+		memmove(w->backlog, w->backlog + i,
+		    (w->nbacklog - i) * sizeof(w->backlog[0]));
+		w->nbacklog -= i;
+	}
 	if (w->nbacklog == 0 && !w->closing && !w->ctx->stopping)
 		ipc_chan_resume(chan);
 }

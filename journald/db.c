@@ -235,6 +235,15 @@ static const char *const journal_migrations[] = {
      * run, and its runs and events stay: they are the audit log.
      */
     "ALTER TABLE sessions ADD COLUMN closed_ms INTEGER;",
+    /*
+     * 6: run features (journald/runprep.c). A run's first input, for the
+     * session history of later runs (follow-up input is an "input" event),
+     * and its idempotency key: at most one run per session and key.
+     */
+    "ALTER TABLE runs ADD COLUMN input TEXT;"
+    "ALTER TABLE runs ADD COLUMN idempotency_key TEXT;"
+    "CREATE UNIQUE INDEX runs_idempotency ON runs(session_id,"
+    " idempotency_key) WHERE idempotency_key IS NOT NULL;",
 };
 
 static const struct {

@@ -45,7 +45,8 @@
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
 	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE) |                                   \
 	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REQUEST))
-#define ALLOWED_WORKER IPC_TYPE_BIT(IPC_JOURNAL_APPEND)
+#define ALLOWED_WORKER \
+	(IPC_TYPE_BIT(IPC_JOURNAL_APPEND) | IPC_TYPE_BIT(IPC_RUN_PREPARE))
 
 #define STOP_POLL_MS 10
 
@@ -161,6 +162,7 @@ jnl_worker_fail(struct jnl_ctx *ctx, struct jnl_worker *w)
 		}
 	w->next = ctx->dead_workers;
 	ctx->dead_workers = w;
+	jnl_runprep_worker_gone(ctx, w);
 	/* Its runs will never be finished by anyone: say so in the journal.
 	 * Only its own: the tenant's other workers go on with theirs. At
 	 * shutdown the next start does it. */
@@ -178,6 +180,8 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		return;
 	if (m->hdr.type == IPC_JOURNAL_APPEND)
 		jnl_handle_append(w->ctx, w, m);
+	else if (m->hdr.type == IPC_RUN_PREPARE)
+		jnl_runprep_request(w->ctx, w, m);
 }
 
 static void
@@ -524,6 +528,7 @@ ctx_free(struct jnl_ctx *ctx)
 	size_t i;
 
 	jnl_audit_free(ctx);
+	jnl_runprep_free(ctx);
 	while ((w = ctx->workers) != NULL) {
 		ctx->workers = w->next;
 		w->next = ctx->dead_workers;

@@ -213,6 +213,8 @@ struct jnl_ctx {
 
 	struct jnl_secret *secrets; /* longest first */
 	size_t nsecrets;
+
+	struct jnl_runprep *runprep; /* runprep.c, allocated on first use */
 };
 
 /* journald.c */
@@ -222,6 +224,16 @@ int jnl_name_valid(const char *name);
 struct jnl_tenant *jnl_tenant_find(struct jnl_ctx *, const char *name);
 /* Stops reading w and frees its channel after the next commit. */
 void jnl_worker_fail(struct jnl_ctx *, struct jnl_worker *);
+
+/* runprep.c: IPC_RUN_PREPARE (session history, idempotency keys). */
+void jnl_runprep_request(
+    struct jnl_ctx *, struct jnl_worker *, const struct ipc_msg *);
+/* append.c, after the runs row of run_id was inserted in the open batch:
+ * stores the prepared run's input and key on it. 0, -ENOMEM or -EIO. */
+int jnl_runprep_run_inserted(
+    struct jnl_ctx *, struct jnl_tenant *, const char *run_id);
+void jnl_runprep_worker_gone(struct jnl_ctx *, struct jnl_worker *);
+void jnl_runprep_free(struct jnl_ctx *);
 
 /* db.c */
 /*

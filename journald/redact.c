@@ -180,6 +180,9 @@ jnl_redact_event(const struct jnl_ctx *ctx, Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
 		fields[0] = &ev->tool_result->content;
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
+		fields[0] = &ev->input->text;
+		break;
 	default:
 		break;
 	}

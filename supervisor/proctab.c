@@ -52,7 +52,8 @@ const struct sup_kind sup_kinds[SUP_KIND_COUNT] = {
 		.sandbox = "front",
 		.allowed = IPC_TYPE_BIT(IPC_READY) |
 		    IPC_TYPE_BIT(IPC_PROCESS_LIST_REQUEST) |
-		    IPC_TYPE_BIT(IPC_WORKER_WANTED),
+		    IPC_TYPE_BIT(IPC_WORKER_WANTED) |
+		    IPC_TYPE_BIT(IPC_TENANT_ADMIN),
 		.pass_listeners = 1,
 		.peers = PEER(SUP_KIND_JOURNALD) | PEER(SUP_KIND_WORKER),
 		.stop_order = 0,	/* drains its calls with the workers */
@@ -231,6 +232,11 @@ child_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	case IPC_PROCESS_LIST_REQUEST:
 		/* Only the front's channel allows this type (sup_kinds[]). */
 		(void)sup_status_send(c->ctx, c, m->hdr.request_id);
+		break;
+	case IPC_TENANT_ADMIN:
+		/* Only the front's channel allows this type (sup_kinds[]). */
+		sup_tenants_admin(c->ctx, c, m->hdr.request_id,
+		    (Palyra__Ipc__TenantAdminRequest *)m->msg);
 		break;
 	case IPC_WORKER_WANTED:
 		/* Only the front's channel allows this type (sup_kinds[]). */

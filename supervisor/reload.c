@@ -9,7 +9,10 @@
  * directory keep their running values until palyrad restarts, and the log
  * says so (a listener's address and whether it uses TLS among them). The
  * certificate and key files of TLS listeners are read again and sent to
- * the front: certificate reload.
+ * the front: certificate reload. The tenants of STATE/tenants.conf
+ * (created through the admin API) are merged into the new configuration,
+ * and the API's own changes are applied by the same sup_reload_apply()
+ * (supervisor/tenants.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,11 +84,8 @@ keep_fixed(struct cfg *cur, struct cfg *next)
 void
 sup_reload(struct sup_ctx *ctx)
 {
-	struct cfg *next, *old = ctx->cfg;
-	const struct cfg_tenant *t;
-	struct sup_child *c, *tmp;
+	struct cfg *next;
 	char err[CFG_ERR_LEN];
-	size_t i, added = 0, removed = 0;
 
 	log_info("SIGHUP: reloading %s", ctx->config_path);
 	if (cfg_load(ctx->config_path, ctx->start_dir, &next, err,
@@ -100,7 +100,30 @@ sup_reload(struct sup_ctx *ctx)
 		cfg_free(next);
 		return;
 	}
-	keep_fixed(old, next);
+	/* The tenants created through the admin API come along. */
+	if (sup_tenants_merge(ctx->cfg->state_dir, next) == -1) {
+		log_error("reload failed, keeping the running configuration");
+		cfg_free(next);
+		return;
+	}
+	keep_fixed(ctx->cfg, next);
+	cfg_free(sup_reload_apply(ctx, next, 1));
+}
+
+/*
+ * Makes next the running configuration and returns the old one, which the
+ * caller frees: nothing points into it any more. full: a SIGHUP
+ * (certificates are sent again, parked workers get another chance); 0: a
+ * tenant change through the admin API (supervisor/tenants.c), which
+ * touches nothing but the tenants.
+ */
+struct cfg *
+sup_reload_apply(struct sup_ctx *ctx, struct cfg *next, int full)
+{
+	struct cfg *old = ctx->cfg;
+	const struct cfg_tenant *t;
+	struct sup_child *c, *tmp;
+	size_t i, added = 0, removed = 0;
 
 	/* Point every worker at its tenant in the new configuration, or
 	 * drain it when its tenant is gone. */
@@ -125,7 +148,6 @@ sup_reload(struct sup_ctx *ctx)
 			(void)sup_cgroup_prepare(ctx, c);
 	}
 	ctx->cfg = next;
-	cfg_free(old);
 
 	TAILQ_FOREACH(c, &ctx->children, entry) {
 		if (c->removing)
@@ -133,14 +155,14 @@ sup_reload(struct sup_ctx *ctx)
 		if (c->kind->id != SUP_KIND_WORKER) {
 			/* Certificate reload: new connections use the new
 			 * certificates, open ones keep theirs. */
-			if (c->kind->id == SUP_KIND_FRONT &&
+			if (full && c->kind->id == SUP_KIND_FRONT &&
 			    (c->state == SUP_CHILD_STARTING ||
 			    c->state == SUP_CHILD_READY))
 				(void)sup_tls_send(ctx, c);
 			sup_child_send_tenants(ctx, c);
 			continue;
 		}
-		if (c->state == SUP_CHILD_PARKED) {
+		if (full && c->state == SUP_CHILD_PARKED) {
 			log_info("%s: unparked by reload", c->label);
 			c->early_deaths = 0;
 			c->backoff_ms = 0;
@@ -161,6 +183,8 @@ sup_reload(struct sup_ctx *ctx)
 		}
 		added++;
 	}
-	log_info("reloaded: %zu tenant(s), %zu added, %zu removed",
-	    next->ntenants, added, removed);
+	log_info("%s: %zu tenant(s), %zu added, %zu removed",
+	    full ? "reloaded" : "tenants changed", next->ntenants, added,
+	    removed);
+	return old;
 }

@@ -71,6 +71,14 @@ secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
 	return (ssize_t)len;
 }
 
+ssize_t
+sup_provider_secret(const struct cfg_provider *p, uint8_t *buf, size_t size)
+{
+	if (p->api_key == NULL)
+		return 0;
+	return secret_resolve(p, buf, size);
+}
+
 void
 sup_journal_secrets_send(struct sup_ctx *ctx, struct sup_child *c)
 {

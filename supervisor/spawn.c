@@ -100,6 +100,9 @@ spawn_child(struct sup_ctx *ctx, struct sup_child *child, int chan_fd,
 	_exit(127);
 }
 
+/* Provider hosts passed to a worker: WRK_HTTP_HOSTS_MAX of worker/http.h. */
+#define SPAWN_HOSTS_MAX 32
+
 /* The TCP port of a provider's base URL: explicit, or the scheme's. */
 static unsigned
 url_port(const char *url)
@@ -154,12 +157,78 @@ tenant_ports(const struct sup_ctx *ctx, const struct cfg_tenant *t,
 		    i > 0 ? "," : "", ports[i]);
 }
 
+/*
+ * The "host:port" of a provider's base URL (an IPv6 literal in brackets,
+ * userinfo left out), or "" if it has none.
+ */
+static void
+url_hostport(const char *url, char *buf, size_t len)
+{
+	const char *host, *end, *at, *p;
+	unsigned port;
+	size_t n;
+
+	buf[0] = '\0';
+	if ((port = url_port(url)) == 0)
+		return;
+	host = strstr(url, "://") + 3;
+	end = host + strcspn(host, "/?#");
+	for (at = host; (p = memchr(at, '@', (size_t)(end - at))) != NULL;)
+		at = p + 1;
+	host = at;
+	if (*host == '[')
+		p = (const char *)memchr(host, ']', (size_t)(end - host)) + 1;
+	else if ((p = memchr(host, ':', (size_t)(end - host))) == NULL)
+		p = end;
+	n = (size_t)(p - host);
+	if (n == 0 || n + 7 > len)
+		return;
+	snprintf(buf, len, "%.*s:%u", (int)n, host, port);
+}
+
+/*
+ * The provider hosts a tenant's worker resolves and pins before its
+ * sandbox (palyra-worker -H): its agents' providers' "host:port"s.
+ */
+static void
+tenant_hosts(const struct sup_ctx *ctx, const struct cfg_tenant *t,
+    char *buf, size_t len)
+{
+	char one[300];
+	size_t i, j, used = 0, n = 0, olen;
+	const struct cfg_provider *p;
+	const char *seen;
+
+	buf[0] = '\0';
+	for (i = 0; i < t->nagents; i++)
+		for (j = 0; j < t->agents[i].nproviders; j++) {
+			p = cfg_provider_find(ctx->cfg,
+			    t->agents[i].providers[j]);
+			if (p == NULL || p->type == CFG_PROVIDER_OFFLINE)
+				continue;
+			url_hostport(p->base_url, one, sizeof(one));
+			if ((olen = strlen(one)) == 0 || n == SPAWN_HOSTS_MAX)
+				continue;
+			/* Already listed? Compare whole items. */
+			for (seen = buf; (seen = strstr(seen, one)) != NULL;
+			     seen += olen)
+				if ((seen == buf || seen[-1] == ',') &&
+				    (seen[olen] == ',' || seen[olen] == '\0'))
+					break;
+			if (seen != NULL || used + olen + 2 > len)
+				continue;
+			used += (size_t)snprintf(buf + used, len - used, "%s%s",
+			    used > 0 ? "," : "", one);
+			n++;
+		}
+}
+
 int
 sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 {
 	char path[sizeof(ctx->libexec) + 64], ids[32], scratch[4096];
-	char ports[64 * 6 + 1], idle[32];
-	char *argv[20];
+	char ports[64 * 6 + 1], idle[32], hosts[SPAWN_HOSTS_MAX * 300];
+	char *argv[22];
 	int argc = 0, gate[2] = { -1, -1 };
 	pid_t pid, parent = getpid();
 
@@ -181,6 +250,11 @@ sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 		if (ports[0] != '\0') {
 			argv[argc++] = "-P";
 			argv[argc++] = ports;
+		}
+		tenant_hosts(ctx, child->tenant, hosts, sizeof(hosts));
+		if (hosts[0] != '\0') {
+			argv[argc++] = "-H";
+			argv[argc++] = hosts;
 		}
 		/* Read at each start: a reload's new value applies to the
 		 * workers started after it. */

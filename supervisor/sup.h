@@ -196,6 +196,11 @@ void	sup_child_send_tenants(struct sup_ctx *, struct sup_child *);
 /* secrets.c: resolves the providers' credentials and sends them to
  * journald for redaction, wiping every copy. */
 void	sup_journal_secrets_send(struct sup_ctx *, struct sup_child *);
+/* A provider's credential (api-key env: or file:) into buf of size bytes,
+ * for its tenant's worker (wire.c): its length, 0 for none, or -errno.
+ * The caller wipes buf (sodium_memzero). */
+ssize_t	sup_provider_secret(const struct cfg_provider *, uint8_t *buf,
+	    size_t size);
 void	sup_child_wire(struct sup_ctx *, struct sup_child *);
 
 /* tls.c: the TLS listeners' certificate and key files. */
@@ -228,6 +233,19 @@ void	sup_cgroup_cleanup(struct sup_ctx *);
 
 /* reload.c */
 void	sup_reload(struct sup_ctx *);
+struct cfg *sup_reload_apply(struct sup_ctx *, struct cfg *next, int full);
+
+/* tenants.c: runtime tenants (admin API), kept in STATE/tenants.conf. */
+#define SUP_TENANTS_FILE	"tenants.conf"
+/* Appends the tenants of STATE/tenants.conf to cfg (marked runtime); a
+ * name cfg declares wins. Returns 0, or -1 (logged) for a file that
+ * cannot be read or parsed. */
+int	sup_tenants_merge(const char *state_dir, struct cfg *cfg);
+/* The front's IPC_TENANT_ADMIN; answers with IPC_TENANT_ADMIN_REPLY. */
+struct Palyra__Ipc__TenantAdminRequest;
+void	sup_tenants_admin(struct sup_ctx *, struct sup_child *from,
+	    uint32_t request_id,
+	    const struct Palyra__Ipc__TenantAdminRequest *);
 
 /* status.c */
 int	sup_status_send(struct sup_ctx *, struct sup_child *to,

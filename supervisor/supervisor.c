@@ -148,7 +148,11 @@ main(int argc, char *argv[])
 	if (find_libexec(&ctx) == -1)
 		fatal("cannot locate the libexec directory");
 	ctx.started_ms = sup_now_ms();
-	if (sup_state_init(&ctx) == -1 || sup_uids_init(&ctx) == -1 ||
+	/* The tenants created through the admin API join those of the
+	 * file once the state directory exists. */
+	if (sup_state_init(&ctx) == -1 ||
+	    sup_tenants_merge(ctx.cfg->state_dir, ctx.cfg) == -1 ||
+	    sup_uids_init(&ctx) == -1 ||
 	    sup_state_own(&ctx) == -1 || sup_listeners_open(&ctx) == -1)
 		return PROC_EXIT_FATAL;
 	if (!ctx.foreground) {

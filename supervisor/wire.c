@@ -133,6 +133,19 @@ provider_type_name(enum cfg_provider_type t)
 	return "offline";
 }
 
+/* Whether one of tenant t's agents names provider name. */
+static int
+tenant_uses(const struct cfg_tenant *t, const char *name)
+{
+	size_t i, j;
+
+	for (i = 0; i < t->nagents; i++)
+		for (j = 0; j < t->agents[i].nproviders; j++)
+			if (strcmp(t->agents[i].providers[j], name) == 0)
+				return 1;
+	return 0;
+}
+
 static void
 send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 {
@@ -141,8 +154,12 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 	Palyra__Ipc__AgentConfig *agents, **agentp;
 	Palyra__Ipc__ProviderConfig *provs, **provp;
 	size_t i, np = ctx->cfg->nproviders;
+	uint8_t **keys;
+	ssize_t klen;
 
 	agents = calloc(t->nagents + 1, sizeof(*agents));
+	if ((keys = calloc(np + 1, sizeof(*keys))) == NULL)
+		fatal("calloc");
 	agentp = calloc(t->nagents + 1, sizeof(*agentp));
 	provs = calloc(np + 1, sizeof(*provs));
 	provp = calloc(np + 1, sizeof(*provp));
@@ -170,6 +187,30 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		provs[i].model = p->model != NULL ? p->model : "";
 		provs[i].base_url = p->base_url != NULL ? p->base_url : "";
 		provs[i].token_delay_ms = p->token_delay_ms;
+		provs[i].timeout_connect_ms = p->timeout_connect_ms;
+		provs[i].timeout_first_byte_ms = p->timeout_first_byte_ms;
+		provs[i].timeout_idle_ms = p->timeout_idle_ms;
+		provs[i].timeout_total_ms = p->timeout_total_ms;
+		provs[i].max_concurrent = p->max_concurrent;
+		/* The credential of the tenant's agents' providers only,
+		 * wiped once sent; never logged, only the provider's name. */
+		if (p->api_key != NULL && tenant_uses(t, p->name)) {
+			if ((keys[i] = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
+				fatal("malloc");
+			klen = sup_provider_secret(p, keys[i],
+			    JNL_SECRET_MAX_LEN + 1);
+			if (klen < 0)
+				log_warn("provider %s: cannot read its "
+				    "api-key: %s", p->name,
+				    strerror((int)-klen));
+			else if (klen == 0)
+				log_warn("provider %s: its api-key is empty "
+				    "or unset", p->name);
+			else {
+				provs[i].api_key.data = keys[i];
+				provs[i].api_key.len = (size_t)klen;
+			}
+		}
 		provp[i] = &provs[i];
 	}
 	wc.tenant = t->name;
@@ -178,6 +219,12 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 	wc.n_providers = np;
 	wc.providers = provp;
 	send_or_warn(c, IPC_WORKER_CONFIG, &wc.base, NULL, 0);
+	for (i = 0; i < np; i++)
+		if (keys[i] != NULL) {
+			sodium_memzero(keys[i], JNL_SECRET_MAX_LEN + 1);
+			free(keys[i]);
+		}
+	free(keys);
 	free(agents);
 	free(agentp);
 	free(provs);

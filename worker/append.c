@@ -33,6 +33,9 @@ struct pb_event {
 	Palyra__V1__FinalMessage	 final;
 	Palyra__V1__Usage		 usage;
 	Palyra__V1__Note		 note;
+	Palyra__V1__Input		 input;
+	Palyra__V1__ToolCall		 tool_call;
+	Palyra__V1__ToolResult		 tool_result;
 };
 
 static void	kick_cb(evutil_socket_t, short, void *);
@@ -89,6 +92,29 @@ pb_event_build(const struct wrk_run *run, const struct wrk_event *ev,
 		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_NOTE;
 		pb->event.note = &pb->note;
 		break;
+	case WRK_EVENT_INPUT:
+		palyra__v1__input__init(&pb->input);
+		pb->input.text = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_INPUT;
+		pb->event.input = &pb->input;
+		break;
+	case WRK_EVENT_TOOL_CALL:
+		palyra__v1__tool_call__init(&pb->tool_call);
+		pb->tool_call.id = text_or_empty(ev->tool_id);
+		pb->tool_call.name = text_or_empty(ev->tool_name);
+		pb->tool_call.arguments_json = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL;
+		pb->event.tool_call = &pb->tool_call;
+		break;
+	case WRK_EVENT_TOOL_RESULT:
+		palyra__v1__tool_result__init(&pb->tool_result);
+		pb->tool_result.id = text_or_empty(ev->tool_id);
+		pb->tool_result.name = text_or_empty(ev->tool_name);
+		pb->tool_result.is_error = ev->is_error;
+		pb->tool_result.content = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT;
+		pb->event.tool_result = &pb->tool_result;
+		break;
 	}
 }
 
@@ -103,6 +129,8 @@ wrk_event_clear(struct wrk_event *ev)
 {
 	free(ev->text);
 	free(ev->author);
+	free(ev->tool_id);
+	free(ev->tool_name);
 	memset(ev, 0, sizeof(*ev));
 }
 

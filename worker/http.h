@@ -96,7 +96,7 @@ int	 wrk_http_prepare(const char *hostports);
 
 /* After the sandbox, on the worker's loop. NULL on failure. */
 struct wrk_http	*wrk_http_new(struct event_base *);
-/* Cancels every transfer (no callbacks) and frees. */
+/* Cancels every transfer (no callbacks) and frees. Not from a callback. */
 void	 wrk_http_free(struct wrk_http *);
 size_t	 wrk_http_active(const struct wrk_http *);
 

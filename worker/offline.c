@@ -13,7 +13,27 @@
  * run of non-whitespace, so the tokens concatenate to the reply exactly.
  *
  * Usage is counted in whitespace-separated words: the system prompt and the
- * input in, the emitted tokens out. Touches nothing but its own run state.
+ * inputs in, the emitted tokens out. Touches nothing but its own run state.
+ *
+ * Session history does not change its replies, with one exception that
+ * makes it visible: the input "/history" is answered with
+ *
+ *	I was given N earlier turns of this session. The oldest: "X"
+ *
+ * (X: the oldest turn's input, its first 64 bytes; without turns just the
+ * first sentence, N = 0). Follow-up input queued on the run (run->inputs)
+ * is answered after the current reply, each answer with its own
+ * FinalMessage, in the same run.
+ *
+ * The tool demo (DESIGN section 9: the offline model "can also produce
+ * tool calls for demos and tests"): an input "/tool NAME [ARGS]" makes it
+ * call tool NAME with the JSON object text ARGS (empty: {}): a ToolCall
+ * event, the tool run through wrk_tool_run() (tools.c), its ToolResult
+ * event, then the reply
+ *
+ *	I am the offline model of palyrad. The tool NAME returned: RESULT
+ *
+ * ("failed" instead of "returned" for an error result).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,18 +43,37 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "tools.h"
 #include "worker.h"
 
 #define OFFLINE_PREFIX	"I am the offline model of palyrad. You said: "
+#define OFFLINE_TOOL	"I am the offline model of palyrad. The tool "
+/* "/history": the oldest earlier turn's input is quoted up to this. */
+#define OFFLINE_QUOTE_MAX 64
+
+enum offline_phase {
+	OFFLINE_STREAM = 0,	/* tokens of the reply, then its final */
+	OFFLINE_TOOL_CALL,	/* the tool demo: the ToolCall event */
+	OFFLINE_TOOL_RESULT,	/* its ToolResult event */
+};
 
 struct offline_run {
 	struct wrk_run	*run;
 	struct event	*step_ev;
+	enum offline_phase phase;
 	char		*reply;
 	size_t		 len;
 	size_t		 pos;		/* bytes already emitted */
 	uint64_t	 emitted;	/* tokens already emitted */
+	uint64_t	 turn_emitted;	/* of the current turn */
 	uint64_t	 input_tokens;
+	/* The current turn's tool demo (/tool NAME ARGS). */
+	char		*tool_name;
+	char		*tool_args;
+	char		*tool_result;
+	int		 tool_is_error;
+	unsigned int	 tool_calls;
+	char		 tool_id[32];
 };
 
 static int
@@ -83,15 +122,182 @@ offline_schedule(struct offline_run *st, uint32_t delay_ms)
 }
 
 static void
+tool_clear(struct offline_run *st)
+{
+	free(st->tool_name);
+	free(st->tool_args);
+	free(st->tool_result);
+	st->tool_name = st->tool_args = st->tool_result = NULL;
+}
+
+/* "/history": how many earlier turns the run was given, and the oldest. */
+static int
+history_reply(struct offline_run *st)
+{
+	const struct wrk_run *run = st->run;
+	const char	*oldest;
+	size_t		 n;
+	int		 len;
+
+	if (run->nhistory == 0)
+		len = asprintf(&st->reply, "I was given 0 earlier turns of "
+		    "this session.");
+	else {
+		oldest = run->history[0].input;
+		n = strnlen(oldest, OFFLINE_QUOTE_MAX);
+		/* Cut at a character boundary. */
+		if (oldest[n] != '\0')
+			while (n > 0 && ((unsigned char)oldest[n] & 0xc0) ==
+			    0x80)
+				n--;
+		len = asprintf(&st->reply, "I was given %zu earlier turn%s of "
+		    "this session. The oldest: \"%.*s\"", run->nhistory,
+		    run->nhistory == 1 ? "" : "s", (int)n, oldest);
+	}
+	if (len < 0) {
+		st->reply = NULL;
+		return -ENOMEM;
+	}
+	st->len = (size_t)len;
+	return 0;
+}
+
+/* "/tool NAME [ARGS]": the turn calls tool NAME first. 1: it is one. */
+static int
+tool_parse(struct offline_run *st, const char *input)
+{
+	const char	*name, *end;
+
+	if (strncmp(input, "/tool", 5) != 0 || !is_space(input[5]))
+		return 0;
+	for (name = input + 5; is_space(*name); name++)
+		;
+	for (end = name; *end != '\0' && !is_space(*end); end++)
+		;
+	if (end == name)
+		return 0;
+	while (is_space(*end))
+		end++;
+	if ((st->tool_name = strndup(name, (size_t)(end - name))) == NULL ||
+	    (st->tool_args = strdup(end)) == NULL)
+		return -ENOMEM;
+	/* The name ends at the first blank. */
+	st->tool_name[strcspn(st->tool_name, " \t\r\n\v\f")] = '\0';
+	snprintf(st->tool_id, sizeof(st->tool_id), "offline-call-%u",
+	    ++st->tool_calls);
+	return 1;
+}
+
+/* Starts a turn answering input. Returns 0 or -ENOMEM. */
+static int
+turn_begin(struct offline_run *st, const char *input)
+{
+	int	 n, r;
+
+	free(st->reply);
+	st->reply = NULL;
+	tool_clear(st);
+	st->len = st->pos = 0;
+	st->turn_emitted = 0;
+	st->phase = OFFLINE_STREAM;
+	st->input_tokens += wrk_offline_count_words(input);
+	if (strcmp(input, "/history") == 0)
+		return history_reply(st);
+	if ((r = tool_parse(st, input)) < 0)
+		return r;
+	if (r == 1) {
+		st->phase = OFFLINE_TOOL_CALL;
+		return 0;
+	}
+	if ((n = asprintf(&st->reply, "%s%s", OFFLINE_PREFIX, input)) < 0) {
+		st->reply = NULL;
+		return -ENOMEM;
+	}
+	st->len = (size_t)n;
+	return 0;
+}
+
+/*
+ * The tool demo: the ToolCall event, the tool run through wrk_tool_run(),
+ * its ToolResult event, then a reply that quotes the result. Returns 0 to
+ * go on streaming, or 1 when the step must return (waits for room, or the
+ * run ended).
+ */
+static int
+tool_step(struct offline_run *st)
+{
+	struct wrk_run	*run = st->run;
+	int		 n, r;
+
+	if (!wrk_run_may_emit(run, 2))
+		return 1;
+	if (st->phase == OFFLINE_TOOL_CALL) {
+		r = wrk_run_tool_call(run, st->tool_id, st->tool_name,
+		    st->tool_args);
+		if (r == 1 || r == -EAGAIN)
+			return 1;
+		if (r < 0) {
+			wrk_run_fail(run, "journal write failed");
+			return 1;
+		}
+		if (wrk_tool_run(run, st->tool_name, st->tool_args,
+		    &st->tool_result, &st->tool_is_error) < 0) {
+			wrk_run_fail(run, "out of memory");
+			return 1;
+		}
+		st->phase = OFFLINE_TOOL_RESULT;
+	}
+	r = wrk_run_tool_result(run, st->tool_id, st->tool_name,
+	    st->tool_is_error, st->tool_result);
+	if (r == 1 || r == -EAGAIN)
+		return 1;
+	if (r < 0) {
+		wrk_run_fail(run, "journal write failed");
+		return 1;
+	}
+	n = asprintf(&st->reply, "%s%s %s: %s", OFFLINE_TOOL, st->tool_name,
+	    st->tool_is_error ? "failed" : "returned", st->tool_result);
+	if (n < 0) {
+		st->reply = NULL;
+		wrk_run_fail(run, "out of memory");
+		return 1;
+	}
+	st->len = (size_t)n;
+	st->phase = OFFLINE_STREAM;
+	return 0;
+}
+
+static void
 offline_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct offline_run *st = arg;
 	struct wrk_run	*run = st->run;
+	char		*next;
 	size_t		 end;
 	int		 done, r;
 
+	if (st->phase != OFFLINE_STREAM && tool_step(st) != 0)
+		return;
 	done = st->pos >= st->len || (run->max_output_tokens != 0 &&
-	    st->emitted >= run->max_output_tokens);
+	    st->turn_emitted >= run->max_output_tokens);
+	if (done && run->ninputs > 0) {
+		/* Follow-up input waits: this turn's answer, then the next
+		 * turn in the same run. */
+		if (!wrk_run_may_emit(run, 4))
+			return;
+		r = wrk_run_final(run, st->reply, st->pos);
+		if (r != 0)
+			return;		/* ended, or waits for room */
+		next = wrk_run_next_input(run);
+		r = turn_begin(st, next);
+		free(next);
+		if (r < 0) {
+			wrk_run_fail(run, "out of memory");
+			return;
+		}
+		offline_schedule(st, 0);
+		return;
+	}
 	if (done) {
 		if (!wrk_run_may_emit(run, 3))
 			return;
@@ -112,30 +318,32 @@ offline_step(evutil_socket_t fd, short what, void *arg)
 	}
 	st->pos = end;
 	st->emitted++;
+	st->turn_emitted++;
 	offline_schedule(st, run->token_delay_ms);
+}
+
+static void
+offline_free(struct offline_run *st)
+{
+	if (st->step_ev != NULL)
+		event_free(st->step_ev);
+	free(st->reply);
+	tool_clear(st);
+	free(st);
 }
 
 static int
 offline_start(struct wrk_run *run)
 {
 	struct offline_run *st;
-	int		 n;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return -ENOMEM;
 	st->run = run;
-	n = asprintf(&st->reply, "%s%s", OFFLINE_PREFIX, run->input);
-	if (n < 0) {
-		free(st);
-		return -ENOMEM;
-	}
-	st->len = (size_t)n;
-	st->input_tokens = wrk_offline_count_words(run->system_prompt) +
-	    wrk_offline_count_words(run->input);
+	st->input_tokens = wrk_offline_count_words(run->system_prompt);
 	st->step_ev = evtimer_new(run->ctx->base, offline_step, st);
-	if (st->step_ev == NULL) {
-		free(st->reply);
-		free(st);
+	if (st->step_ev == NULL || turn_begin(st, run->input) < 0) {
+		offline_free(st);
 		return -ENOMEM;
 	}
 	run->provider_state = st;
@@ -150,9 +358,7 @@ offline_stop(struct wrk_run *run)
 
 	if (st == NULL)
 		return;
-	event_free(st->step_ev);
-	free(st->reply);
-	free(st);
+	offline_free(st);
 	run->provider_state = NULL;
 }
 

@@ -208,12 +208,14 @@ find_agent(const Palyra__Ipc__WorkerConfig *config, const char *name)
 /*
  * Picks the first provider of the agent's failover list that this worker
  * implements. An agent without providers gets the built-in offline model.
- * Returns 0 with the name and model set, or -ENOENT.
+ * A network provider (provider.c) walks the rest of the list itself when
+ * it fails over. Returns 0 with the name, model and ops set, or -ENOENT.
  */
 static int
 pick_provider(const Palyra__Ipc__WorkerConfig *config,
     const Palyra__Ipc__AgentConfig *agent, const char **name,
-    const char **model, uint32_t *token_delay_ms)
+    const char **model, uint32_t *token_delay_ms,
+    const struct wrk_provider_ops **ops)
 {
 	const Palyra__Ipc__ProviderConfig *pc;
 	size_t	 i, j;
@@ -221,6 +223,7 @@ pick_provider(const Palyra__Ipc__WorkerConfig *config,
 	*name = "offline";
 	*model = "offline-1";
 	*token_delay_ms = 0;
+	*ops = &wrk_offline_provider;
 	if (agent->n_providers == 0)
 		return 0;
 	for (i = 0; i < agent->n_providers; i++) {
@@ -233,6 +236,12 @@ pick_provider(const Palyra__Ipc__WorkerConfig *config,
 			if (strcmp(agent->providers[i], "offline") == 0)
 				return 0;
 			continue;
+		}
+		if (wrk_net_type(pc->type)) {
+			*name = pc->name;
+			*model = pc->model;
+			*ops = &wrk_net_provider;
+			return 0;
 		}
 		if (strcmp(pc->type, wrk_offline_provider.type) != 0)
 			continue;
@@ -295,6 +304,25 @@ wrk_session_id(const char *tenant, const char *principal,
 	return session_id_derive(tenant, principal, session_key, out);
 }
 
+/* What prepare.c filled in: history, queued input, the key. */
+static void
+run_free_features(struct wrk_run *run)
+{
+	size_t	 i;
+
+	for (i = 0; i < run->nhistory; i++) {
+		free(run->history[i].input);
+		free(run->history[i].output);
+	}
+	free(run->history);
+	for (i = 0; i < run->ninputs; i++)
+		free(run->inputs[i]);
+	free(run->inputs);
+	free(run->idempotency_key);
+	if (run->prepare_ev != NULL)
+		event_free(run->prepare_ev);
+}
+
 static void
 run_free(struct wrk_run *run)
 {
@@ -313,6 +341,10 @@ run_free(struct wrk_run *run)
 	free(run->input);
 	free(run->provider_name);
 	free(run->model);
+	while (run->nproviders > 0)
+		free(run->providers[--run->nproviders]);
+	free(run->providers);
+	run_free_features(run);
 	free(run);
 }
 
@@ -395,6 +427,26 @@ run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 	return run;
 }
 
+/* The agent's failover list and temperature, for a network provider. */
+static int
+run_set_failover(struct wrk_run *run, const Palyra__Ipc__AgentConfig *agent)
+{
+	size_t	 i;
+
+	run->temperature = agent->temperature;
+	if (agent->n_providers == 0)
+		return 0;
+	if ((run->providers = calloc(agent->n_providers,
+	    sizeof(*run->providers))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < agent->n_providers; i++) {
+		if ((run->providers[i] = strdup(agent->providers[i])) == NULL)
+			return -ENOMEM;
+		run->nproviders++;
+	}
+	return 0;
+}
+
 /* Checks a start request; returns 0, or a gRPC status with *why set. */
 static uint32_t
 start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
@@ -461,6 +513,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	const char	*why = NULL, *provider_name, *model;
 	char		 session[NAME_MAX_LEN + 1];
 	struct wrk_run	*run;
+	const struct wrk_provider_ops *ops;
 	uint32_t	 status, token_delay_ms;
 	int		 r;
 
@@ -487,7 +540,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		return 0;
 	}
 	if (pick_provider(ctx->config, agent, &provider_name, &model,
-	    &token_delay_ms) < 0) {
+	    &token_delay_ms, &ops) < 0) {
 		wrk_front_error(ctx, call_id, GRPC_STATUS_FAILED_PRECONDITION,
 		    "no usable provider for agent");
 		return 0;
@@ -499,12 +552,64 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	}
 	memcpy(run->session_id, session, sizeof(session));
 	run->token_delay_ms = token_delay_ms;
+	run->provider = ops;
+	if (run_set_failover(run, agent) < 0) {
+		wrk_run_drop(run, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return 0;
+	}
 	run->session_named = req->start->session_id[0] != '\0';
 	run->has_call = 1;
 	run->call_id = call_id;
 	log_debug("run %s accepted: agent %s, session %s, principal %s",
 	    run->run_id, run->agent, run->session_id, run->principal);
 
+	/* History and idempotency key first (prepare.c): the run's first
+	 * event waits for journald's answer. */
+	run->deadline_ms = req->deadline_unix_ms;
+	if (req->start->idempotency_key[0] != '\0' &&
+	    (run->idempotency_key = strdup(req->start->idempotency_key)) ==
+	    NULL) {
+		wrk_run_drop(run, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return 0;
+	}
+	if ((r = wrk_prepare_send(run)) < 0)
+		wrk_run_drop(run, r == -ENOMEM || r == -ENOBUFS ?
+		    GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE,
+		    r == -ENOMEM ? "out of memory" : r == -ENOBUFS ?
+		    "journal queue full" : "journal unavailable");
+	return 0;
+}
+
+void
+wrk_run_drop(struct wrk_run *run, uint32_t grpc_status, const char *message)
+{
+	struct wrk_ctx	*ctx = run->ctx;
+
+	run->preparing = 0;
+	if (run->has_call) {
+		run->has_call = 0;
+		wrk_front_error(ctx, run->call_id, grpc_status, message);
+	}
+	run->nfollowers = 0;
+	if (!wrk_run_terminal(run->state)) {
+		run->state = WRK_RUN_CANCELLED;
+		ctx->nlive--;
+	}
+	run_quiesce(run);
+	run_free(run);
+}
+
+void
+wrk_run_launch(struct wrk_run *run)
+{
+	struct wrk_ctx	*ctx = run->ctx;
+	int		 r;
+
+	run->preparing = 0;
+	if (run->prepare_ev != NULL)
+		evtimer_del(run->prepare_ev);
 	/* ACCEPTED is the initial state, not a transition, but an event. */
 	if (emit_status(run, WRK_RUN_ACCEPTED, NULL) < 0) {
 		wrk_call_error(run, GRPC_STATUS_UNAVAILABLE,
@@ -512,23 +617,24 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		run->state = WRK_RUN_FAILED;
 		ctx->nlive--;
 		wrk_run_maybe_free(run);
-		return 0;
+		return;
 	}
-	if (req->deadline_unix_ms != 0) {
-		if (req->deadline_unix_ms <= wrk_now_ms()) {
+	if (run->deadline_ms != 0) {
+		if (run->deadline_ms <= wrk_now_ms()) {
 			wrk_run_transition(run, WRK_RUN_CANCELLED,
 			    "deadline exceeded");
 			wrk_run_maybe_free(run);
-			return 0;
+			return;
 		}
-		if (run_arm_deadline(run, req->deadline_unix_ms) < 0) {
+		if (run_arm_deadline(run, run->deadline_ms) < 0) {
 			wrk_run_transition(run, WRK_RUN_FAILED,
 			    "out of memory");
 			wrk_run_maybe_free(run);
-			return 0;
+			return;
 		}
 	}
 	wrk_run_transition(run, WRK_RUN_IN_PROGRESS, NULL);
+	wrk_prepare_journal_inputs(run);
 	run->provider_running = 1;
 	if ((r = run->provider->start(run)) < 0) {
 		run->provider_running = 0;
@@ -538,7 +644,6 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		    "provider failed to start");
 	}
 	wrk_run_maybe_free(run);
-	return 0;
 }
 
 /* Copies a client's reason, cut at a UTF-8 character boundary. */
@@ -553,6 +658,8 @@ copy_reason(char *out, size_t size, const char *in)
 	memcpy(out, in, n);
 	out[n] = '\0';
 }
+
+static void	 run_flow_set(struct wrk_run *, int);
 
 int
 wrk_run_cancel(struct wrk_ctx *ctx, uint32_t call_id,
@@ -588,11 +695,20 @@ wrk_run_cancel(struct wrk_ctx *ctx, uint32_t call_id,
 		log_debug("front: cancel for unknown call %u", call_id);
 		return 0;
 	}
+	/* Not started yet (prepare.c): nothing was journaled. */
+	if (run->preparing) {
+		wrk_run_drop(run, GRPC_STATUS_CANCELLED, req->disconnected ?
+		    "client disconnected" : "cancelled by client");
+		return 0;
+	}
 	if (req->disconnected) {
 		run->has_call = 0;
 		if (!run->cancel_on_disconnect) {
 			log_info("run %s: client gone, run goes on",
 			    run->run_id);
+			/* Its slow reader is gone: it may not stay paused.
+			 * Last: the provider may end the run meanwhile. */
+			run_flow_set(run, 0);
 			return 0;
 		}
 	}
@@ -608,6 +724,52 @@ wrk_run_cancel(struct wrk_ctx *ctx, uint32_t call_id,
 	return 0;
 }
 
+/*
+ * Flow control (IPC_RUN_FLOW): the front pauses a run while its own call's
+ * client does not read, and resumes it once the client caught up. Only
+ * provider output waits (wrk_run_may_emit()); status events caused by
+ * control (cancel, deadline, failure) go on. A resume calls the provider's
+ * resume() if it was held meanwhile; that may end the run (and free it):
+ * callers return right after.
+ */
+static void
+run_flow_set(struct wrk_run *run, int paused)
+{
+	if (paused) {
+		run->flow_paused = 1;
+		return;
+	}
+	if (!run->flow_paused)
+		return;
+	run->flow_paused = 0;
+	if (!run->flow_stalled)
+		return;
+	run->flow_stalled = 0;
+	if (run->provider_running && run->provider->resume != NULL)
+		run->provider->resume(run);
+}
+
+/*
+ * Only the run's own call pauses it: a reattached follower that does not
+ * read is ended by the front instead (it can reattach from the journal),
+ * so that one slow follower never holds the run for the others.
+ */
+int
+wrk_run_flow(struct wrk_ctx *ctx, uint32_t call_id,
+    const Palyra__Ipc__RunFlow *req)
+{
+	struct wrk_run	*run;
+
+	if ((run = find_call(ctx, call_id)) == NULL)
+		return 0;	/* ended meanwhile, or a follower */
+	if (wrk_run_terminal(run->state))
+		return 0;
+	log_debug("run %s: %s by its client", run->run_id,
+	    req->paused ? "paused" : "resumed");
+	run_flow_set(run, req->paused);
+	return 0;
+}
+
 /* The front went away: its calls are gone; some runs go with them. */
 void
 wrk_run_front_lost(struct wrk_ctx *ctx)
@@ -617,6 +779,12 @@ wrk_run_front_lost(struct wrk_ctx *ctx)
 	for (run = TAILQ_FIRST(&ctx->runs); run != NULL; run = next) {
 		next = TAILQ_NEXT(run, entry);
 		run->nfollowers = 0;
+		/* Not started yet: its client is gone with the front. */
+		if (run->preparing) {
+			wrk_run_drop(run, GRPC_STATUS_UNAVAILABLE,
+			    "front lost");
+			continue;
+		}
 		if (!run->has_call)
 			continue;
 		run->has_call = 0;
@@ -625,7 +793,8 @@ wrk_run_front_lost(struct wrk_ctx *ctx)
 			wrk_run_transition(run, WRK_RUN_CANCELLED,
 			    "client disconnected");
 			wrk_run_maybe_free(run);
-		}
+		} else
+			run_flow_set(run, 0);
 	}
 }
 
@@ -851,6 +1020,10 @@ wrk_run_cancel_all(struct wrk_ctx *ctx, const char *reason)
 		next = TAILQ_NEXT(run, entry);
 		if (wrk_run_terminal(run->state))
 			continue;
+		if (run->preparing) {
+			wrk_run_drop(run, GRPC_STATUS_UNAVAILABLE, reason);
+			continue;
+		}
 		wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
 		wrk_run_maybe_free(run);
 	}
@@ -887,6 +1060,11 @@ run_stall(struct wrk_run *run)
 int
 wrk_run_may_emit(struct wrk_run *run, size_t nevents)
 {
+	/* Its client is not reading: wrk_run_flow() resumes it. */
+	if (run->flow_paused) {
+		run->flow_stalled = 1;
+		return 0;
+	}
 	if (run->ctx->fifo_len + nevents <= WRK_INFLIGHT_PROVIDER)
 		return 1;
 	run_stall(run);
@@ -979,4 +1157,68 @@ wrk_run_fail(struct wrk_run *run, const char *reason)
 		wrk_run_transition(run, WRK_RUN_FAILED, reason);
 	wrk_run_maybe_free(run);
 	return 1;
+}
+
+/* A TOOL_CALL or TOOL_RESULT event; returns as wrk_run_token. */
+static int
+tool_emit(struct wrk_run *run, enum wrk_event_kind kind, const char *id,
+    const char *name, int is_error, const char *text)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (run->state != WRK_RUN_IN_PROGRESS)
+		return -EINVAL;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	ev.is_error = is_error;
+	if ((ev.tool_id = strdup(id)) == NULL ||
+	    (ev.tool_name = strdup(name)) == NULL ||
+	    (ev.text = strdup(text)) == NULL) {
+		wrk_event_clear(&ev);
+		return wrk_run_fail(run, "out of memory");
+	}
+	r = wrk_emit(run, &ev);
+	if (r == -ENOBUFS || r == -ENOTCONN) {
+		wrk_event_clear(&ev);
+		run_stall(run);
+		return -EAGAIN;
+	}
+	if (r < 0)
+		return wrk_run_fail(run, "journal write failed");
+	return 0;
+}
+
+int
+wrk_run_tool_call(struct wrk_run *run, const char *id, const char *name,
+    const char *arguments_json)
+{
+	return tool_emit(run, WRK_EVENT_TOOL_CALL, id, name, 0,
+	    arguments_json);
+}
+
+int
+wrk_run_tool_result(struct wrk_run *run, const char *id, const char *name,
+    int is_error, const char *content)
+{
+	return tool_emit(run, WRK_EVENT_TOOL_RESULT, id, name, is_error,
+	    content);
+}
+
+/*
+ * One turn's answer while follow-up input waits: its FinalMessage, and the
+ * run goes on with the next input (prepare.c). Needs room for one event.
+ */
+int
+wrk_run_final(struct wrk_run *run, const char *text, size_t len)
+{
+	struct wrk_event ev;
+
+	if (run->state != WRK_RUN_IN_PROGRESS)
+		return 1;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WRK_EVENT_FINAL;
+	if ((ev.text = strndup(text, len)) == NULL)
+		return wrk_run_fail(run, "out of memory");
+	return complete_emit(run, &ev);
 }

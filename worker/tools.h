@@ -28,7 +28,9 @@ int	wrk_tool_run(struct wrk_run *, const char *name, const char *args_json,
 /* The JSON-schema tool declarations the model is offered, as a JSON array
  * text in the OpenAI "tools" shape ([{type:function,function:{name,
  * description,parameters}}]); the providers convert it for their API.
- * NULL when no tool is offered. Static storage. */
+ * Names are the tools' own (time.now); the providers respell them for
+ * APIs that allow only [a-zA-Z0-9_-], and wrk_tool_run() takes either
+ * spelling. NULL when no tool is offered. Static storage. */
 const char *wrk_tools_declarations(const struct wrk_run *);
 
 #endif

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "http.h"
 #include "ipc.h"
 #include "log.h"
 #include "proc.h"
@@ -40,8 +41,10 @@
 #define ALLOWED_FRONT \
 	(IPC_TYPE_BIT(IPC_RUN_START) | IPC_TYPE_BIT(IPC_RUN_CANCEL) | \
 	    IPC_TYPE_BIT(IPC_RUN_ATTACH) | IPC_TYPE_BIT(IPC_RUN_ABORT) |	\
-	    IPC_TYPE_BIT(IPC_RUN_NOTE))
-#define ALLOWED_JOURNALD	IPC_TYPE_BIT(IPC_JOURNAL_ACK)
+	    IPC_TYPE_BIT(IPC_RUN_NOTE) | IPC_TYPE_BIT(IPC_RUN_FLOW) |	\
+	    IPC_TYPE_BIT(IPC_RUN_INPUT))
+#define ALLOWED_JOURNALD \
+	(IPC_TYPE_BIT(IPC_JOURNAL_ACK) | IPC_TYPE_BIT(IPC_RUN_PREPARED))
 
 int64_t
 wrk_now_ms(void)
@@ -56,7 +59,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: palyra-worker -t tenant -w scratch_dir "
-	    "[-P ports] [-i idle_ms] [-U uid:gid] [-dv]\n");
+	    "[-P ports] [-H host:port,...] [-i idle_ms] [-U uid:gid] [-dv]\n");
 	exit(PROC_EXIT_USAGE);
 }
 
@@ -140,6 +143,11 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 
 	if (chan != ctx->journald)
 		return;
+	if (m->hdr.type == IPC_RUN_PREPARED) {
+		(void)wrk_prepare_answer(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunPrepared *)m->msg);
+		return;
+	}
 	if (m->hdr.type != IPC_JOURNAL_ACK)
 		return;
 	if (wrk_append_ack(ctx, m->hdr.request_id,
@@ -204,6 +212,14 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	case IPC_RUN_NOTE:
 		r = wrk_run_note(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunNoteRequest *)m->msg);
+		break;
+	case IPC_RUN_FLOW:
+		r = wrk_run_flow(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunFlow *)m->msg);
+		break;
+	case IPC_RUN_INPUT:
+		r = wrk_run_input(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunInput *)m->msg);
 		break;
 	default:
 		r = -EPERM;
@@ -459,6 +475,7 @@ ctx_fini(struct wrk_ctx *ctx)
 {
 	wrk_append_drop_all(ctx);
 	wrk_run_free_all(ctx);
+	wrk_net_free(ctx);
 	wrk_append_fini(ctx);
 	if (ctx->front != NULL)
 		ipc_chan_free(ctx->front);
@@ -482,12 +499,13 @@ worker_main(int argc, char **argv)
 	struct sbx_profile profile;
 	struct sbx_facts facts;
 	const char	*tenant = NULL, *scratch = NULL, *ports = NULL;
+	const char	*hostports = NULL;
 	const char	*ids = NULL, *errstr = NULL;
 	uint64_t	 idle_ms = 0;
 	char		*end;
 	int		 ch, verbose = 0, to_stderr = 0;
 
-	while ((ch = getopt(argc, argv, "dt:vw:i:P:U:")) != -1) {
+	while ((ch = getopt(argc, argv, "dt:vw:i:H:P:U:")) != -1) {
 		switch (ch) {
 		case 'i':
 			errno = 0;
@@ -501,6 +519,9 @@ worker_main(int argc, char **argv)
 			break;
 		case 'w':
 			scratch = optarg;
+			break;
+		case 'H':
+			hostports = optarg;
 			break;
 		case 'P':
 			ports = optarg;
@@ -536,6 +557,10 @@ worker_main(int argc, char **argv)
 	 * all, which is stricter, not weaker. */
 	if (scratch == NULL)
 		log_warn("no scratch directory (-w): no files at all");
+	/* The CA bundle and the providers' addresses, while /etc and the
+	 * resolver can still be reached. */
+	if (wrk_http_prepare(hostports) < 0)
+		fatalx("invalid -H or cannot prepare outbound HTTP");
 	sbx_facts_init(&facts);
 	if (sbx_apply(&profile, &facts) < 0) {
 		log_error("cannot apply the sandbox; exiting");

@@ -12,6 +12,8 @@
  *   run.c      the run state machine: start, transitions, cancel, deadline
  *   append.c   the journal pipeline: appends, in-order acks, forwarding
  *   offline.c  the built-in deterministic offline provider
+ *   provider.c the network providers: turn loop, retries, failover
+ *   openai.c, anthropic.c, proto.c, retry.c  their protocols and policy
  */
 #ifndef PALYRA_WORKER_H
 #define PALYRA_WORKER_H
@@ -56,6 +58,9 @@ enum wrk_event_kind {
 	WRK_EVENT_FINAL,
 	WRK_EVENT_USAGE,
 	WRK_EVENT_NOTE,		/* AppendEvent: text, and author */
+	WRK_EVENT_INPUT,	/* follow-up input taken: text */
+	WRK_EVENT_TOOL_CALL,	/* text: arguments; tool_id, tool_name */
+	WRK_EVENT_TOOL_RESULT,	/* text: content; tool_id, tool_name, is_error */
 };
 
 /* One run event as the worker keeps it until journald acknowledged it. */
@@ -69,6 +74,9 @@ struct wrk_event {
 	uint64_t		 input_tokens;	/* USAGE */
 	uint64_t		 output_tokens;
 	char			*author;	/* NOTE; owned */
+	char			*tool_id;	/* TOOL_*; owned */
+	char			*tool_name;	/* TOOL_*; owned */
+	int			 is_error;	/* TOOL_RESULT */
 };
 
 struct wrk_run;
@@ -99,6 +107,8 @@ struct wrk_provider_ops {
 };
 
 extern const struct wrk_provider_ops wrk_offline_provider;
+/* openai, anthropic, openai-compatible (provider.c). */
+extern const struct wrk_provider_ops wrk_net_provider;
 
 struct wrk_ctx;
 
@@ -130,9 +140,19 @@ struct wrk_run {
 	 * oldest first; taken as the next user turn after the current one. */
 	char			**inputs;
 	size_t			 ninputs;
+	/* RunPrepare (prepare.c): the run waits for journald's answer
+	 * (prepare_id) before its first event; its start's key and deadline
+	 * (0: none) are kept for it. */
+	int			 preparing;
+	uint32_t		 prepare_id;
+	struct event		*prepare_ev;	/* WRK_PREPARE_TIMEOUT_MS */
+	char			*idempotency_key;
+	int64_t			 deadline_ms;
 	/* The client stopped reading (IPC_RUN_FLOW): providers produce no
-	 * output until it is cleared; then resume() is called. */
+	 * output until it is cleared; then resume() is called, if
+	 * wrk_run_may_emit() said no meanwhile (flow_stalled). */
 	int			 flow_paused;
+	int			 flow_stalled;
 
 	enum wrk_run_state	 state;
 	uint64_t		 next_seq;
@@ -185,6 +205,9 @@ struct wrk_ctx {
 	Palyra__Ipc__WorkerConfig *config;	/* NULL until it arrives */
 	int			 ready_sent;
 	struct sbx_facts	*sandbox;	/* for READY; worker_main's */
+	/* The network providers' HTTP engine, their concurrency caps and
+	 * circuit breakers (provider.c); NULL until a run needs them. */
+	struct wrk_net		*net;
 
 	struct wrk_run_list	 runs;		/* live and draining */
 	size_t			 nlive;		/* not terminal */
@@ -196,6 +219,7 @@ struct wrk_ctx {
 	size_t			 fifo_head;
 	size_t			 fifo_len;
 	uint32_t		 append_counter;
+	uint32_t		 prepare_counter;	/* RunPrepare ids */
 	struct event		*kick_ev;	/* parked, stalled */
 
 	struct event		*sigterm_ev;
@@ -243,6 +267,9 @@ int		 wrk_run_note(struct wrk_ctx *, uint32_t request_id,
 		    const Palyra__Ipc__RunNoteRequest *);
 int		 wrk_run_abort(struct wrk_ctx *, uint32_t request_id,
 		    const Palyra__Ipc__RunAbortRequest *);
+/* IPC_RUN_FLOW from the front for the run's own call. Returns 0. */
+int		 wrk_run_flow(struct wrk_ctx *, uint32_t call_id,
+		    const Palyra__Ipc__RunFlow *);
 /* Sends msg to every follower of run; the last event ends them all. */
 void		 wrk_run_forward_followers(struct wrk_run *,
 		    const Palyra__Ipc__RunEventMsg *);
@@ -255,6 +282,31 @@ int		 wrk_session_id(const char *tenant, const char *principal,
 		    char out[NAME_MAX_LEN + 1]);
 int		 wrk_session_id_valid(const char *);
 
+/* The run's first events and its provider, once prepared (prepare.c). */
+void		 wrk_run_launch(struct wrk_run *);
+/* A run that ends before its first event (prepare.c): no event is
+ * journaled; the call, if still there, gets grpc_status. Frees run. */
+void		 wrk_run_drop(struct wrk_run *, uint32_t grpc_status,
+		    const char *message);
+
+/* prepare.c: session history, idempotency keys, follow-up input. */
+/* Asks journald for the run's history and key (IPC_RUN_PREPARE); the
+ * run starts on the answer. Returns 0, or a negative error (the caller
+ * fails the run's call). */
+int		 wrk_prepare_send(struct wrk_run *);
+/* IPC_RUN_PREPARED. Returns 0. */
+int		 wrk_prepare_answer(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__RunPrepared *);
+/* IPC_RUN_INPUT: queues input on the call's live run and journals it.
+ * Returns 0, or -EBADMSG for a malformed request. */
+int		 wrk_run_input(struct wrk_ctx *, uint32_t call_id,
+		    const Palyra__Ipc__RunInput *);
+/* Takes the oldest queued follow-up input (the caller frees it), or NULL
+ * when none waits. */
+char		*wrk_run_next_input(struct wrk_run *);
+/* Journals the input queued while the run prepared (after IN_PROGRESS). */
+void		 wrk_prepare_journal_inputs(struct wrk_run *);
+
 /* Sink for providers (run.c). */
 int		 wrk_run_may_emit(struct wrk_run *, size_t nevents);
 int		 wrk_run_token(struct wrk_run *, const char *text,
@@ -262,6 +314,16 @@ int		 wrk_run_token(struct wrk_run *, const char *text,
 int		 wrk_run_complete(struct wrk_run *, const char *text,
 		    size_t len, uint64_t input_tokens, uint64_t output_tokens);
 int		 wrk_run_fail(struct wrk_run *, const char *reason);
+/* A tool call of the model and its result (TOOL_CALL, TOOL_RESULT), as
+ * wrk_run_token: 0; -EAGAIN (not taken: wait for resume); 1 (run ended). */
+int		 wrk_run_tool_call(struct wrk_run *, const char *id,
+		    const char *name, const char *arguments_json);
+int		 wrk_run_tool_result(struct wrk_run *, const char *id,
+		    const char *name, int is_error, const char *content);
+/* The answer to one turn when more input waits (the run goes on):
+ * appends its FinalMessage. Returns 0, -EAGAIN (no room: the provider
+ * waits for resume) or 1 when the run ended. */
+int		 wrk_run_final(struct wrk_run *, const char *text, size_t len);
 
 /* append.c */
 int		 wrk_append_init(struct wrk_ctx *);
@@ -273,6 +335,10 @@ int		 wrk_append_ack(struct wrk_ctx *, uint32_t request_id,
 void		 wrk_append_drop_all(struct wrk_ctx *);
 void		 wrk_append_kick(struct wrk_ctx *);
 void		 wrk_event_clear(struct wrk_event *);
+
+/* provider.c */
+int		 wrk_net_type(const char *type);	/* 1: served here */
+void		 wrk_net_free(struct wrk_ctx *);
 
 /* offline.c */
 size_t		 wrk_offline_count_words(const char *);

@@ -5,7 +5,8 @@
 # {name, value, unit, ceiling_name, ceiling, ratio}.
 #
 # Rows come from functions: bench_journal (here) and bench_grpc, which
-# tests/bench/grpc.sh defines when it exists. Each row is printed with
+# tests/bench/grpc.sh defines when it exists, then bench_providers and
+# bench_front (Python, tests/bench/providers.py and front.py). Each row is printed with
 # row NAME VALUE CEILNAME CEILVALUE [UNIT].
 set -euo pipefail
 
@@ -66,6 +67,30 @@ bench_journal() {
 	done
 }
 
+# Network providers: tests/bench/providers.py prints its rows (relay
+# latency per token, runs/s, worker RSS under 1,000 idle streams) through
+# the fake provider, one tab-separated NAME VALUE CEILNAME CEIL UNIT a line.
+bench_providers() {
+	local out name value cname ceil unit st=0
+	out=$(/usr/bin/python3 "$here/providers.py") || st=1
+	while IFS=$'\t' read -r name value cname ceil unit; do
+		[ -n "$name" ] && row "$name" "$value" "$cname" "$ceil" "$unit"
+	done <<<"$out"
+	return "$st"
+}
+
+# palyra-front: tests/bench/front.py prints its rows (RunStream runs/s at
+# 64 streams and time to first event beside GetHealth from the same client;
+# the front's memory per 10,000 idle streams), as bench_providers does.
+bench_front() {
+	local out name value cname ceil unit st=0
+	out=$(/usr/bin/python3 "$here/front.py") || st=1
+	while IFS=$'\t' read -r name value cname ceil unit; do
+		[ -n "$name" ] && row "$name" "$value" "$cname" "$ceil" "$unit"
+	done <<<"$out"
+	return "$st"
+}
+
 write_json() {
 	local i
 	mkdir -p "$(dirname "$results_json")"
@@ -90,6 +115,8 @@ main() {
 		# A failed row is reported, it does not hide the others.
 		bench_grpc || { echo "run.sh: bench_grpc failed" >&2; status=1; }
 	fi
+	bench_providers || { echo "run.sh: bench_providers failed" >&2; status=1; }
+	bench_front || { echo "run.sh: bench_front failed" >&2; status=1; }
 	write_json
 	echo "results: $results_json"
 	return "$status"

@@ -13,12 +13,13 @@ import pytest
 
 from conftest import open_journal, run_stream, grpc
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES = {
     "sessions": {"session_id", "principal", "created_ms", "closed_ms"},
     "runs": {"run_id", "session_id", "principal", "agent", "status",
-             "created_ms", "updated_ms", "last_seq"},
+             "created_ms", "updated_ms", "last_seq", "input",
+             "idempotency_key"},
     "events": {"chain_seq", "run_id", "run_seq", "ts_ms", "kind", "payload",
                "hash"},
     "approvals": {"id", "run_id", "tool", "arguments_summary", "status",

@@ -454,7 +454,7 @@ test_one_line_blocks(void **state)
 
 	cfg = parse_ok(
 	    "pricing \"m\" { input 0.40; output 1.60 }\n"
-	    "provider \"x\" { type anthropic; model \"claude\" "
+	    "provider \"x\" { type anthropic; api-key env:K; model \"claude\" "
 	    "timeout total 2m idle 15s max-concurrent 4 }\n"
 	    "journal { durability normal; checkpoint-interval 2h }\n"
 	    "tenant \"a\" { workers 2 memory-limit 1G; journal-quota 5M; "
@@ -903,6 +903,10 @@ static const struct golden errors[] = {
 	    "t.conf:1:1: provider \"p\" has no \"type\"" },
 	{ "provider \"p\" { type openai-compatible }\n", "t.conf:1:1: provider "
 	    "\"p\" of type openai-compatible has no \"base-url\"" },
+	{ "provider \"p\" { type openai }\n", "t.conf:1:1: provider "
+	    "\"p\" of type openai has no \"api-key\"" },
+	{ "provider \"p\" {\n\ttype anthropic\n\tmodel m\n}\n", "t.conf:1:1: "
+	    "provider \"p\" of type anthropic has no \"api-key\"" },
 	{ "provider \"p\" { type openai; api-key sk-123 }\n",
 	    "t.conf:1:37: invalid api-key \"sk-123\" (expected env:NAME, "
 	    "file:PATH or vault:NAME)" },
@@ -1011,7 +1015,7 @@ test_token_delay(void **state)
 	    "provider \"max\" { type offline; token-delay 10s }\n"
 	    "provider \"zero\" { type offline; token-delay 0ms }\n"
 	    "provider \"plain\" { type offline }\n"
-	    "provider \"o\" { type openai }\n"
+	    "provider \"o\" { type openai; api-key env:K }\n"
 	    "tenant \"t\" { agent \"a\" { providers \"slow\" } }\n");
 	assert_string_equal(cfg->providers[0].name, "slow");
 	assert_int_equal(cfg->providers[0].type, CFG_PROVIDER_OFFLINE);
@@ -1020,6 +1024,10 @@ test_token_delay(void **state)
 	assert_int_equal(cfg->providers[2].token_delay_ms, 0);
 	assert_int_equal(cfg->providers[3].token_delay_ms, 0);
 	assert_int_equal(cfg->providers[4].token_delay_ms, 0);
+	/* openai and anthropic default to the vendors' endpoints. */
+	assert_string_equal(cfg->providers[4].base_url,
+	    "https://api.openai.com/v1");
+	assert_null(cfg->providers[0].base_url);
 	assert_round_trip(cfg);
 	cfg_free(cfg);
 }
@@ -1143,7 +1151,7 @@ test_includes(void **state)
 	write_file(dir, "etc/tenants/a.conf", "include \"../providers.conf\"\n"
 	    "tenant \"a\" { agent \"x\" { providers \"remote\" } }\n");
 	write_file(dir, "etc/providers.conf",
-	    "provider \"remote\" { type anthropic }\n");
+	    "provider \"remote\" { type anthropic; api-key env:K }\n");
 	write_file(dir, "etc/tenants/b-agents.conf",
 	    "workers 4\nagent \"y\" { providers remote offline }\n");
 	if (cfg_load("etc/main.conf", dir, &cfg, err, sizeof(err)) != 0)

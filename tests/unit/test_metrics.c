@@ -14,6 +14,26 @@
 
 #include "../../front/metrics.c"
 
+/* httpconn.c's connection table; not reached here. */
+void
+fe_http_conn_request(struct fe_ctx *ctx, struct evhttp_request *req)
+{
+	fail();
+}
+
+void
+fe_http_conn_replied(struct fe_ctx *ctx, struct evhttp_request *req)
+{
+	fail();
+}
+
+size_t
+fe_http_conn_count(struct fe_ctx *ctx)
+{
+	fail();
+	return 0;
+}
+
 /* metrics.c answers a POST with http.c's JSON error; not reached here. */
 void
 fe_http_reply_error(struct evhttp_request *req, int status, const char *code,
