@@ -685,6 +685,7 @@ cfg_free(struct cfg *cfg)
 		free(cfg->providers[i].base_url);
 		free(cfg->providers[i].api_key);
 		free(cfg->providers[i].model);
+		free(cfg->providers[i].embedding_model);
 	}
 	free(cfg->providers);
 	for (i = 0; i < cfg->npricing; i++)

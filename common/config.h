@@ -59,6 +59,7 @@ struct cfg_provider {
 	char		*base_url;
 	char		*api_key;	/* "env:NAME", "file:PATH" or "vault:NAME" */
 	char		*model;
+	char		*embedding_model;	/* NULL: no embeddings through it */
 	uint64_t	 timeout_connect_ms;
 	uint64_t	 timeout_first_byte_ms;
 	uint64_t	 timeout_idle_ms;
@@ -87,6 +88,9 @@ struct cfg_agent {
 	char		*system_prompt;
 	uint32_t	 max_output_tokens;
 	double		 temperature;
+	uint32_t	 max_turns;		/* provider calls of a run */
+	uint32_t	 max_tool_calls;	/* tool calls of a run */
+	uint64_t	 max_wall_clock_ms;	/* a run's wall clock */
 	struct cfg_tool_rule *tools;
 	size_t		 ntools;
 	struct cfg_pos	 pos;

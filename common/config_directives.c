@@ -311,6 +311,12 @@ d_provider(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 		    "\"token-delay\" is only valid for providers of type "
 		    "offline (provider \"%s\" is %s)", pr->name,
 		    cfg_provider_types[pr->type]);
+	if (pr->embedding_model != NULL && pr->type != CFG_PROVIDER_OPENAI &&
+	    pr->type != CFG_PROVIDER_OPENAI_COMPATIBLE)
+		return TOKEN_ERROR(p, lx, kw, "\"embedding-model\" is only "
+		    "valid for providers of type openai and openai-compatible "
+		    "(provider \"%s\" is %s)", pr->name,
+		    cfg_provider_types[pr->type]);
 	if (pr->api_key == NULL && (pr->type == CFG_PROVIDER_OPENAI ||
 	    pr->type == CFG_PROVIDER_ANTHROPIC))
 		return TOKEN_ERROR(p, lx, kw, "provider \"%s\" of type %s "
@@ -427,6 +433,22 @@ d_model(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	if (!cfg_printable_ascii(t.text, MAX_STRING_VALUE))
 		return TOKEN_ERROR(p, lx, &t, "invalid model \"%s\"", t.text);
 	return cfg_dup_string(p, lx, &t, &pr->model);
+}
+
+/* embedding-model NAME: the model of /embeddings requests (worker/embed.c). */
+static int
+d_embedding_model(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_provider *pr = f->object;
+	struct cfg_token t;
+
+	if (cfg_take_arg(p, lx, kw, &t) == -1)
+		return -1;
+	if (t.text[0] == '\0' || !cfg_printable_ascii(t.text, MAX_STRING_VALUE))
+		return TOKEN_ERROR(p, lx, &t, "invalid embedding model \"%s\"",
+		    t.text);
+	return cfg_dup_string(p, lx, &t, &pr->embedding_model);
 }
 
 /* timeout connect D first-byte D idle D total D: any subset, any order. */
@@ -601,6 +623,7 @@ static const struct directive provider_directives[] = {
 	{ "max-concurrent", d_max_concurrent, D_ONCE | D_CHAIN },
 	{ "include", cfg_directive_include, 0 },
 	{ "token-delay", d_token_delay, D_ONCE | D_CHAIN },
+	{ "embedding-model", d_embedding_model, D_ONCE | D_CHAIN },
 };
 
 static const struct directive pricing_directives[] = {

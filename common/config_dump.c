@@ -92,6 +92,11 @@ dump_provider(FILE *fp, const struct cfg_provider *pr)
 		dump_string(fp, pr->model);
 		fputc('\n', fp);
 	}
+	if (pr->embedding_model != NULL) {
+		fputs("\tembedding-model ", fp);
+		dump_string(fp, pr->embedding_model);
+		fputc('\n', fp);
+	}
 	cfg_format_duration(c, sizeof(c), pr->timeout_connect_ms);
 	cfg_format_duration(fb, sizeof(fb), pr->timeout_first_byte_ms);
 	cfg_format_duration(idle, sizeof(idle), pr->timeout_idle_ms);
@@ -111,6 +116,7 @@ static void
 dump_agent(FILE *fp, const struct cfg_agent *a)
 {
 	static const char *const policies[] = { "allow", "ask", "deny" };
+	char wall[32];
 	size_t i;
 
 	fputs("\tagent ", fp);
@@ -130,6 +136,9 @@ dump_agent(FILE *fp, const struct cfg_agent *a)
 	    a->max_output_tokens);
 	dump_decimal(fp, a->temperature);
 	fputc('\n', fp);
+	cfg_format_duration(wall, sizeof(wall), a->max_wall_clock_ms);
+	fprintf(fp, "\t\tmax-turns %u\n\t\tmax-tool-calls %u\n"
+	    "\t\tmax-wall-clock %s\n", a->max_turns, a->max_tool_calls, wall);
 	for (i = 0; i < a->ntools; i++) {
 		fputs("\t\ttool ", fp);
 		dump_string(fp, a->tools[i].pattern);

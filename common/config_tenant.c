@@ -1,7 +1,7 @@
 /*
  * config_tenant.c: the handlers of the palyrad.conf tenant block and what
  * it holds: workers, idle-timeout, memory-limit, pids-limit, cpu-weight,
- * journal-quota, agents (providers, prompt, limits,
+ * journal-quota, agents (providers, prompt, output and run limits,
  * tools) and budgets, with their directive tables. Runs in the supervisor
  * (palyrad) only, while config.c parses; touches nothing but the struct
  * cfg under construction and the parser's state.
@@ -12,6 +12,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "config_lex.h"
+#include "limits.h"
 
 /* Tenants and agents */
 
@@ -73,6 +74,9 @@ cfg_directive_tenant(struct parser *p, struct cfg_lexer *lx,
 	a->pos = tn->pos;
 	a->max_output_tokens = DEFAULT_MAX_OUTPUT;
 	a->temperature = DEFAULT_TEMPERATURE;
+	a->max_turns = AGENT_TURNS_DEFAULT;
+	a->max_tool_calls = AGENT_TOOL_CALLS_DEFAULT;
+	a->max_wall_clock_ms = AGENT_WALL_CLOCK_DEFAULT_MS;
 	if ((a->name = strdup(DEFAULT_AGENT)) == NULL ||
 	    (a->system_prompt = strdup(DEFAULT_PROMPT)) == NULL ||
 	    agent_set_default_provider(a) == -1)
@@ -180,6 +184,9 @@ d_agent(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	cfg_set_pos(&a->pos, lx, kw);
 	a->max_output_tokens = DEFAULT_MAX_OUTPUT;
 	a->temperature = DEFAULT_TEMPERATURE;
+	a->max_turns = AGENT_TURNS_DEFAULT;
+	a->max_tool_calls = AGENT_TOOL_CALLS_DEFAULT;
+	a->max_wall_clock_ms = AGENT_WALL_CLOCK_DEFAULT_MS;
 	if ((a->name = strdup(name.text)) == NULL)
 		return cfg_out_of_memory(p, lx, kw);
 	sub.kind = BLOCK_AGENT;
@@ -274,6 +281,42 @@ d_temperature(struct parser *p, struct cfg_lexer *lx,
 	struct cfg_agent *a = f->object;
 
 	return cfg_take_decimal(p, lx, kw, 0, 2, &a->temperature);
+}
+
+static int
+d_max_turns(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_agent *a = f->object;
+	uint64_t v;
+
+	if (cfg_take_uint(p, lx, kw, 1, AGENT_TURNS_MAX, &v) == -1)
+		return -1;
+	a->max_turns = (uint32_t)v;
+	return 0;
+}
+
+static int
+d_max_tool_calls(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_agent *a = f->object;
+	uint64_t v;
+
+	if (cfg_take_uint(p, lx, kw, 0, AGENT_TOOL_CALLS_MAX, &v) == -1)
+		return -1;
+	a->max_tool_calls = (uint32_t)v;
+	return 0;
+}
+
+static int
+d_max_wall_clock(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_agent *a = f->object;
+
+	return cfg_take_duration(p, lx, kw, AGENT_WALL_CLOCK_MIN_MS,
+	    AGENT_WALL_CLOCK_MAX_MS, &a->max_wall_clock_ms);
 }
 
 static int
@@ -390,6 +433,9 @@ static const struct directive agent_directives[] = {
 	{ "temperature", d_temperature, D_ONCE | D_CHAIN },
 	{ "tool", d_tool, D_CHAIN },
 	{ "include", cfg_directive_include, 0 },
+	{ "max-turns", d_max_turns, D_ONCE | D_CHAIN },
+	{ "max-tool-calls", d_max_tool_calls, D_ONCE | D_CHAIN },
+	{ "max-wall-clock", d_max_wall_clock, D_ONCE | D_CHAIN },
 };
 
 const struct block cfg_tenant_block =

@@ -146,6 +146,10 @@ static const struct ipc_kind ipc_kinds[IPC_TYPE_MAX] = {
 	    &palyra__ipc__run_prepared__descriptor, 0 },
 	[IPC_RUN_INPUT] = { "RUN_INPUT",
 	    &palyra__ipc__run_input__descriptor, 0 },
+	[IPC_JOURNAL_STATS_REQUEST] = { "JOURNAL_STATS_REQUEST",
+	    &palyra__ipc__journal_stats_request__descriptor, 0 },
+	[IPC_JOURNAL_STATS] = { "JOURNAL_STATS",
+	    &palyra__ipc__journal_stats__descriptor, 0 },
 };
 
 _Static_assert(IPC_TYPE_MAX <= IPC_TYPESET_BITS,

@@ -84,6 +84,8 @@ enum ipc_type {
 	IPC_RUN_PREPARE,	/* Palyra__Ipc__RunPrepare */
 	IPC_RUN_PREPARED,	/* Palyra__Ipc__RunPrepared */
 	IPC_RUN_INPUT,		/* Palyra__Ipc__RunInput */
+	IPC_JOURNAL_STATS_REQUEST, /* Palyra__Ipc__JournalStatsRequest */
+	IPC_JOURNAL_STATS,	/* Palyra__Ipc__JournalStats */
 	IPC_TYPE_MAX
 };
 

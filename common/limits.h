@@ -117,6 +117,10 @@
  * one may wait, and the most processes one reply may carry. */
 #define FE_PROCESS_REQUESTS_MAX	16
 #define FE_PROCESS_TIMEOUT_MS	2000
+/* GET /metrics: scrapes waiting for journald and the supervisor, and how
+ * long one waits before it answers with what it has. */
+#define FE_METRICS_SCRAPES_MAX	4
+#define FE_METRICS_TIMEOUT_MS	2000
 #define FE_PROCESSES_MAX	(CFG_MAX_TENANTS * CFG_MAX_WORKERS + 16)
 /* /admin/v1/tenants: requests waiting for the supervisor and how long one
  * may wait (a create or delete writes STATE/tenants.conf with fsync). */
@@ -218,6 +222,15 @@
 #define AGENT_MAX_OUTPUT_MAX	1048576
 #define AGENT_MAX_OUTPUT_DEFAULT 1024
 #define AGENT_TEMPERATURE_MAX	2.0
+/* An agent's run limits (palyrad.conf(5) max-turns, max-tool-calls,
+ * max-wall-clock): ranges and defaults. */
+#define AGENT_TURNS_MAX		64
+#define AGENT_TURNS_DEFAULT	8
+#define AGENT_TOOL_CALLS_MAX	1024
+#define AGENT_TOOL_CALLS_DEFAULT 32
+#define AGENT_WALL_CLOCK_MIN_MS	1000
+#define AGENT_WALL_CLOCK_MAX_MS	(24ULL * 3600 * 1000)
+#define AGENT_WALL_CLOCK_DEFAULT_MS (10ULL * 60 * 1000)
 
 /* Worker */
 #define WRK_MAX_RUNS		1024	/* concurrent runs per worker */
@@ -252,13 +265,10 @@
 #define JNL_RUNPREP_PENDING_MAX	4096	/* per tenant */
 #define JNL_RUNPREP_RETRY_MS	20	/* a start waiting on a pending key */
 /*
- * Network providers (worker/provider.c, palyrad.conf(5) "Providers"): the
- * agent turn loop's limits per run (provider calls, tool calls), tool
+ * Network providers (worker/provider.c, palyrad.conf(5) "Providers"): tool
  * calls of one reply and the bytes of one call's arguments, the text a
  * run may stream, the largest server-sent event and error body read.
  */
-#define WRK_AGENT_TURNS_MAX	8	/* provider calls of one run */
-#define WRK_AGENT_TOOL_CALLS_MAX 32	/* tool calls of one run */
 #define WRK_TOOL_CALLS_PER_REPLY 16
 #define WRK_TOOL_ARGS_MAX	(32 * 1024)
 #define WRK_REPLY_MAX		(128 * 1024)
@@ -275,6 +285,19 @@
 #define WRK_RETRY_AFTER_MAX_MS	30000
 #define WRK_BREAKER_FAILURES	5	/* consecutive failures open it */
 #define WRK_BREAKER_OPEN_MS	30000	/* then one half-open probe */
+/*
+ * Embeddings (worker/embed.c, worker/embed_offline.c): texts of one
+ * wrk_embed() call, texts per provider request (a larger call is split
+ * into several, reassembled in order), bytes of one text, the largest
+ * vector dimension accepted from a provider, the response bytes read, and
+ * the dimension of the offline lexical embedder.
+ */
+#define WRK_EMBED_TEXTS_MAX	1024
+#define WRK_EMBED_BATCH		64
+#define WRK_EMBED_TEXT_MAX	(32 * 1024)
+#define WRK_EMBED_DIM_MAX	4096
+#define WRK_EMBED_RESPONSE_MAX	(16 * 1024 * 1024)
+#define WRK_EMBED_OFFLINE_DIM	256
 
 /* Sandbox (common/sandbox.c) */
 #define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */

@@ -4,8 +4,11 @@
  * describes it, with bounds instead of unbounded buffers.
  *
  * Runs in palyra-worker (every network provider). A pure function of the
- * bytes fed: no clock, no I/O, no allocation after sse_init(), so that it
- * can be fuzzed and its result does not depend on how the bytes were split.
+ * bytes fed: no clock, no I/O, so that it can be fuzzed and its result
+ * does not depend on how the bytes were split. The event buffer starts
+ * small (SSE_BUF_INITIAL) and grows on demand up to the bound given to
+ * sse_init(); an event that made it grow past SSE_BUF_KEEP gives the
+ * memory back once delivered, so an idle stream holds little.
  *
  * The parser is a byte-wise state machine; only the data of a "data" line
  * is copied in runs. A line is never kept whole: the field name is kept
@@ -39,6 +42,11 @@ enum sse_field {
 static const char sse_bom[3] = {'\xef', '\xbb', '\xbf'};
 #define SSE_BOM_DONE 3
 
+/* The event buffer: its first size, and the most it keeps between
+ * events. */
+#define SSE_BUF_INITIAL 512
+#define SSE_BUF_KEEP 4096
+
 /* Field names longer than the line buffer are unknown fields. */
 #define SSE_FIELD_OVER (sizeof(((struct sse_parser *)0)->line) + 1)
 
@@ -48,9 +56,10 @@ sse_init(struct sse_parser *p, size_t max_data, sse_event_cb cb, void *arg)
 	memset(p, 0, sizeof(*p));
 	if (max_data == 0 || max_data == SIZE_MAX)
 		return -EINVAL;
-	if ((p->buf = malloc(max_data + 1)) == NULL)
+	p->max = max_data + 1;
+	p->size = p->max < SSE_BUF_INITIAL ? p->max : SSE_BUF_INITIAL;
+	if ((p->buf = malloc(p->size)) == NULL)
 		return -ENOMEM;
-	p->size = max_data + 1;
 	p->cb = cb;
 	p->arg = arg;
 	p->state = SSE_LINE_START;
@@ -63,6 +72,29 @@ sse_fini(struct sse_parser *p)
 	free(p->buf);
 	p->buf = NULL;
 	p->size = 0;
+	p->max = 0;
+}
+
+/* Makes room for need bytes in the event buffer (the NUL included):
+ * 0, -EMSGSIZE over the bound, -ENOMEM. */
+static int
+reserve(struct sse_parser *p, size_t need)
+{
+	size_t size;
+	char *grown;
+
+	if (need > p->max)
+		return -EMSGSIZE;
+	if (need <= p->size)
+		return 0;
+	size = p->size;
+	while (size < need)
+		size = size > p->max / 2 ? p->max : size * 2;
+	if ((grown = realloc(p->buf, size)) == NULL)
+		return -ENOMEM;
+	p->buf = grown;
+	p->size = size;
+	return 0;
 }
 
 static enum sse_field
@@ -91,8 +123,10 @@ begin_value(struct sse_parser *p)
 		 * first, which is the format's "append, then strip the last".
 		 */
 		if (p->has_data) {
-			if (p->len + 1 >= p->size)
-				return -EMSGSIZE;
+			int rc;
+
+			if ((rc = reserve(p, p->len + 2)) != 0)
+				return rc;
 			p->buf[p->len++] = '\n';
 		}
 		p->has_data = 1;
@@ -160,6 +194,15 @@ dispatch(struct sse_parser *p)
 		p->events++;
 		rc = p->cb != NULL ? p->cb(&ev, p->arg) : 0;
 	}
+	/* A large event's room is given back: streams idle for long. */
+	if (p->size > SSE_BUF_KEEP && p->buf != NULL) {
+		char *small = realloc(p->buf, SSE_BUF_INITIAL);
+
+		if (small != NULL) {
+			p->buf = small;
+			p->size = SSE_BUF_INITIAL;
+		}
+	}
 	/* The id stays (it is the stream's "last event id"). */
 	p->len = 0;
 	p->has_data = 0;
@@ -200,8 +243,12 @@ end_line(struct sse_parser *p)
 static int
 data_run(struct sse_parser *p, const char *s, size_t n)
 {
-	if (n >= p->size - p->len)
+	int rc;
+
+	if (n >= p->max - p->len)
 		return -EMSGSIZE;
+	if ((rc = reserve(p, p->len + n + 1)) != 0)
+		return rc;
 	memcpy(p->buf + p->len, s, n);
 	p->len += n;
 	return 0;

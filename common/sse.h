@@ -8,9 +8,11 @@
  * are joined with "\n"; "event" names the event ("message" when absent);
  * "id" and "retry" are kept for the caller; unknown fields are ignored.
  *
- * No allocation after sse_init(): one event's data may take at most the
- * buffer size given there; a longer one is an error (-EMSGSIZE), never a
- * truncation. Used by every network provider of palyra-worker.
+ * One event's data may take at most the bound given to sse_init(); a
+ * longer one is an error (-EMSGSIZE), never a truncation. The buffer
+ * grows on demand up to that bound and shrinks back after a large event,
+ * so an idle stream holds about half a KiB. Used by every network
+ * provider of palyra-worker.
  */
 #ifndef PALYRA_SSE_H
 #define PALYRA_SSE_H
@@ -37,6 +39,7 @@ typedef int (*sse_event_cb)(const struct sse_event *, void *arg);
 struct sse_parser {
 	char		*buf;		/* the current event's data */
 	size_t		 size;		/* capacity of buf */
+	size_t		 max;		/* the most it may grow to */
 	size_t		 len;
 	char		 line[SSE_EVENT_NAME_MAX + SSE_ID_MAX + 16];
 	/* the field name of the line being read and how far into it */
@@ -59,14 +62,15 @@ struct sse_parser {
 	void		*arg;
 };
 
-/* max_data: the largest event data accepted (at least 1). 0, -EINVAL or
- * -ENOMEM. */
+/* max_data: the largest event data accepted (at least 1); the buffer
+ * grows to it on demand. 0, -EINVAL or -ENOMEM. */
 int	sse_init(struct sse_parser *, size_t max_data, sse_event_cb, void *arg);
 void	sse_fini(struct sse_parser *);
 
 /*
  * Feeds len bytes. Returns 0, the callback's non-zero value, or -EMSGSIZE
- * for an event, event name or id over its bound, or -EILSEQ for a NUL byte.
+ * for an event, event name or id over its bound, -EILSEQ for a NUL byte,
+ * or -ENOMEM when the buffer could not grow.
  * After an error the parser must not be fed again (it answers -EINVAL).
  * When the callback stops it, the bytes after that event's blank line
  * were not parsed; after a positive value sse_finish() still works.

@@ -33,7 +33,39 @@ struct agent_opts {
 	uint32_t max_output_tokens; /* 0: not given */
 	int set_temperature;
 	double temperature;
+	uint32_t max_turns;	    /* 0: not given */
+	int set_max_tool_calls;
+	uint32_t max_tool_calls;
+	uint64_t max_wall_clock_ms; /* 0: not given */
 };
+
+/* A duration as palyrad.conf(5) writes one: digits and a unit of d, h, m,
+ * s or ms. Returns 0 or -1. */
+static int
+parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *name;
+		uint64_t ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000},
+	    {"s", 1000}, {"ms", 1}};
+	unsigned long long n;
+	char *end;
+	size_t i;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno != 0 || n > 86400000ULL * 365)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].name) == 0) {
+			*ms = n * units[i].ms;
+			return 0;
+		}
+	return -1;
+}
 
 static int
 agent_usage(const char *why)
@@ -46,7 +78,9 @@ agent_usage(const char *why)
 	    "       palyractl agent create|update [--tenant name | --token "
 	    "token]\n"
 	    "           [--system-prompt text] [--provider name ...]\n"
-	    "           [--max-output-tokens n] [--temperature x] name\n");
+	    "           [--max-output-tokens n] [--temperature x]\n"
+	    "           [--max-turns n] [--max-tool-calls n]\n"
+	    "           [--max-wall-clock duration] name\n");
 	return CTL_EXIT_USAGE;
 }
 
@@ -60,6 +94,9 @@ agent_parse(int argc, char **argv, struct agent_opts *o)
 	    {"provider", required_argument, NULL, 'p'},
 	    {"max-output-tokens", required_argument, NULL, 'm'},
 	    {"temperature", required_argument, NULL, 'x'},
+	    {"max-turns", required_argument, NULL, 'n'},
+	    {"max-tool-calls", required_argument, NULL, 'c'},
+	    {"max-wall-clock", required_argument, NULL, 'w'},
 	    {NULL, 0, NULL, 0},
 	};
 	unsigned long n;
@@ -119,6 +156,34 @@ agent_parse(int argc, char **argv, struct agent_opts *o)
 				return agent_usage("--temperature is 0 to 2");
 			o->set_temperature = 1;
 			break;
+		case 'n':
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0 || n < 1 ||
+			    n > AGENT_TURNS_MAX)
+				return agent_usage("--max-turns is 1 to 64");
+			o->max_turns = (uint32_t)n;
+			break;
+		case 'c':
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0 ||
+			    n > AGENT_TOOL_CALLS_MAX)
+				return agent_usage("--max-tool-calls is 0 to "
+						   "1024");
+			o->max_tool_calls = (uint32_t)n;
+			o->set_max_tool_calls = 1;
+			break;
+		case 'w':
+			if (parse_duration(optarg, &o->max_wall_clock_ms) <
+				0 ||
+			    o->max_wall_clock_ms < AGENT_WALL_CLOCK_MIN_MS ||
+			    o->max_wall_clock_ms > AGENT_WALL_CLOCK_MAX_MS)
+				return agent_usage("--max-wall-clock is a "
+						   "duration of 1s to 24h");
+			break;
 		default:
 			return agent_usage("bad option");
 		}
@@ -157,12 +222,15 @@ print_agent(const struct ctl_ctx *ctx, const Palyra__V1__Agent *a, int full)
 		return;
 	for (i = 0; i < a->n_providers; i++)
 		json_array_append_new(provs, json_string(a->providers[i]));
-	obj = json_pack("{s:s, s:s, s:o, s:i, s:f, s:s, s:I, s:I}", "name",
+	obj = json_pack("{s:s, s:s, s:o, s:i, s:f, s:s, s:I, s:I, s:i, s:i, "
+			"s:I}", "name",
 	    a->name, "system_prompt", a->system_prompt, "providers", provs,
 	    "max_output_tokens", (int)a->max_output_tokens, "temperature",
 	    a->temperature, "source", a->source, "created_unix_ms",
 	    (json_int_t)a->created_unix_ms, "updated_unix_ms",
-	    (json_int_t)a->updated_unix_ms);
+	    (json_int_t)a->updated_unix_ms, "max_turns", (int)a->max_turns,
+	    "max_tool_calls", (int)a->max_tool_calls, "max_wall_clock_ms",
+	    (json_int_t)a->max_wall_clock_ms);
 	if (obj != NULL) {
 		json_dumpf(obj, stdout, JSON_COMPACT);
 		putchar('\n');
@@ -218,6 +286,10 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 		agent.max_output_tokens = o->max_output_tokens;
 		/* The default of palyrad.conf(5). */
 		agent.temperature = o->set_temperature ? o->temperature : 1.0;
+		agent.max_turns = o->max_turns;
+		agent.set_max_tool_calls = o->set_max_tool_calls;
+		agent.max_tool_calls = o->max_tool_calls;
+		agent.max_wall_clock_ms = o->max_wall_clock_ms;
 		create.agent = &agent;
 		req = &create.base;
 		method = GATEWAY "CreateAgent";
@@ -233,6 +305,10 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 		update.max_output_tokens = o->max_output_tokens;
 		update.set_temperature = o->set_temperature;
 		update.temperature = o->temperature;
+		update.max_turns = o->max_turns;
+		update.set_max_tool_calls = o->set_max_tool_calls;
+		update.max_tool_calls = o->max_tool_calls;
+		update.max_wall_clock_ms = o->max_wall_clock_ms;
 		req = &update.base;
 		method = GATEWAY "UpdateAgent";
 		what = "agent update";

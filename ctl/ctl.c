@@ -74,6 +74,7 @@ usage(FILE *f)
 	    "  tenant create|update name [--workers n] [--memory-limit size]\n"
 	    "      [--pids-limit n] [--cpu-weight n] [--journal-quota size]\n"
 	    "      [--idle-timeout duration]\n"
+	    "  reload\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -800,6 +801,8 @@ main(int argc, char **argv)
 		rc = ctl_cmd_journal(&ctx, argc, argv);
 	else if (strcmp(argv[0], "tenant") == 0)
 		rc = ctl_cmd_tenant(&ctx, argc, argv);
+	else if (strcmp(argv[0], "reload") == 0)
+		rc = ctl_cmd_reload(&ctx, argc, argv);
 	else
 		rc = usage_error("unknown command %s", argv[0]);
 	curl_global_cleanup();

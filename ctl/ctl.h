@@ -148,6 +148,8 @@ long long	 ctl_duration_seconds(const char *);
 /* tenant.c: tenant list, show, create, update, delete (admin API).
  * Returns a CTL_EXIT_ code. */
 int		 ctl_cmd_tenant(const struct ctl_ctx *, int argc, char **argv);
+/* tenant.c: reload (POST /admin/v1/reload). */
+int		 ctl_cmd_reload(const struct ctl_ctx *, int argc, char **argv);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

@@ -428,3 +428,47 @@ ctl_cmd_tenant(const struct ctl_ctx *ctx, int argc, char **argv)
 	json_decref(root);
 	return CTL_EXIT_OK;
 }
+
+/*
+ * `palyractl reload`: palyrad reads palyrad.conf again and applies it, as
+ * on SIGHUP; a file with errors is refused and the running configuration
+ * stays (exit 1 with the parse error).
+ */
+int
+ctl_cmd_reload(const struct ctl_ctx *ctx, int argc, char **argv)
+{
+	char err[1024], *reply = NULL;
+	json_error_t jerr;
+	json_t *root;
+	long status = 0;
+
+	if (argc != 1) {
+		fputs("usage: palyractl reload\n", stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (ctl_admin_post(ctx, "/admin/v1/reload", "{}", &status, &reply, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "palyractl: reload: %s\n", err);
+		return CTL_EXIT_FAIL;
+	}
+	if (status < 200 || status > 299) {
+		ctl_admin_error_message(reply, status, err, sizeof(err));
+		free(reply);
+		fprintf(stderr, "palyractl: reload: %s\n", err);
+		return CTL_EXIT_FAIL;
+	}
+	root = json_loads(reply, 0, &jerr);
+	free(reply);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		fprintf(stderr, "palyractl: reload: malformed reply\n");
+		return CTL_EXIT_FAIL;
+	}
+	if (ctx->json)
+		print_json(root);
+	else
+		printf("reloaded: %zu tenants\n",
+		    json_array_size(json_object_get(root, "tenants")));
+	json_decref(root);
+	return CTL_EXIT_OK;
+}

@@ -470,6 +470,34 @@ agent_fields(struct fe_console_req *cr, json_t *body, Palyra__V1__Agent *a,
 		a->temperature = json_number_value(v);
 		*set_temperature = 1;
 	}
+	/* The run limits; journald checks their ranges. */
+	if ((v = json_object_get(body, "max_turns")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > UINT32_MAX) {
+			fe_console_fail(cr, 400, "bad_request",
+			    "max_turns must be a positive integer");
+			return -1;
+		}
+		a->max_turns = (uint32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "max_tool_calls")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > UINT32_MAX) {
+			fe_console_fail(cr, 400, "bad_request",
+			    "max_tool_calls must be an integer, 0 or more");
+			return -1;
+		}
+		a->set_max_tool_calls = 1;
+		a->max_tool_calls = (uint32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "max_wall_clock_ms")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			fe_console_fail(cr, 400, "bad_request",
+			    "max_wall_clock_ms must be a positive integer");
+			return -1;
+		}
+		a->max_wall_clock_ms = (uint64_t)json_integer_value(v);
+	}
 	return 0;
 }
 
@@ -478,9 +506,11 @@ fe_console_route_agents(
     struct fe_console_req *cr, enum evhttp_cmd_type cmd, const char *rest)
 {
 	static const char *const create_keys[] = {"name", "system_prompt",
-	    "providers", "max_output_tokens", "temperature", NULL};
+	    "providers", "max_output_tokens", "temperature", "max_turns",
+	    "max_tool_calls", "max_wall_clock_ms", NULL};
 	static const char *const update_keys[] = {"system_prompt", "providers",
-	    "max_output_tokens", "temperature", "clear_system_prompt", NULL};
+	    "max_output_tokens", "temperature", "clear_system_prompt",
+	    "max_turns", "max_tool_calls", "max_wall_clock_ms", NULL};
 	Palyra__V1__ListAgentsRequest list =
 	    PALYRA__V1__LIST_AGENTS_REQUEST__INIT;
 	Palyra__V1__GetAgentRequest get = PALYRA__V1__GET_AGENT_REQUEST__INIT;
@@ -544,6 +574,12 @@ fe_console_route_agents(
 				upd.set_temperature = set_temp;
 				upd.temperature = agent.temperature;
 				upd.clear_system_prompt = json_is_true(v);
+				upd.max_turns = agent.max_turns;
+				upd.set_max_tool_calls =
+				    agent.set_max_tool_calls;
+				upd.max_tool_calls = agent.max_tool_calls;
+				upd.max_wall_clock_ms =
+				    agent.max_wall_clock_ms;
 				fe_console_call_begin(
 				    cr, FE_METHOD_UPDATE_AGENT, &upd.base);
 			}

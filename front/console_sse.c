@@ -63,6 +63,12 @@ fe_console_sse_admit(struct fe_console_req *cr)
 	return 0;
 }
 
+size_t
+fe_console_streams(const struct fe_ctx *ctx)
+{
+	return ctx->console != NULL ? ctx->console->nsse : 0;
+}
+
 static size_t
 out_pending(const struct fe_console_req *cr)
 {

@@ -203,6 +203,10 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 			m->fds[0] = -1;
 		break;
 	case IPC_PROCESS_LIST:
+		rc = 0;
+		if (fe_metrics_process_page(ctx, m->hdr.request_id,
+			(Palyra__Ipc__ProcessList *)m->msg))
+			break;
 		rc = fe_processes_reply(ctx, m->hdr.request_id,
 		    (Palyra__Ipc__ProcessList *)m->msg);
 		break;
@@ -355,6 +359,7 @@ ctx_new(int verbose)
 	TAILQ_INIT(&ctx->dirty);
 	TAILQ_INIT(&ctx->call_pool);
 	TAILQ_INIT(&ctx->proc_reqs);
+	LIST_INIT(&ctx->scrapes);
 	TAILQ_INIT(&ctx->health_watches);
 	ctx->next_journal_id = 1;
 	ctx->base = event_base_new();
@@ -371,6 +376,7 @@ ctx_free(struct fe_ctx *ctx)
 {
 	fe_h2_shutdown(ctx);
 	fe_processes_shutdown(ctx);
+	fe_metrics_shutdown(ctx);
 	fe_tenants_admin_shutdown(ctx);
 	fe_journal_shutdown(ctx);
 	fe_listing_shutdown(ctx);

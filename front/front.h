@@ -334,6 +334,10 @@ struct fe_metrics {
 	uint64_t http_request_timeouts;
 };
 
+/* A GET /metrics waiting for journald and the supervisor (metrics.c). */
+struct fe_scrape;
+LIST_HEAD(fe_scrape_list, fe_scrape);
+
 struct fe_http_conn; /* httpconn.c */
 
 struct sbx_facts;
@@ -403,6 +407,8 @@ struct fe_ctx {
 	struct fe_authfail *authfail; /* authfail.c, allocated on first use */
 	struct fe_console *console;   /* console.c, allocated on first use */
 	struct fe_metrics metrics;    /* metrics.c */
+	struct fe_scrape_list scrapes; /* metrics.c: GET /metrics waiting */
+	size_t nscrapes;
 	struct event *sigterm_event;
 	struct event *sigint_event;
 
@@ -610,6 +616,8 @@ void fe_processes_shutdown(struct fe_ctx *);
  * /admin/v1/tenants/NAME (item NAME), answered by the supervisor. */
 void fe_tenants_admin_http(
     struct fe_ctx *, struct evhttp_request *, const char *item);
+/* POST /admin/v1/reload: the supervisor reloads palyrad.conf. */
+void fe_tenants_admin_reload(struct fe_ctx *, struct evhttp_request *);
 /* One IPC_TENANT_ADMIN_REPLY (page). Returns 0 (a stale one is dropped). */
 int fe_tenants_admin_reply(struct fe_ctx *, uint32_t request_id,
     const Palyra__Ipc__TenantAdminReply *);
@@ -696,6 +704,14 @@ void fe_metrics_goaway(struct fe_conn *, uint32_t error_code);
 void fe_metrics_http(struct fe_ctx *, struct evhttp_request *);
 /* Counts req by path group and status once its reply is complete. */
 void fe_metrics_http_count(struct fe_ctx *, struct evhttp_request *);
+/* journald's IPC_JOURNAL_STATS: returns 1, or 0 for another type. */
+int fe_metrics_journal_reply(struct fe_ctx *, const struct ipc_msg *);
+/* An IPC_PROCESS_LIST page: returns 1 when it answers a scrape, 0 when
+ * it is not ours (processes.c's). */
+int fe_metrics_process_page(
+    struct fe_ctx *, uint32_t request_id, const Palyra__Ipc__ProcessList *);
+/* At exit: scrapes still waiting are dropped without an answer. */
+void fe_metrics_shutdown(struct fe_ctx *);
 
 /* console.c, console_sse.c: /console/v1, the tenant-facing JSON API.
  * path: what follows /console/v1/. Calls of its requests (call->http set)
@@ -714,6 +730,8 @@ void fe_console_finish(struct fe_call *);
 int fe_console_replayed(struct fe_call *);
 /* Reply bytes queued for the call's client (reattach.c's back-pressure). */
 size_t fe_console_pending(const struct fe_call *);
+/* The text/event-stream replies open now (the /metrics gauge). */
+size_t fe_console_streams(const struct fe_ctx *);
 /* IPC_JOURNAL_LIST_PAGE of a transcript: returns 1 when it was ours. */
 int fe_console_list_reply(struct fe_ctx *, const struct ipc_msg *);
 void fe_console_shutdown(struct fe_ctx *);

@@ -459,6 +459,8 @@ gencb(struct evhttp_request *req, void *arg)
 		    ctx, req, path + sizeof("/admin/v1/journal/") - 1);
 	else if (strncmp(path, "/console/v1/", sizeof("/console/v1/") - 1) == 0)
 		fe_console_http(ctx, req, path + sizeof("/console/v1/") - 1);
+	else if (strcmp(path, "/admin/v1/reload") == 0)
+		fe_tenants_admin_reload(ctx, req);
 	else if (strcmp(path, "/admin/v1/tenants") == 0)
 		fe_tenants_admin_http(ctx, req, NULL);
 	else if (strncmp(path, "/admin/v1/tenants/",

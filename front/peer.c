@@ -27,7 +27,8 @@
 	    IPC_TYPE_BIT(IPC_JOURNAL_RUN_PAGE) |                               \
 	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REPLY) |                          \
 	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REPLY) |                            \
-	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED))
+	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED) |   \
+	    IPC_TYPE_BIT(IPC_JOURNAL_STATS))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
 	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED) |   \
@@ -85,7 +86,8 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 
 	if (chan != ctx->journald)
 		return;
-	if (fe_journal_reply(ctx, m) || fe_listing_reply(ctx, m))
+	if (fe_journal_reply(ctx, m) || fe_listing_reply(ctx, m) ||
+	    fe_metrics_journal_reply(ctx, m))
 		return;
 	if (m->hdr.type == IPC_RUN_NOTICE) {
 		if (fe_peer_run_notice(ctx, (Palyra__Ipc__RunNotice *)m->msg) <

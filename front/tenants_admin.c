@@ -1,7 +1,8 @@
 /*
- * tenants_admin.c: /admin/v1/tenants (list, create) and
- * /admin/v1/tenants/NAME (show, update limits, delete), answered by the
- * supervisor, which keeps the runtime tenants (supervisor/tenants.c).
+ * tenants_admin.c: /admin/v1/tenants (list, create),
+ * /admin/v1/tenants/NAME (show, update limits, delete) and
+ * /admin/v1/reload, answered by the supervisor, which keeps the runtime
+ * tenants (supervisor/tenants.c) and the configuration.
  * Deeper paths (/admin/v1/tenants/NAME/sessions, ...) are listing.c's.
  *
  * Process: palyra-front. Touches its HTTP connections and the supervisor
@@ -130,7 +131,8 @@ treq_send(struct fe_ctx *ctx, struct evhttp_request *req,
 	}
 	if ((tr = calloc(1, sizeof(*tr))) == NULL ||
 	    (tr->timer = evtimer_new(ctx->base, treq_timeout, tr)) == NULL ||
-	    (ar->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_LIST &&
+	    ((ar->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_LIST ||
+	    ar->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD) &&
 		(tr->tenants = json_array()) == NULL)) {
 		if (tr != NULL && tr->timer != NULL)
 			event_free(tr->timer);
@@ -451,6 +453,13 @@ treq_finish(struct fe_tenant_req *tr, const Palyra__Ipc__TenantAdminReply *r)
 		reply_root(req, 200, root);
 		return;
 	}
+	if (op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD) {
+		root = json_pack(
+		    "{s:b, s:O}", "reloaded", 1, "tenants", tr->tenants);
+		treq_free(tr);
+		reply_root(req, 200, root);
+		return;
+	}
 	treq_free(tr);
 	if (op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_DELETE) {
 		root =
@@ -486,7 +495,8 @@ fe_tenants_admin_reply(struct fe_ctx *ctx, uint32_t request_id,
 	if (tr == NULL)
 		return 0; /* timed out, or its client left */
 	if (r->code == GRPC_STATUS_OK &&
-	    tr->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_LIST) {
+	    (tr->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_LIST ||
+	    tr->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD)) {
 		if (r->n_tenants >
 		    (size_t)CFG_MAX_TENANTS - json_array_size(tr->tenants)) {
 			log_warn("tenant listing longer than %d entries",
@@ -573,6 +583,32 @@ fe_tenants_admin_http(
 			return;
 	}
 	ar.name = name;
+	treq_send(ctx, req, &ar);
+}
+
+/*
+ * POST /admin/v1/reload: palyrad.conf read again and applied, as on
+ * SIGHUP. 200 {"reloaded": true, "tenants": [...]}, or 409 with the parse
+ * error when the running configuration was kept.
+ */
+void
+fe_tenants_admin_reload(struct fe_ctx *ctx, struct evhttp_request *req)
+{
+	Palyra__Ipc__TenantAdminRequest ar =
+	    PALYRA__IPC__TENANT_ADMIN_REQUEST__INIT;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		method_not_allowed(req, "POST");
+		return;
+	}
+	if (!ctx->have_keys) {
+		fe_http_reply_error(req, 503, "unavailable", "not ready");
+		return;
+	}
+	if (!fe_http_admin_auth(ctx, req))
+		return;
+	ar.op = PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD;
+	ar.name = "";
 	treq_send(ctx, req, &ar);
 }
 

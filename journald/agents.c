@@ -7,10 +7,12 @@
  * which the supervisor sends (IPC_TENANT_AGENTS, read-only here), and the
  * runtime ones in the agents table of its journal.db, whose config column
  * is the JSON object {"system_prompt", "providers", "max_output_tokens",
- * "temperature"}. Journald is the one place that decodes the client's
- * request messages of these methods; the front checked the token and its
- * role. Writes go through the tenant's connection inside its batch, which
- * is committed at once; a write is answered only once it is stored.
+ * "temperature", "max_turns", "max_tool_calls", "max_wall_clock_ms"} (a
+ * row written before the three limits existed has the defaults).
+ * Journald is the one place that decodes the client's request messages
+ * of these methods; the front checked the token and its role. Writes go
+ * through the tenant's connection inside its batch, which is committed at
+ * once; a write is answered only once it is stored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,11 +39,15 @@
 	"SELECT name, json_extract(config, '$.system_prompt'),"                \
 	" json_extract(config, '$.providers'),"                                \
 	" json_extract(config, '$.max_output_tokens'),"                        \
-	" json_extract(config, '$.temperature'), created_ms, updated_ms"       \
+	" json_extract(config, '$.temperature'), created_ms, updated_ms,"      \
+	" json_extract(config, '$.max_turns'),"                                \
+	" json_extract(config, '$.max_tool_calls'),"                           \
+	" json_extract(config, '$.max_wall_clock_ms')"                         \
 	" FROM agents"
 #define CONFIG_JSON                                                            \
 	"json_object('system_prompt', ?2, 'providers', json(?3),"              \
-	" 'max_output_tokens', ?4, 'temperature', ?5)"
+	" 'max_output_tokens', ?4, 'temperature', ?5, 'max_turns', ?7,"        \
+	" 'max_tool_calls', ?8, 'max_wall_clock_ms', ?9)"
 
 /* One runtime agent as read from the table (owned strings). */
 struct agent_row {
@@ -116,6 +122,12 @@ agent_from_config(Palyra__V1__Agent *a, const Palyra__Ipc__AgentConfig *c)
 	a->providers = c->providers;
 	a->max_output_tokens = c->max_output_tokens;
 	a->temperature = c->temperature;
+	a->max_turns = c->has_limits ? c->max_turns : AGENT_TURNS_DEFAULT;
+	a->set_max_tool_calls = 1;
+	a->max_tool_calls = c->has_limits ? c->max_tool_calls :
+	    AGENT_TOOL_CALLS_DEFAULT;
+	a->max_wall_clock_ms = c->has_limits ? c->max_wall_clock_ms :
+	    AGENT_WALL_CLOCK_DEFAULT_MS;
 	a->source = "config";
 }
 
@@ -162,6 +174,14 @@ providers_parse(struct agent_row *r, const char *json)
 	return 0;
 }
 
+/* A limit column: its default when NULL (a row older than the limits). */
+static int64_t
+column_or(sqlite3_stmt *st, int col, int64_t def)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? def :
+	    sqlite3_column_int64(st, col);
+}
+
 /* Reads one SELECT_SQL row. Returns 0 or -EINVAL (a malformed row). */
 static int
 row_read(sqlite3_stmt *st, struct agent_row *r)
@@ -169,6 +189,9 @@ row_read(sqlite3_stmt *st, struct agent_row *r)
 	const char *name = (const char *)sqlite3_column_text(st, 0);
 	const char *prompt = (const char *)sqlite3_column_text(st, 1);
 	int64_t max_output = sqlite3_column_int64(st, 3);
+	int64_t turns = column_or(st, 7, AGENT_TURNS_DEFAULT);
+	int64_t calls = column_or(st, 8, AGENT_TOOL_CALLS_DEFAULT);
+	int64_t wall = column_or(st, 9, (int64_t)AGENT_WALL_CLOCK_DEFAULT_MS);
 
 	memset(r, 0, sizeof(*r));
 	palyra__v1__agent__init(&r->agent);
@@ -177,8 +200,16 @@ row_read(sqlite3_stmt *st, struct agent_row *r)
 	    (r->agent.system_prompt = strdup(prompt != NULL ? prompt : "")) ==
 		NULL ||
 	    providers_parse(r, (const char *)sqlite3_column_text(st, 2)) < 0 ||
-	    max_output < 1 || max_output > AGENT_MAX_OUTPUT_MAX)
+	    max_output < 1 || max_output > AGENT_MAX_OUTPUT_MAX ||
+	    turns < 1 || turns > AGENT_TURNS_MAX || calls < 0 ||
+	    calls > AGENT_TOOL_CALLS_MAX ||
+	    wall < (int64_t)AGENT_WALL_CLOCK_MIN_MS ||
+	    wall > (int64_t)AGENT_WALL_CLOCK_MAX_MS)
 		return -EINVAL;
+	r->agent.max_turns = (uint32_t)turns;
+	r->agent.set_max_tool_calls = 1;
+	r->agent.max_tool_calls = (uint32_t)calls;
+	r->agent.max_wall_clock_ms = (uint64_t)wall;
 	r->agent.max_output_tokens = (uint32_t)max_output;
 	r->agent.temperature = sqlite3_column_double(st, 4);
 	r->agent.source = "runtime";
@@ -298,6 +329,10 @@ get_agent(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t request_id,
 		run.providers = r.agent.providers;
 		run.max_output_tokens = r.agent.max_output_tokens;
 		run.temperature = r.agent.temperature;
+		run.max_turns = r.agent.max_turns;
+		run.max_tool_calls = r.agent.max_tool_calls;
+		run.max_wall_clock_ms = r.agent.max_wall_clock_ms;
+		run.has_limits = 1;
 		send_reply(ctx, request_id, ST_OK, NULL, NULL, &run);
 	} else
 		send_reply(ctx, request_id, ST_OK, NULL, &r.agent.base, NULL);
@@ -334,6 +369,13 @@ agent_invalid(const struct jnl_tenant *t, const Palyra__V1__Agent *a)
 		return "max_output_tokens must be 1 to 1048576";
 	if (!(a->temperature >= 0 && a->temperature <= AGENT_TEMPERATURE_MAX))
 		return "temperature must be 0 to 2";
+	if (a->max_turns < 1 || a->max_turns > AGENT_TURNS_MAX)
+		return "max_turns must be 1 to 64";
+	if (a->max_tool_calls > AGENT_TOOL_CALLS_MAX)
+		return "max_tool_calls must be 0 to 1024";
+	if (a->max_wall_clock_ms < AGENT_WALL_CLOCK_MIN_MS ||
+	    a->max_wall_clock_ms > AGENT_WALL_CLOCK_MAX_MS)
+		return "max_wall_clock_ms must be 1000 to 86400000";
 	return NULL;
 }
 
@@ -401,6 +443,9 @@ agent_store(struct jnl_ctx *ctx, struct jnl_tenant *t,
 	sqlite3_bind_int64(st, 4, a->max_output_tokens);
 	sqlite3_bind_double(st, 5, a->temperature);
 	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, a->max_turns);
+	sqlite3_bind_int64(st, 8, a->max_tool_calls);
+	sqlite3_bind_int64(st, 9, (int64_t)a->max_wall_clock_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	rc = sqlite3_changes(t->db) == 1 ? 0 : create ? -EEXIST : -ENOENT;
@@ -449,6 +494,14 @@ create_agent(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t request_id,
 	a = *req->agent;
 	if (a.max_output_tokens == 0)
 		a.max_output_tokens = AGENT_MAX_OUTPUT_DEFAULT;
+	if (a.max_turns == 0)
+		a.max_turns = AGENT_TURNS_DEFAULT;
+	if (!a.set_max_tool_calls) {
+		a.set_max_tool_calls = 1;
+		a.max_tool_calls = AGENT_TOOL_CALLS_DEFAULT;
+	}
+	if (a.max_wall_clock_ms == 0)
+		a.max_wall_clock_ms = AGENT_WALL_CLOCK_DEFAULT_MS;
 	if ((why = agent_invalid(t, &a)) != NULL) {
 		send_status(ctx, request_id, ST_INVALID_ARGUMENT, why);
 		return;
@@ -519,6 +572,12 @@ update_agent(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t request_id,
 		a.max_output_tokens = req->max_output_tokens;
 	if (req->set_temperature)
 		a.temperature = req->temperature;
+	if (req->max_turns != 0)
+		a.max_turns = req->max_turns;
+	if (req->set_max_tool_calls)
+		a.max_tool_calls = req->max_tool_calls;
+	if (req->max_wall_clock_ms != 0)
+		a.max_wall_clock_ms = req->max_wall_clock_ms;
 	if ((why = agent_invalid(t, &a)) != NULL) {
 		send_status(ctx, request_id, ST_INVALID_ARGUMENT, why);
 		row_clear(&r);

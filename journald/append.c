@@ -233,6 +233,10 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 	t->head_seq = *chain_seq;
 	memcpy(t->head_hash, hash, CHAIN_HASH_LEN);
 	t->batch_count++;
+	if (ev->seq == 1)
+		jnl_stats_run(t, -1, status);
+	else if (status > 0)
+		jnl_stats_run(t, run->status, status);
 	if (ev->seq > 1) {
 		run->last_seq = ev->seq;
 		run->updated_ms = ev->timestamp_unix_ms;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <sodium.h>
@@ -43,6 +44,7 @@ jnl_batch_begin(struct jnl_ctx *ctx, struct jnl_tenant *t)
 	}
 	t->batch = JNL_BATCH_OPEN;
 	t->batch_count = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t->batch_began);
 	ctx->open[ctx->nopen++] = t;
 	jnl_schedule_commit(ctx);
 	return 0;
@@ -92,6 +94,7 @@ jnl_batch_fail(struct jnl_ctx *ctx, struct jnl_tenant *t)
 		}
 	t->batch = JNL_BATCH_IDLE;
 	t->batch_count = 0;
+	jnl_stats_rolled_back(t);
 	open_list_remove(ctx, t);
 	jnl_run_cache_clear(t);
 	if (jnl_tenant_load_head(t) < 0) {
@@ -327,6 +330,7 @@ jnl_commit_all(struct jnl_ctx *ctx)
 			jnl_batch_fail(ctx, t);
 			continue;
 		}
+		jnl_stats_committed(ctx, t);
 		batch_done(t);
 		open_list_remove(ctx, t);
 	}

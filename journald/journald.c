@@ -44,7 +44,8 @@
 	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REQUEST) |                        \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
 	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE) |                                   \
-	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REQUEST))
+	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REQUEST) |                          \
+	    IPC_TYPE_BIT(IPC_JOURNAL_STATS_REQUEST))
 #define ALLOWED_WORKER \
 	(IPC_TYPE_BIT(IPC_JOURNAL_APPEND) | IPC_TYPE_BIT(IPC_RUN_PREPARE))
 
@@ -109,6 +110,8 @@ tenant_open(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 		log_error("tenant %s: journal unavailable", t->name);
 		return;
 	}
+	if (jnl_stats_load(t) < 0)
+		log_warn("tenant %s: its live runs are not counted", t->name);
 	(void)jnl_reconcile(ctx, t, reason);
 }
 
@@ -282,6 +285,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_session_request(ctx, m);
 	else if (m->hdr.type == IPC_JOURNAL_AGENT_REQUEST)
 		jnl_agent_request(ctx, m);
+	else if (m->hdr.type == IPC_JOURNAL_STATS_REQUEST)
+		jnl_stats_request(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }

@@ -15,7 +15,8 @@
  * append.c (checks, chain links, crash reconciliation), tokens.c
  * (system.db tokens), redact.c (redaction by value), quota in append.c,
  * runread.c (a run's events after a seq, for a reattaching RunStream),
- * listing.c and cursor.c (pages of sessions and runs for the admin API);
+ * listing.c and cursor.c (pages of sessions and runs for the admin API),
+ * stats.c (run and commit counters for GET /metrics);
  * audit.h for verification, checkpoints, export, backup and prune.
  */
 #ifndef PALYRA_JOURNALD_H
@@ -23,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -90,6 +92,33 @@ enum jnl_batch_state {
 	JNL_BATCH_OPEN,
 };
 
+/*
+ * stats.c: a tenant's runs by status for GET /metrics. live: runs now in
+ * each non-terminal status (ACCEPTED .. WAITING_TOOL), from the runs
+ * table at open, then kept by every committed status event; ended: runs
+ * that ended in each terminal status (COMPLETED .. INTERRUPTED) since
+ * journald started. The open batch's changes wait in batch_* until its
+ * COMMIT, and are dropped by a rollback.
+ */
+#define JNL_STATS_LIVE 4
+#define JNL_STATS_ENDED 4
+#define JNL_COMMIT_BUCKETS 9 /* bounds in stats.c, plus +Inf */
+
+struct jnl_run_stats {
+	uint64_t live[JNL_STATS_LIVE];
+	uint64_t ended[JNL_STATS_ENDED];
+	int64_t batch_live[JNL_STATS_LIVE];
+	uint64_t batch_ended[JNL_STATS_ENDED];
+};
+
+/* Group commits since journald started (stats.c). */
+struct jnl_commit_stats {
+	uint64_t buckets[JNL_COMMIT_BUCKETS + 1]; /* not cumulative */
+	double seconds;
+	uint64_t commits;
+	uint64_t appends;
+};
+
 struct jnl_tenant {
 	char name[NAME_MAX_LEN + 1];
 	sqlite3 *db;
@@ -106,6 +135,8 @@ struct jnl_tenant {
 	/* Its agents of palyrad.conf and providers (agents.c); NULL: none
 	 * received yet. */
 	Palyra__Ipc__TenantAgents *agents;
+	struct jnl_run_stats stats; /* stats.c */
+	struct timespec batch_began; /* CLOCK_MONOTONIC, at BEGIN */
 };
 
 /* A run a worker channel started and has not ended: when the channel
@@ -215,6 +246,7 @@ struct jnl_ctx {
 	size_t nsecrets;
 
 	struct jnl_runprep *runprep; /* runprep.c, allocated on first use */
+	struct jnl_commit_stats commit_stats; /* stats.c */
 };
 
 /* journald.c */
@@ -338,6 +370,20 @@ void jnl_tenant_agents(struct jnl_ctx *, struct ipc_msg *);
 
 /* runread.c: a run's committed events after a seq (reattach). */
 void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);
+
+/* stats.c: run and commit counters (IPC_JOURNAL_STATS_REQUEST). */
+/* At open, before reconciliation: the live runs of t's runs table.
+ * Returns 0 or -EIO. */
+int jnl_stats_load(struct jnl_tenant *);
+/* A status event in t's open batch moves a run from status from (-1: a
+ * new run) to status to. */
+void jnl_stats_run(struct jnl_tenant *, int from, int to);
+/* t's batch committed (before its batch_count is reset), or rolled back. */
+void jnl_stats_committed(struct jnl_ctx *, struct jnl_tenant *);
+void jnl_stats_rolled_back(struct jnl_tenant *);
+/* The histogram bucket of a commit latency in seconds (pure). */
+size_t jnl_stats_bucket(double seconds);
+void jnl_stats_request(struct jnl_ctx *, const struct ipc_msg *);
 
 /* tokens.c */
 int jnl_tokens_open(struct jnl_ctx *);

@@ -81,33 +81,41 @@ keep_fixed(struct cfg *cur, struct cfg *next)
 	next->durability = cur->durability;
 }
 
-void
-sup_reload(struct sup_ctx *ctx)
+/*
+ * SIGHUP and POST /admin/v1/reload (why names which). Returns 0, or -1
+ * with the reason in err (errlen > 0) and the running configuration kept.
+ */
+int
+sup_reload(struct sup_ctx *ctx, const char *why, char *err, size_t errlen)
 {
 	struct cfg *next;
-	char err[CFG_ERR_LEN];
+	char tls[CFG_ERR_LEN];
 
-	log_info("SIGHUP: reloading %s", ctx->config_path);
+	log_info("%s: reloading %s", why, ctx->config_path);
 	if (cfg_load(ctx->config_path, ctx->start_dir, &next, err,
-	    sizeof(err)) != 0) {
+	    errlen) != 0) {
 		log_error("reload failed, keeping the running configuration: "
 		    "%s", err);
-		return;
+		return -1;
 	}
-	if (sup_tls_check(next, err, sizeof(err)) == -1) {
+	if (sup_tls_check(next, tls, sizeof(tls)) == -1) {
+		snprintf(err, errlen, "tls: %s", tls);
 		log_error("reload failed, keeping the running configuration: "
-		    "tls: %s", err);
+		    "%s", err);
 		cfg_free(next);
-		return;
+		return -1;
 	}
 	/* The tenants created through the admin API come along. */
 	if (sup_tenants_merge(ctx->cfg->state_dir, next) == -1) {
+		snprintf(err, errlen, "the runtime tenants file cannot be "
+		    "read (see palyrad's log)");
 		log_error("reload failed, keeping the running configuration");
 		cfg_free(next);
-		return;
+		return -1;
 	}
 	keep_fixed(ctx->cfg, next);
 	cfg_free(sup_reload_apply(ctx, next, 1));
+	return 0;
 }
 
 /*

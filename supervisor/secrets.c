@@ -11,6 +11,8 @@
  * `vault:` values are not known here; the vault registers them itself
  * once it lands.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ static ssize_t
 secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
 {
 	const char *v;
+	struct stat st;
 	ssize_t n;
 	size_t len = 0;
 	int fd;
@@ -45,8 +48,21 @@ secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
 			return -E2BIG;
 		memcpy(buf, v, len);
 	} else if (strncmp(p->api_key, "file:", 5) == 0) {
-		if ((fd = open(p->api_key + 5, O_RDONLY | O_CLOEXEC)) == -1)
+		if ((fd = open(p->api_key + 5,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 			return -errno;
+		/* A credential others may read is already leaked: refuse it
+		 * rather than spread it further. */
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ||
+		    (st.st_uid != 0 && st.st_uid != geteuid())) {
+			log_warn("provider %s: credential file %s must be a "
+			    "regular file of root or palyrad with mode 0600 "
+			    "or stricter; not used", p->name,
+			    p->api_key + 5);
+			close(fd);
+			return -EPERM;
+		}
 		while (
 		    len < size && (n = read(fd, buf + len, size - len)) != 0) {
 			if (n < 0) {

@@ -232,7 +232,8 @@ void	sup_cgroup_release(struct sup_ctx *, struct sup_child *);
 void	sup_cgroup_cleanup(struct sup_ctx *);
 
 /* reload.c */
-void	sup_reload(struct sup_ctx *);
+int	sup_reload(struct sup_ctx *, const char *why, char *err,
+	    size_t errlen);
 struct cfg *sup_reload_apply(struct sup_ctx *, struct cfg *next, int full);
 
 /* tenants.c: runtime tenants (admin API), kept in STATE/tenants.conf. */

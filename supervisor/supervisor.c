@@ -64,6 +64,7 @@ static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct sup_ctx *ctx = arg;
+	char err[CFG_ERR_LEN];
 	struct timeval tv = { SUP_STOP_DEADLINE_MS / 1000,
 	    (SUP_STOP_DEADLINE_MS % 1000) * 1000 };
 
@@ -81,7 +82,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGHUP:
 		if (!ctx->stopping)
-			sup_reload(ctx);
+			(void)sup_reload(ctx, "SIGHUP", err, sizeof(err));
 		break;
 	default:
 		break;

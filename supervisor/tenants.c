@@ -630,10 +630,23 @@ sup_tenants_admin(struct sup_ctx *ctx, struct sup_child *from,
     uint32_t request_id, const Palyra__Ipc__TenantAdminRequest *req)
 {
 	const struct cfg_tenant *t;
+	char err[CFG_ERR_LEN], msg[CFG_ERR_LEN + 64];
 
 	if (ctx->stopping) {
 		reply_status(from, request_id, GRPC_STATUS_UNAVAILABLE,
 		    "palyrad is stopping");
+		return;
+	}
+	if (req->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD) {
+		if (sup_reload(ctx, "admin API", err, sizeof(err)) == -1) {
+			snprintf(msg, sizeof(msg), "reload failed, the running "
+			    "configuration is kept: %s", err);
+			reply_status(from, request_id,
+			    GRPC_STATUS_FAILED_PRECONDITION, msg);
+			return;
+		}
+		/* A reload changes workers only: from, the front, stays. */
+		reply_list(ctx, from, request_id);
 		return;
 	}
 	if (req->op == PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_LIST) {

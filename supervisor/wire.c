@@ -68,6 +68,10 @@ send_tenant_agents(struct sup_ctx *ctx, struct sup_child *c)
 			    a->system_prompt != NULL ? a->system_prompt : "";
 			agents[j].max_output_tokens = a->max_output_tokens;
 			agents[j].temperature = a->temperature;
+			agents[j].max_turns = a->max_turns;
+			agents[j].max_tool_calls = a->max_tool_calls;
+			agents[j].max_wall_clock_ms = a->max_wall_clock_ms;
+			agents[j].has_limits = 1;
 			agentp[j] = &agents[j];
 		}
 		palyra__ipc__tenant_agents__init(&ta);
@@ -176,6 +180,10 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		    a->system_prompt : "";
 		agents[i].max_output_tokens = a->max_output_tokens;
 		agents[i].temperature = a->temperature;
+		agents[i].max_turns = a->max_turns;
+		agents[i].max_tool_calls = a->max_tool_calls;
+		agents[i].max_wall_clock_ms = a->max_wall_clock_ms;
+		agents[i].has_limits = 1;
 		agentp[i] = &agents[i];
 	}
 	for (i = 0; i < np; i++) {
@@ -185,6 +193,8 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		provs[i].name = p->name;
 		provs[i].type = (char *)provider_type_name(p->type);
 		provs[i].model = p->model != NULL ? p->model : "";
+		provs[i].embedding_model = p->embedding_model != NULL ?
+		    p->embedding_model : "";
 		provs[i].base_url = p->base_url != NULL ? p->base_url : "";
 		provs[i].token_delay_ms = p->token_delay_ms;
 		provs[i].timeout_connect_ms = p->timeout_connect_ms;

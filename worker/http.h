@@ -5,10 +5,11 @@
  *
  * Everything a transfer needs from the file system or DNS is taken before
  * the sandbox is applied (wrk_http_prepare): the CA bundle is read into
- * memory (CURLOPT_CAINFO_BLOB), and each provider host name is resolved
- * once and pinned (CURLOPT_RESOLVE), so that the sandboxed worker needs
- * neither /etc nor a resolver. Only TCP connects to the ports the sandbox
- * allows (Landlock) can succeed.
+ * memory and parsed once into the X509 store every TLS connection
+ * verifies with (CURLOPT_SSL_CTX_FUNCTION), and each provider host name
+ * is resolved once and pinned (CURLOPT_RESOLVE), so that the sandboxed
+ * worker needs neither /etc nor a resolver. Only TCP connects to the
+ * ports the sandbox allows (Landlock) can succeed.
  *
  * A transfer reports its response head once, its body as it arrives, and
  * its end exactly once, unless the owner cancelled it first: after

@@ -33,7 +33,9 @@
  *
  *	I am the offline model of palyrad. The tool NAME returned: RESULT
  *
- * ("failed" instead of "returned" for an error result).
+ * ("failed" instead of "returned" for an error result). Each such call
+ * counts against the agent's max-tool-calls: one over it fails the run
+ * before the call is made.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -227,11 +229,20 @@ static int
 tool_step(struct offline_run *st)
 {
 	struct wrk_run	*run = st->run;
+	char		 reason[96];
 	int		 n, r;
 
 	if (!wrk_run_may_emit(run, 2))
 		return 1;
 	if (st->phase == OFFLINE_TOOL_CALL) {
+		/* A demo call counts against the agent's max-tool-calls as
+		 * a model's would (provider.c): over it, no call is made. */
+		if (st->tool_calls > run->max_tool_calls) {
+			snprintf(reason, sizeof(reason), "agent max-tool-calls "
+			    "limit of %u reached", run->max_tool_calls);
+			wrk_run_fail(run, reason);
+			return 1;
+		}
 		r = wrk_run_tool_call(run, st->tool_id, st->tool_name,
 		    st->tool_args);
 		if (r == 1 || r == -EAGAIN)

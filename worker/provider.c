@@ -767,15 +767,18 @@ call_complete(struct net_run *nr)
 	nr->out += nr->call_out;
 	nr->turns++;
 	if (nr->ncalls > 0) {
-		if (nr->tool_calls + nr->ncalls > WRK_AGENT_TOOL_CALLS_MAX) {
-			snprintf(reason, sizeof(reason), "tool call limit "
-			    "reached (%d per run)", WRK_AGENT_TOOL_CALLS_MAX);
+		/* The agent's limits (palyrad.conf(5)): a reply that asks
+		 * for more tool calls than are left, or for another call
+		 * when the turns are used up, fails the run. */
+		if (nr->tool_calls + nr->ncalls > run->max_tool_calls) {
+			snprintf(reason, sizeof(reason), "agent max-tool-calls "
+			    "limit of %u reached", run->max_tool_calls);
 			wrk_run_fail(run, reason);
 			return;
 		}
-		if (nr->turns >= WRK_AGENT_TURNS_MAX) {
-			snprintf(reason, sizeof(reason), "turn limit reached "
-			    "(%d provider calls per run)", WRK_AGENT_TURNS_MAX);
+		if (nr->turns >= run->max_turns) {
+			snprintf(reason, sizeof(reason), "agent max-turns "
+			    "limit of %u reached", run->max_turns);
 			wrk_run_fail(run, reason);
 			return;
 		}
@@ -817,7 +820,7 @@ finish_step(struct net_run *nr)
 	char		*input;
 	int		 r;
 
-	if (run->ninputs > 0 && nr->turns < WRK_AGENT_TURNS_MAX) {
+	if (run->ninputs > 0 && nr->turns < run->max_turns) {
 		if (!wrk_run_may_emit(run, 1))
 			return;
 		if (wrk_run_final(run, nr->reply != NULL ? nr->reply : "",

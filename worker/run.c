@@ -87,6 +87,8 @@ run_quiesce(struct wrk_run *run)
 	}
 	if (run->deadline_ev != NULL)
 		evtimer_del(run->deadline_ev);
+	if (run->wallclock_ev != NULL)
+		evtimer_del(run->wallclock_ev);
 	if (run->stalled) {
 		run->stalled = 0;
 		ctx->nstalled--;
@@ -145,6 +147,9 @@ wrk_run_transition(struct wrk_run *run, enum wrk_run_state to,
 		return -EINVAL;
 	}
 	run->state = to;
+	/* Work was done: the idle clock (worker.c) starts again from now,
+	 * also for a run that began and ended between two of its checks. */
+	run->ctx->busy_last_ms = wrk_now_ms();
 	if (wrk_run_terminal(to)) {
 		run->ctx->nlive--;
 		run_quiesce(run);
@@ -331,6 +336,8 @@ run_free(struct wrk_run *run)
 	TAILQ_REMOVE(&ctx->runs, run, entry);
 	if (run->deadline_ev != NULL)
 		event_free(run->deadline_ev);
+	if (run->wallclock_ev != NULL)
+		event_free(run->wallclock_ev);
 	if (run->has_parked) {
 		wrk_event_clear(&run->parked);
 		ctx->nparked--;
@@ -388,6 +395,63 @@ run_arm_deadline(struct wrk_run *run, int64_t deadline_ms)
 	return 0;
 }
 
+/* A duration for a reason: "1.5 s", "10 min", "2 h". */
+void
+wrk_format_duration(char *buf, size_t size, uint64_t ms)
+{
+	int	 n;
+
+	if (ms >= 3600000 && ms % 3600000 == 0)
+		snprintf(buf, size, "%llu h",
+		    (unsigned long long)(ms / 3600000));
+	else if (ms >= 60000 && ms % 60000 == 0)
+		snprintf(buf, size, "%llu min",
+		    (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, size, "%llu s", (unsigned long long)(ms / 1000));
+	else {
+		/* Milliseconds, trailing zeros of the fraction dropped. */
+		n = snprintf(buf, size, "%llu.%03u", (unsigned long long)
+		    (ms / 1000), (unsigned int)(ms % 1000));
+		while (n > 0 && (size_t)n < size && buf[n - 1] == '0')
+			buf[--n] = '\0';
+		snprintf(buf + n, size - (size_t)n, " s");
+	}
+}
+
+/* The agent's wall clock ran out: the run fails, whatever it was doing
+ * (the client's deadline cancels instead). */
+static void
+wallclock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wrk_run	*run = arg;
+	char		 d[32], reason[96];
+
+	if (wrk_run_terminal(run->state))
+		return;
+	wrk_format_duration(d, sizeof(d), run->max_wall_clock_ms);
+	snprintf(reason, sizeof(reason), "agent wall-clock limit of %s "
+	    "reached", d);
+	log_debug("run %s: %s", run->run_id, reason);
+	wrk_run_transition(run, WRK_RUN_FAILED, reason);
+	wrk_run_maybe_free(run);
+}
+
+static int
+run_arm_wallclock(struct wrk_run *run)
+{
+	struct timeval	 tv;
+
+	run->wallclock_ev = evtimer_new(run->ctx->base, wallclock_cb, run);
+	if (run->wallclock_ev == NULL)
+		return -ENOMEM;
+	tv.tv_sec = (time_t)(run->max_wall_clock_ms / 1000);
+	tv.tv_usec = (suseconds_t)(run->max_wall_clock_ms % 1000) * 1000;
+	if (evtimer_add(run->wallclock_ev, &tv) == -1)
+		return -ENOMEM;
+	return 0;
+}
+
 static struct wrk_run *
 run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
     const Palyra__Ipc__AgentConfig *agent, const char *provider_name,
@@ -417,6 +481,21 @@ run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 		return NULL;
 	}
 	run->max_output_tokens = agent->max_output_tokens;
+	/* An AgentConfig without limits (has_limits unset) or a zero turn
+	 * count or wall clock: the defaults of palyrad.conf(5). */
+	run->max_turns = agent->has_limits && agent->max_turns != 0 ?
+	    agent->max_turns : AGENT_TURNS_DEFAULT;
+	if (run->max_turns > AGENT_TURNS_MAX)
+		run->max_turns = AGENT_TURNS_MAX;
+	run->max_tool_calls = agent->has_limits ? agent->max_tool_calls :
+	    AGENT_TOOL_CALLS_DEFAULT;
+	if (run->max_tool_calls > AGENT_TOOL_CALLS_MAX)
+		run->max_tool_calls = AGENT_TOOL_CALLS_MAX;
+	run->max_wall_clock_ms = agent->has_limits &&
+	    agent->max_wall_clock_ms != 0 ? agent->max_wall_clock_ms :
+	    AGENT_WALL_CLOCK_DEFAULT_MS;
+	if (run->max_wall_clock_ms > AGENT_WALL_CLOCK_MAX_MS)
+		run->max_wall_clock_ms = AGENT_WALL_CLOCK_MAX_MS;
 	run->cancel_on_disconnect = req->start->cancel_on_disconnect;
 	run->provider = &wrk_offline_provider;
 	run->state = WRK_RUN_ACCEPTED;
@@ -632,6 +711,11 @@ wrk_run_launch(struct wrk_run *run)
 			wrk_run_maybe_free(run);
 			return;
 		}
+	}
+	if (run_arm_wallclock(run) < 0) {
+		wrk_run_transition(run, WRK_RUN_FAILED, "out of memory");
+		wrk_run_maybe_free(run);
+		return;
 	}
 	wrk_run_transition(run, WRK_RUN_IN_PROGRESS, NULL);
 	wrk_prepare_journal_inputs(run);

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "embed.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
@@ -476,6 +477,7 @@ ctx_fini(struct wrk_ctx *ctx)
 	wrk_append_drop_all(ctx);
 	wrk_run_free_all(ctx);
 	wrk_net_free(ctx);
+	wrk_embed_free(ctx);
 	wrk_append_fini(ctx);
 	if (ctx->front != NULL)
 		ipc_chan_free(ctx->front);

@@ -14,6 +14,7 @@
  *   offline.c  the built-in deterministic offline provider
  *   provider.c the network providers: turn loop, retries, failover
  *   openai.c, anthropic.c, proto.c, retry.c  their protocols and policy
+ *   embed.c, embed_offline.c  text embeddings (embed.h)
  */
 #ifndef PALYRA_WORKER_H
 #define PALYRA_WORKER_H
@@ -128,6 +129,13 @@ struct wrk_run {
 	int			 cancel_on_disconnect;
 
 	double			 temperature;
+	/* The agent's run limits (palyrad.conf(5) max-turns, max-tool-calls,
+	 * max-wall-clock): provider calls and tool calls the providers
+	 * count, and the wall clock armed at launch (wallclock_ev). */
+	uint32_t		 max_turns;
+	uint32_t		 max_tool_calls;
+	uint64_t		 max_wall_clock_ms;
+	struct event		*wallclock_ev;
 	/* The agent's ordered failover list (provider names); none: the
 	 * built-in offline model. */
 	char			**providers;
@@ -208,6 +216,9 @@ struct wrk_ctx {
 	/* The network providers' HTTP engine, their concurrency caps and
 	 * circuit breakers (provider.c); NULL until a run needs them. */
 	struct wrk_net		*net;
+	/* The embedders' HTTP engine and breakers (embed.c); NULL until
+	 * an embedding is asked for. */
+	struct wrk_embedder	*embed;
 
 	struct wrk_run_list	 runs;		/* live and draining */
 	size_t			 nlive;		/* not terminal */
@@ -314,6 +325,8 @@ int		 wrk_run_token(struct wrk_run *, const char *text,
 int		 wrk_run_complete(struct wrk_run *, const char *text,
 		    size_t len, uint64_t input_tokens, uint64_t output_tokens);
 int		 wrk_run_fail(struct wrk_run *, const char *reason);
+/* A duration as a run's reason says it: "1.5 s", "10 min", "2 h". */
+void		 wrk_format_duration(char *buf, size_t size, uint64_t ms);
 /* A tool call of the model and its result (TOOL_CALL, TOOL_RESULT), as
  * wrk_run_token: 0; -EAGAIN (not taken: wait for resume); 1 (run ended). */
 int		 wrk_run_tool_call(struct wrk_run *, const char *id,

@@ -23,6 +23,8 @@ The scenario of a request is chosen by the text of its first user message:
   tool                       without a tool result in the request: a call
                              of time.now (arguments split over chunks);
                              with one: the text "It is now: <result>"
+  toolloop                   a call of time.now, tool result or not
+                             (never answers: for the agents' run limits)
   ratelimit key=K ra=1       the first request of key K: 429 with
                              Retry-After ra; the next ones: text
   fail status=500 on=NAME    an HTTP error from upstream NAME, text from
@@ -39,6 +41,22 @@ The scenario of a request is chosen by the text of its first user message:
                              sent (to prove it is redacted), then " end"
   idle dur=30 ka=1           keep-alives every ka seconds for dur seconds,
                              then one token and the end (holds a stream)
+
+OpenAI-compatible embeddings (POST .../embeddings, JSON in and out): each
+input text gets a deterministic unit vector of dimension 8 (a hash of the
+text; the same text, the same vector), the data entries in reverse index
+order (clients must reorder by "index"), usage.prompt_tokens the number of
+words. The scenario is chosen by the first input text the same way:
+
+  embed dim=8                vectors of dimension dim (1 to 4096)
+  ratelimit key=K ra=1       as above, answered with vectors
+  fail status=500 on=NAME    as above, answered with vectors
+  embedbad kind=K            a 200 with a malformed answer: K is noindex,
+                             dim (two dimensions), string (a string in a
+                             vector), dup (an index twice), missing (one
+                             vector short) or html (not JSON)
+
+A request without a model or a non-empty "input" of strings gets 400.
 
 A request the real API would refuse (an empty message list, a tool name
 outside ^[a-zA-Z0-9_-]{1,64}$, a tool result answering no call of the
@@ -57,6 +75,7 @@ Standalone: python3 fakeprov.py [--port N]; GET /_log returns the log as
 JSON, POST /_reset clears it.
 """
 import argparse
+import hashlib
 import http.server
 import json
 import re
@@ -111,6 +130,18 @@ class Entry:
             "t_closed": self.t_closed, "completed": self.completed,
             "tool_result": self.tool_result,
         }
+
+
+def _embedding(text, dim):
+    """A deterministic unit vector for text: its SHA-256 stretched."""
+    out, i = [], 0
+    while len(out) < dim:
+        h = hashlib.sha256(b"%d:" % i + text.encode()).digest()
+        out += [(b - 127.5) / 127.5 for b in h]
+        i += 1
+    out = out[:dim]
+    n = sum(x * x for x in out) ** 0.5 or 1.0
+    return [round(x / n, 6) for x in out]
 
 
 def _first_user_text(api, body):
@@ -369,6 +400,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._plain(200, b"ok\n")
             return
         path = self.path.split("?")[0]
+        if path.endswith("/embeddings"):
+            self._embeddings_request(fp, path, raw)
+            return
         if not (path.endswith("/chat/completions") or path.endswith("/messages")):
             self._plain(404, b"not found\n")
             return
@@ -430,6 +464,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if sc == "tool":
             self._tool(ent, body)
             return
+        if sc == "toolloop":
+            # A call of time.now whatever the request holds: never an
+            # answer (the agent's max-turns or max-tool-calls ends it).
+            ent.tool_result = None
+            self._tool(ent, body)
+            return
         if sc == "echokey":
             auth = ent.headers.get("authorization", "")
             key = auth[7:] if auth.startswith("Bearer ") else \
@@ -446,6 +486,91 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._text(ent, body, toks, tail=sc)
             return
         self._error(400, "invalid_request_error", f"unknown scenario {sc}")
+
+    # -- embeddings (OpenAI-compatible)
+
+    def _embeddings_request(self, fp, path, raw):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.entry = ent = fp._record(self.command, path, headers, body)
+        ent.raw_body = raw
+        try:
+            self._embeddings(ent, body)
+        except ClientGone:
+            pass
+        finally:
+            ent.t_end = time.monotonic()
+            with fp.cond:
+                fp.cond.notify_all()
+
+    def _embeddings(self, ent, body):
+        inp = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inp, str):
+            inp = [inp]
+        if not isinstance(body, dict):
+            self._error(400, "invalid_request_error", "body is not JSON")
+            return
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            self._error(400, "invalid_request_error",
+                        "you must provide a model parameter")
+            return
+        if not isinstance(inp, list) or not inp or len(inp) > 2048 or \
+                not all(isinstance(t, str) for t in inp):
+            self._error(400, "invalid_request_error",
+                        "'input' must be a non-empty array of strings")
+            return
+        m = SCENARIO_RE.search(inp[0])
+        ent.scenario = m.group(1) if m else "embed"
+        ent.params = dict(kv.split("=", 1) for kv in m.group(2).split()) \
+            if m else {}
+        P = ent.params
+        sc = ent.scenario
+        if sc == "ratelimit":
+            if self.server.fp._count("ratelimit:" + P.get("key", "")) == 1:
+                self._error(429, "rate_limit_error", "Rate limit reached",
+                            extra=[("Retry-After", P.get("ra", "1"))])
+                return
+        if sc == "fail" and ent.upstream == P.get("on", ""):
+            self._error(int(P.get("status", "500")), "server_error",
+                        "The server had an error while processing "
+                        "your request")
+            return
+        dim = max(1, min(4096, int(P.get("dim", "8"))))
+        data = [{"object": "embedding", "index": i,
+                 "embedding": _embedding(t, dim)}
+                for i, t in enumerate(inp)]
+        data.reverse()
+        if sc == "embedbad":
+            kind = P.get("kind", "noindex")
+            if kind == "html":
+                data = None
+            elif kind == "noindex":
+                del data[0]["index"]
+            elif kind == "dim":
+                data[0]["embedding"] = data[0]["embedding"] + [0.0]
+            elif kind == "string":
+                data[0]["embedding"][0] = "0.5"
+            elif kind == "dup" and len(data) > 1:
+                data[1]["index"] = data[0]["index"]
+            elif kind == "missing":
+                del data[0]
+        if data is None:
+            raw = b"<html><body>502 Bad Gateway</body></html>"
+            ent.status = 200
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            ent.completed = True
+            return
+        words = sum(len(t.split()) for t in inp)
+        self._json_reply(200, {
+            "object": "list", "data": data, "model": body["model"],
+            "usage": {"prompt_tokens": words, "total_tokens": words}})
 
     def _error(self, status, etype, message, extra=()):
         if self.entry.api == "anthropic":

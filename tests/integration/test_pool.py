@@ -31,8 +31,9 @@ tenant "a" {{ workers 2; idle-timeout 0; agent "snail" {{ providers "slow" }} }}
 tenant "b" {{ }}
 tenant "idle" {{ idle-timeout 1s }}
 tenant "brief" {{ idle-timeout 300ms }}
+tenant "steady" {{ idle-timeout 3s }}
 """
-TENANTS = ("a", "b", "idle", "brief")
+TENANTS = ("a", "b", "idle", "brief", "steady")
 
 BUSY_RUNS = 64                  # FE_WORKER_BUSY_RUNS
 PENDING_MAX = 256               # FE_PENDING_CALLS_MAX
@@ -180,6 +181,22 @@ def test_idle_worker_retires_and_the_next_run_starts_one(pool):
     (new,) = workers(d, "idle")
     assert new != pid
     assert slots(d, "idle")[0]["state"] == "ready"
+
+
+def test_short_runs_keep_the_worker(pool):
+    d = pool
+    tok = d.mint_token("steady", "st")
+    # idle-timeout 3s, and a short run every 1.2 s: each run starts the
+    # idle clock again, even one that began and ended between two of the
+    # worker's idle checks, so the worker never retires meanwhile.
+    check_successful_run(run_stream(d.channel, tok, "first"), "first")
+    (pid,) = workers(d, "steady")
+    for i in range(6):
+        time.sleep(1.2)
+        check_successful_run(run_stream(d.channel, tok, f"short {i}"),
+                             f"short {i}")
+        assert workers(d, "steady") == [pid], f"retired after run {i}"
+    assert "worker[steady#0]: retired" not in d.log_text()
 
 
 def test_runs_racing_the_retirement_never_fail(pool):

@@ -1,12 +1,14 @@
 """SIGHUP reload: tenants added and removed, others untouched, bad files
 keep the running configuration."""
 import os
+import re
 import signal
+import subprocess
 
 import grpc
 
-from conftest import (Daemon, check_successful_run, poll, run_stream,
-                      start_workers)
+from conftest import (PALYRACTL, Daemon, check_successful_run, http_request,
+                      poll, run_stream, start_workers)
 
 BASE = """\
 state-dir "{{state}}"
@@ -99,3 +101,52 @@ def test_reload_with_errors_keeps_running_config(tmp_path):
         assert not os.path.exists(os.path.join(d.state, "tenants", "broken"))
     finally:
         d.assert_clean_stop()
+
+
+def test_reload_through_the_admin_api(tmp_path):
+    d = Daemon(tmp_path, config("a"), tenants=("a",)).start()
+    try:
+        # Without the admin token: 401, nothing reloaded.
+        st, body = http_request(d, "POST", "/admin/v1/reload", body={})
+        assert st == 401, body
+        st, body = http_request(d, "GET", "/admin/v1/reload",
+                                token=d.admin_token)
+        assert st == 405, body
+
+        rewrite(d, config("a", "n"))
+        st, body = http_request(d, "POST", "/admin/v1/reload", body={},
+                                token=d.admin_token)
+        assert st == 200, body
+        assert body["reloaded"] is True
+        assert sorted(t["name"] for t in body["tenants"]) == ["a", "n"]
+        check_successful_run(run_stream(d.channel, d.mint_token("n", "nia"),
+                                        "hi n"), "hi n")
+
+        # A file with an error: 409 naming FILE:LINE:COL, the running
+        # configuration (with n) stays.
+        with open(d.conf, "a") as f:
+            f.write("tenantt \"x\" { }\n")
+        st, body = http_request(d, "POST", "/admin/v1/reload", body={},
+                                token=d.admin_token)
+        assert st == 409, body
+        msg = body["error"]["message"]
+        assert "running configuration is kept" in msg, msg
+        assert re.search(r"palyrad\.conf:\d+:\d+: ", msg), msg
+        st, body = http_request(d, "GET", "/admin/v1/tenants/n",
+                                token=d.admin_token)
+        assert st == 200, body
+
+        # palyractl reload: the same, with its exit codes.
+        r = subprocess.run([PALYRACTL, "-u", d.http_url, "-s", str(d.state),
+                            "reload"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1 and "palyrad.conf:" in r.stderr, r
+        rewrite(d, config("a"))
+        r = subprocess.run([PALYRACTL, "-u", d.http_url, "-s", str(d.state),
+                            "reload"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0 and r.stdout == "reloaded: 1 tenants\n", r
+        poll(lambda: not d.pids_of("palyra-worker", "n"), 10,
+             what="worker of the removed tenant to stop")
+    finally:
+        d.stop()

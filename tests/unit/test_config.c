@@ -183,6 +183,11 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 			assert_int_equal(aa->max_output_tokens,
 			    ab->max_output_tokens);
 			assert_true(aa->temperature == ab->temperature);
+			assert_int_equal(aa->max_turns, ab->max_turns);
+			assert_int_equal(aa->max_tool_calls,
+			    ab->max_tool_calls);
+			assert_int_equal(aa->max_wall_clock_ms,
+			    ab->max_wall_clock_ms);
 			assert_int_equal(aa->ntools, ab->ntools);
 			for (k = 0; k < aa->ntools; k++) {
 				assert_string_equal(aa->tools[k].pattern,
@@ -443,6 +448,30 @@ test_defaults(void **state)
 	assert_string_equal(a->providers[0], "offline");
 	assert_null(a->system_prompt);
 	assert_true(a->temperature == 0.25);
+	/* The run limits' defaults. */
+	assert_int_equal(a->max_turns, 8);
+	assert_int_equal(a->max_tool_calls, 32);
+	assert_int_equal(a->max_wall_clock_ms, 600000);
+	assert_round_trip(cfg);
+	cfg_free(cfg);
+
+	/* The run limits, at their bounds. */
+	cfg = parse_ok("tenant \"t\" {\n"
+	    "\tagent \"a\" { max-turns 1; max-tool-calls 0; "
+	    "max-wall-clock 1s }\n"
+	    "\tagent \"b\" { max-turns 64; max-tool-calls 1024; "
+	    "max-wall-clock 24h }\n"
+	    "\tagent \"c\" { max-wall-clock 1500ms }\n}\n");
+	a = &cfg->tenants[0].agents[0];
+	assert_int_equal(a->max_turns, 1);
+	assert_int_equal(a->max_tool_calls, 0);
+	assert_int_equal(a->max_wall_clock_ms, 1000);
+	a = &cfg->tenants[0].agents[1];
+	assert_int_equal(a->max_turns, 64);
+	assert_int_equal(a->max_tool_calls, 1024);
+	assert_int_equal(a->max_wall_clock_ms, 86400000);
+	assert_int_equal(cfg->tenants[0].agents[2].max_wall_clock_ms, 1500);
+	assert_int_equal(cfg->tenants[0].agents[2].max_turns, 8);
 	assert_round_trip(cfg);
 	cfg_free(cfg);
 }
@@ -803,6 +832,29 @@ static const struct golden errors[] = {
 	{ "tenant \"t\" { agent \"a\" { max-output-tokens 0 } }\n",
 	    "t.conf:1:44: value \"0\" out of range for \"max-output-tokens\" "
 	    "(1..1048576)" },
+	/* an agent's run limits */
+	{ "tenant \"t\" { agent \"a\" { max-turns 0 } }\n",
+	    "t.conf:1:36: value \"0\" out of range for \"max-turns\" (1..64)" },
+	{ "tenant \"t\" { agent \"a\" { max-turns 65 } }\n",
+	    "t.conf:1:36: value \"65\" out of range for \"max-turns\" "
+	    "(1..64)" },
+	{ "tenant \"t\" { agent \"a\" { max-turns many } }\n",
+	    "t.conf:1:36: invalid number \"many\" for \"max-turns\"" },
+	{ "tenant \"t\" { agent \"a\" { max-tool-calls 1025 } }\n",
+	    "t.conf:1:41: value \"1025\" out of range for \"max-tool-calls\" "
+	    "(0..1024)" },
+	{ "tenant \"t\" { agent \"a\" { max-tool-calls -1 } }\n",
+	    "t.conf:1:41: invalid number \"-1\" for \"max-tool-calls\"" },
+	{ "tenant \"t\" { agent \"a\" { max-wall-clock 999ms } }\n",
+	    "t.conf:1:41: value \"999ms\" out of range for \"max-wall-clock\" "
+	    "(1s..1d)" },
+	{ "tenant \"t\" { agent \"a\" { max-wall-clock 25h } }\n",
+	    "t.conf:1:41: value \"25h\" out of range for \"max-wall-clock\" "
+	    "(1s..1d)" },
+	{ "tenant \"t\" { agent \"a\" { max-wall-clock 10 } }\n",
+	    "t.conf:1:41: invalid duration \"10\" for \"max-wall-clock\"" },
+	{ "tenant \"t\" { agent \"a\" {\n\tmax-turns 2\n\tmax-turns 3\n} }\n",
+	    "t.conf:3:2: duplicate \"max-turns\"" },
 	{ "provider \"p\" { type openai; max-concurrent 0 }\n",
 	    "t.conf:1:44: value \"0\" out of range for \"max-concurrent\" "
 	    "(1..1024)" },

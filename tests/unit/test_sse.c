@@ -439,6 +439,74 @@ test_split_anywhere(void **state)
 	}
 }
 
+/* The buffer grows on demand up to the bound, and back after a large
+ * event: events of every size up to the bound arrive whole, fed in
+ * pieces that cross the growth steps. */
+struct big {
+	size_t	 n;
+	size_t	 last_len;
+	int	 intact;
+};
+
+static int
+on_big(const struct sse_event *ev, void *arg)
+{
+	struct big *b = arg;
+	size_t i;
+
+	b->n++;
+	b->last_len = ev->data_len;
+	b->intact = ev->data[ev->data_len] == '\0';
+	for (i = 0; i < ev->data_len; i++)
+		if (ev->data[i] != (char)('a' + i % 26))
+			b->intact = 0;
+	return 0;
+}
+
+static void
+test_growth(void **state)
+{
+	static const size_t sizes[] = { 1, 511, 512, 513, 4096, 70000,
+	    10, 131072, 3 };
+	const size_t max = 131072;
+	struct sse_parser p;
+	struct big b;
+	char *text;
+	size_t i, k, len, off, step;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(sse_init(&p, max, on_big, &b), 0);
+	assert_true(p.size <= 512);
+	text = malloc(max + 16);
+	assert_non_null(text);
+	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		len = (size_t)snprintf(text, 8, "data:");
+		for (i = 0; i < sizes[k]; i++)
+			text[len++] = (char)('a' + i % 26);
+		text[len++] = '\n';
+		text[len++] = '\n';
+		for (off = 0, step = 777; off < len; off += step) {
+			if (step > len - off)
+				step = len - off;
+			assert_int_equal(sse_feed(&p, text + off, step), 0);
+		}
+		assert_int_equal(b.n, k + 1);
+		assert_int_equal(b.last_len, sizes[k]);
+		assert_true(b.intact);
+		/* Never more than the bound; little between events. */
+		assert_true(p.size <= max + 1);
+		assert_true(p.size <= 4096);
+	}
+	/* One byte over the bound is still an error. */
+	len = (size_t)snprintf(text, 8, "data:");
+	memset(text + len, 'x', max + 1);
+	len += max + 1;
+	assert_int_equal(sse_feed(&p, text, len), -EMSGSIZE);
+	sse_fini(&p);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -452,6 +520,7 @@ main(void)
 	    cmocka_unit_test(test_callback_stops),
 	    cmocka_unit_test(test_finish),
 	    cmocka_unit_test(test_split_anywhere),
+	    cmocka_unit_test(test_growth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

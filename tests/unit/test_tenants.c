@@ -40,6 +40,24 @@ sup_reload_apply(struct sup_ctx *ctx, struct cfg *next, int full)
 	return old;
 }
 
+/* sup_reload() is reload.c's: here it fails with reload_error when set,
+ * and counts its successes. */
+static const char *reload_error;
+static int reloaded;
+
+int
+sup_reload(struct sup_ctx *ctx, const char *why, char *err, size_t errlen)
+{
+	(void)ctx;
+	assert_string_equal(why, "admin API");
+	if (reload_error != NULL) {
+		snprintf(err, errlen, "%s", reload_error);
+		return -1;
+	}
+	reloaded++;
+	return 0;
+}
+
 static const char base_conf[] =
     "provider \"offline\" { type offline }\n"
     "tenant \"default\" { workers 2; memory-limit 64M }\n";
@@ -430,6 +448,27 @@ test_large_list_is_paged(void **state)
 	fixture_free(&f);
 }
 
+static void
+test_reload(void **state)
+{
+	struct fixture f;
+	char msg[512];
+
+	(void)state;
+	fixture_init(&f);
+	reload_error = "palyrad.conf:3:7: unknown directive \"tenantt\"";
+	assert_int_equal(call(&f, PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD,
+	    "", NULL, NULL, msg, sizeof(msg)), GRPC_STATUS_FAILED_PRECONDITION);
+	assert_non_null(strstr(msg, "running configuration is kept"));
+	assert_non_null(strstr(msg, "palyrad.conf:3:7: unknown directive"));
+	assert_int_equal(reloaded, 0);
+	reload_error = NULL;
+	assert_int_equal(call(&f, PALYRA__IPC__TENANT_ADMIN_OP__TENANT_ADMIN_RELOAD,
+	    "", NULL, NULL, msg, sizeof(msg)), GRPC_STATUS_OK);
+	assert_int_equal(reloaded, 1);
+	fixture_free(&f);
+}
+
 int
 main(void)
 {
@@ -438,6 +477,7 @@ main(void)
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_file_checks),
 	    cmocka_unit_test(test_large_list_is_paged),
+	    cmocka_unit_test(test_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
