@@ -86,6 +86,19 @@ enum ipc_type {
 	IPC_RUN_INPUT,		/* Palyra__Ipc__RunInput */
 	IPC_JOURNAL_STATS_REQUEST, /* Palyra__Ipc__JournalStatsRequest */
 	IPC_JOURNAL_STATS,	/* Palyra__Ipc__JournalStats */
+	IPC_APPROVAL_CREATE,	/* Palyra__Ipc__ApprovalCreate */
+	IPC_APPROVAL_CREATED,	/* Palyra__Ipc__ApprovalCreated */
+	IPC_APPROVAL_DECIDE,	/* Palyra__Ipc__ApprovalDecide */
+	IPC_APPROVAL_DECISION,	/* Palyra__Ipc__ApprovalDecisionMsg */
+	IPC_SERVICE_CALL,	/* Palyra__Ipc__ServiceCall */
+	IPC_SERVICE_REPLY,	/* Palyra__Ipc__ServiceReply */
+	IPC_RUN_DECISION,	/* Palyra__Ipc__RunDecision */
+	IPC_RUN_TOOL_RESULT,	/* Palyra__Ipc__RunToolResult */
+	IPC_BUDGET_RESERVE,	/* Palyra__Ipc__BudgetReserve */
+	IPC_BUDGET_RESERVED,	/* Palyra__Ipc__BudgetReserved */
+	IPC_BUDGET_SETTLE,	/* Palyra__Ipc__BudgetSettle */
+	IPC_RUN_RECOVER,	/* Palyra__Ipc__RunRecover */
+	IPC_RUN_RECOVERED,	/* Palyra__Ipc__RunRecovered */
 	IPC_TYPE_MAX
 };
 

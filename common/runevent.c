@@ -27,6 +27,12 @@ run_event_kind(const Palyra__V1__RunEvent *ev)
 		return "tool_result";
 	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
 		return "input";
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST:
+		return "approval_request";
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_DECIDED:
+		return "approval_decided";
+	case PALYRA__V1__RUN_EVENT__EVENT_BUDGET_WARNING:
+		return "budget_warning";
 	default:
 		return NULL;
 	}

@@ -244,6 +244,30 @@ static const char *const journal_migrations[] = {
     "ALTER TABLE runs ADD COLUMN idempotency_key TEXT;"
     "CREATE UNIQUE INDEX runs_idempotency ON runs(session_id,"
     " idempotency_key) WHERE idempotency_key IS NOT NULL;",
+    /*
+     * 7: tools, approvals and budgets (journald/approvals.c, usage.c).
+     * An approval names its run's session, principal and agent and the
+     * tool call it gates; an allow records its scope and the grant it
+     * made. A grant may be revoked. Usage rows count provider calls;
+     * budgets set at run time carry their creation time.
+     */
+    "ALTER TABLE approvals ADD COLUMN session_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE approvals ADD COLUMN principal TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE approvals ADD COLUMN agent TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE approvals ADD COLUMN tool_call_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE approvals ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE approvals ADD COLUMN scope TEXT CHECK (scope IS NULL OR"
+    " scope IN ('once', 'session', 'ttl'));"
+    "ALTER TABLE approvals ADD COLUMN reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE approvals ADD COLUMN grant_id TEXT;"
+    "CREATE INDEX approvals_order ON approvals(created_ms, id);"
+    "ALTER TABLE approval_grants ADD COLUMN approval_id TEXT;"
+    "ALTER TABLE approval_grants ADD COLUMN revoked_ms INTEGER;"
+    "ALTER TABLE usage ADD COLUMN calls INTEGER NOT NULL DEFAULT 0"
+    " CHECK (calls >= 0);"
+    "CREATE INDEX usage_agent ON usage(agent, day);"
+    "CREATE INDEX usage_principal ON usage(principal, day);"
+    "ALTER TABLE budgets ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const struct {

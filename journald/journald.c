@@ -45,9 +45,14 @@
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST_REQUEST) |                             \
 	    IPC_TYPE_BIT(IPC_TOKEN_REVOKE) |                                   \
 	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REQUEST) |                          \
-	    IPC_TYPE_BIT(IPC_JOURNAL_STATS_REQUEST))
+	    IPC_TYPE_BIT(IPC_JOURNAL_STATS_REQUEST) |                          \
+	    IPC_TYPE_BIT(IPC_SERVICE_CALL))
 #define ALLOWED_WORKER \
-	(IPC_TYPE_BIT(IPC_JOURNAL_APPEND) | IPC_TYPE_BIT(IPC_RUN_PREPARE))
+	(IPC_TYPE_BIT(IPC_JOURNAL_APPEND) | IPC_TYPE_BIT(IPC_RUN_PREPARE) |    \
+	    IPC_TYPE_BIT(IPC_APPROVAL_CREATE) |                                \
+	    IPC_TYPE_BIT(IPC_APPROVAL_DECIDE) |                                \
+	    IPC_TYPE_BIT(IPC_BUDGET_RESERVE) |                                 \
+	    IPC_TYPE_BIT(IPC_BUDGET_SETTLE) | IPC_TYPE_BIT(IPC_RUN_RECOVER))
 
 #define STOP_POLL_MS 10
 
@@ -166,6 +171,8 @@ jnl_worker_fail(struct jnl_ctx *ctx, struct jnl_worker *w)
 	w->next = ctx->dead_workers;
 	ctx->dead_workers = w;
 	jnl_runprep_worker_gone(ctx, w);
+	jnl_budget_worker_gone(ctx, w);
+	jnl_approvals_worker_gone(ctx, w);
 	/* Its runs will never be finished by anyone: say so in the journal.
 	 * Only its own: the tenant's other workers go on with theirs. At
 	 * shutdown the next start does it. */
@@ -185,6 +192,16 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_handle_append(w->ctx, w, m);
 	else if (m->hdr.type == IPC_RUN_PREPARE)
 		jnl_runprep_request(w->ctx, w, m);
+	else if (m->hdr.type == IPC_APPROVAL_CREATE)
+		jnl_approval_create(w->ctx, w, m);
+	else if (m->hdr.type == IPC_APPROVAL_DECIDE)
+		jnl_approval_decide(w->ctx, w, m);
+	else if (m->hdr.type == IPC_RUN_RECOVER)
+		jnl_recover_request(w->ctx, w, m);
+	else if (m->hdr.type == IPC_BUDGET_RESERVE)
+		jnl_budget_reserve(w->ctx, w, m);
+	else if (m->hdr.type == IPC_BUDGET_SETTLE)
+		jnl_budget_settle(w->ctx, w, m);
 }
 
 static void
@@ -287,6 +304,8 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_agent_request(ctx, m);
 	else if (m->hdr.type == IPC_JOURNAL_STATS_REQUEST)
 		jnl_stats_request(ctx, m);
+	else if (m->hdr.type == IPC_SERVICE_CALL)
+		jnl_service_call(ctx, m);
 	else
 		jnl_audit_front_msg(ctx, m);
 }

@@ -385,6 +385,41 @@ void jnl_stats_rolled_back(struct jnl_tenant *);
 size_t jnl_stats_bucket(double seconds);
 void jnl_stats_request(struct jnl_ctx *, const struct ipc_msg *);
 
+/* service.c: IPC_SERVICE_CALL from the front, routed by method to
+ * approvals.c or usage.c; each answers with IPC_SERVICE_REPLY(s). */
+void jnl_service_call(struct jnl_ctx *, const struct ipc_msg *);
+/* Answers a ServiceCall (request_id) with status code and message, and
+ * on OK the response message packed; more: another reply follows. */
+int jnl_service_reply(struct jnl_ctx *, uint32_t request_id, uint32_t code,
+    const char *message, const ProtobufCMessage *response, int more);
+int jnl_approvals_call(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *);
+int jnl_usage_call(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *);
+
+/* approvals.c: approval records, decisions, grants, export (issue 7). */
+void jnl_approval_create(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+void jnl_approval_decide(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+/* A worker's channel closed: its runs that wait for an approval stay
+ * WAITING_APPROVAL (not INTERRUPTED); journald asks the supervisor for a
+ * worker (IPC_WORKER_WANTED) to recover them. */
+void jnl_approvals_worker_gone(struct jnl_ctx *, struct jnl_worker *);
+/* Whether run_id of t waits for an approval: reconciliation skips it. */
+int jnl_approvals_suspended(struct jnl_tenant *, const char *run_id);
+/* IPC_RUN_RECOVER: hands the worker the orphaned suspended runs. */
+void jnl_recover_request(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+
+/* usage.c: usage, budgets and reservations (issue 7). */
+void jnl_budget_reserve(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+void jnl_budget_settle(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+/* Releases every reservation the worker still holds. */
+void jnl_budget_worker_gone(struct jnl_ctx *, struct jnl_worker *);
+
 /* tokens.c */
 int jnl_tokens_open(struct jnl_ctx *);
 void jnl_tokens_close(struct jnl_ctx *);

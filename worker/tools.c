@@ -208,7 +208,7 @@ wrk_tool_run(struct wrk_run *run, const char *name, const char *args_json,
 }
 
 const char *
-wrk_tools_declarations(const struct wrk_run *run)
+wrk_tools_declarations(struct wrk_run *run)
 {
 	(void)run;
 	return "[{\"type\":\"function\",\"function\":{"

@@ -105,6 +105,12 @@ struct wrk_provider_ops {
 	int		(*start)(struct wrk_run *);	/* 0 or -errno */
 	void		(*stop)(struct wrk_run *);
 	void		(*resume)(struct wrk_run *);
+	/* Rebuilds the provider's state of a run recovered after its worker
+	 * died (recover.c), from rr's committed events, up to the tool call
+	 * whose approval it waits for (rr->approval), and resumes that wait
+	 * with wrk_tool_recover(). 0 or -errno (the run is then failed). */
+	int		(*recover)(struct wrk_run *,
+			    const Palyra__Ipc__RecoveredRun *rr);
 };
 
 extern const struct wrk_provider_ops wrk_offline_provider;
@@ -112,6 +118,16 @@ extern const struct wrk_provider_ops wrk_offline_provider;
 extern const struct wrk_provider_ops wrk_net_provider;
 
 struct wrk_ctx;
+struct wrk_tool_state;
+struct wrk_budget_state;
+struct wrk_fetch_state;
+
+/* A client-side tool declared in RunStart.tools; owned copies. */
+struct wrk_client_tool {
+	char			*name;
+	char			*description;
+	char			*parameters_json;	/* "{}" when none */
+};
 
 struct wrk_run {
 	TAILQ_ENTRY(wrk_run)	 entry;
@@ -187,6 +203,23 @@ struct wrk_run {
 	struct wrk_event	 parked;
 
 	struct event		*deadline_ev;
+
+	/* Tools (tools.c): the agent's config as the run started with it
+	 * (an owned copy: tool rules, timeouts, http-fetch), the run's
+	 * client-side tools, the call in flight through the gate, and the
+	 * declarations offered to the model (built once, owned). */
+	Palyra__Ipc__AgentConfig *agent_cfg;
+	struct wrk_client_tool	*client_tools;
+	size_t			 nclient_tools;
+	struct wrk_tool_state	*tool;
+	char			*tools_json;
+	/* Rebuilt after its worker died (recover.c). */
+	int			 recovered;
+	/* Budgets (budget.c): the reservation of the provider call in
+	 * flight, and the soft budgets already warned about. */
+	struct wrk_budget_state	*budget;
+	/* http.fetch (fetch.c): the fetch in flight. */
+	struct wrk_fetch_state	*fetch;
 };
 
 TAILQ_HEAD(wrk_run_list, wrk_run);
@@ -231,6 +264,9 @@ struct wrk_ctx {
 	size_t			 fifo_len;
 	uint32_t		 append_counter;
 	uint32_t		 prepare_counter;	/* RunPrepare ids */
+	uint32_t		 tool_counter;	/* ApprovalCreate/Decide ids */
+	uint32_t		 budget_counter;	/* BudgetReserve ids */
+	uint32_t		 recover_id;	/* RunRecover; 0: done */
 	struct event		*kick_ev;	/* parked, stalled */
 
 	struct event		*sigterm_ev;
@@ -348,6 +384,14 @@ int		 wrk_append_ack(struct wrk_ctx *, uint32_t request_id,
 void		 wrk_append_drop_all(struct wrk_ctx *);
 void		 wrk_append_kick(struct wrk_ctx *);
 void		 wrk_event_clear(struct wrk_event *);
+
+/* recover.c: runs waiting for an approval whose worker died. */
+/* Sends IPC_RUN_RECOVER once the WorkerConfig arrived. 0 or -errno. */
+int		 wrk_recover_send(struct wrk_ctx *);
+/* IPC_RUN_RECOVERED: rebuilds one run (it joins ctx->runs, WAITING_APPROVAL,
+ * with no call: clients follow it by reattaching). Returns 0 or -EBADMSG. */
+int		 wrk_recover_answer(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__RunRecovered *);
 
 /* provider.c */
 int		 wrk_net_type(const char *type);	/* 1: served here */

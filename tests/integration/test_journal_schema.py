@@ -13,7 +13,7 @@ import pytest
 
 from conftest import open_journal, run_stream, grpc
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TABLES = {
     "sessions": {"session_id", "principal", "created_ms", "closed_ms"},
