@@ -369,6 +369,16 @@ int		 wrk_run_tool_call(struct wrk_run *, const char *id,
 		    const char *name, const char *arguments_json);
 int		 wrk_run_tool_result(struct wrk_run *, const char *id,
 		    const char *name, int is_error, const char *content);
+/* A soft budget crossed (budget.c): a BudgetWarning event (run.c), as
+ * wrk_run_token: 0, -EAGAIN or 1. */
+int		 wrk_run_budget_warning(struct wrk_run *,
+		    const Palyra__V1__BudgetWarning *);
+/* Fails the run with an ErrorEvent (code: the gRPC status name) and
+ * Status FAILED with reason; the run's call ends with grpc_status and
+ * reason instead of OK (budget refusals: RESOURCE_EXHAUSTED). As
+ * wrk_run_fail. */
+int		 wrk_run_fail_status(struct wrk_run *, uint32_t grpc_status,
+		    const char *reason);
 /* The answer to one turn when more input waits (the run goes on):
  * appends its FinalMessage. Returns 0, -EAGAIN (no room: the provider
  * waits for resume) or 1 when the run ended. */
