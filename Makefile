@@ -50,8 +50,8 @@ LDFLAGS	:= $(LDFLAGS_BASE) $(EXTRA_LDFLAGS)
 LIBS_SUP	:= $(call pc_libs,libevent libprotobuf-c libsodium)
 LIBS_FRONT	:= $(call pc_libs,libevent libevent_openssl libssl libnghttp2 libprotobuf-c jansson libsodium libcrypto libseccomp)
 LIBS_WORKER	:= $(call pc_libs,libevent libprotobuf-c libcurl jansson libsodium libssl libcrypto libseccomp) -lm
-LIBS_JOURNALD	:= $(call pc_libs,libevent libprotobuf-c sqlite3 libsodium libcrypto libseccomp)
-LIBS_CTL	:= $(call pc_libs,libcurl libprotobuf-c jansson)
+LIBS_JOURNALD	:= $(call pc_libs,libevent libprotobuf-c sqlite3 jansson libsodium libcrypto libseccomp)
+LIBS_CTL	:= $(call pc_libs,libcurl libnghttp2 libprotobuf-c jansson libcrypto)
 LIBS_TEST	:= $(call pc_libs,cmocka libevent libprotobuf-c libsodium libcrypto libseccomp)
 
 # Protocol buffers: C code generated at build time, never committed.
@@ -140,6 +140,7 @@ $(B)/tests/%: $(OBJ)/tests/unit/%.o $(COMMON_A)
 # Tests that include a module of a program link what that module needs.
 $(B)/tests/test_http: LIBS_TEST += $(call pc_libs,libcurl libssl)
 $(B)/tests/test_embed: LIBS_TEST += $(call pc_libs,libcurl libssl) -lm
+$(B)/tests/test_fetch: LIBS_TEST += $(call pc_libs,libcurl)
 
 # Benchmark helpers: tests/bench/NAME.c -> build/bench/NAME.
 BENCH_SRC	:= $(wildcard tests/bench/*.c)

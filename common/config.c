@@ -309,6 +309,7 @@ static const struct block *const blocks[BLOCK_COUNT] = {
 	[BLOCK_TENANT] = &cfg_tenant_block,
 	[BLOCK_AGENT] = &cfg_agent_block,
 	[BLOCK_TLS] = &cfg_tls_block,
+	[BLOCK_FETCH] = &cfg_fetch_block,
 };
 
 static const struct directive *
@@ -659,6 +660,7 @@ free_agent(struct cfg_agent *a)
 	for (i = 0; i < a->ntools; i++)
 		free(a->tools[i].pattern);
 	free(a->tools);
+	cfg_fetch_free(&a->fetch);
 }
 
 static void
@@ -696,7 +698,11 @@ cfg_free(struct cfg *cfg)
 		for (j = 0; j < cfg->tenants[i].nagents; j++)
 			free_agent(&cfg->tenants[i].agents[j]);
 		free(cfg->tenants[i].agents);
+		for (j = 0; j < cfg->tenants[i].nbudgets; j++)
+			free(cfg->tenants[i].budgets[j].subject);
 		free(cfg->tenants[i].budgets);
+		free(cfg->tenants[i].timezone);
+		cfg_fetch_free(&cfg->tenants[i].fetch);
 	}
 	free(cfg->tenants);
 	for (i = 0; i < cfg->nfiles; i++)

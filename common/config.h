@@ -35,6 +35,11 @@ enum cfg_tool_policy {
 
 enum cfg_budget_unit { CFG_BUDGET_TOKENS = 0, CFG_BUDGET_COST };
 enum cfg_budget_period { CFG_PERIOD_DAY = 0, CFG_PERIOD_MONTH, CFG_PERIOD_TOTAL };
+enum cfg_budget_scope {
+	CFG_BUDGET_TENANT = 0,
+	CFG_BUDGET_AGENT,
+	CFG_BUDGET_PRINCIPAL,
+};
 
 /* Where a directive stood, for later diagnostics. */
 struct cfg_pos {
@@ -81,6 +86,28 @@ struct cfg_tool_rule {
 	enum cfg_tool_policy policy;
 };
 
+/* One entry of an http-fetch allow-list: allow "HOST[:PORT]" [private]. */
+struct cfg_fetch_allow {
+	char		*host;		/* lower case; IPv6 without brackets */
+	uint16_t	 port;		/* 0: 80 and 443 */
+	int		 allow_private;
+	struct cfg_pos	 pos;
+};
+
+/* An http-fetch { } block (tenant or agent); 0 values: the defaults. */
+struct cfg_fetch {
+	int		 set;		/* the block was given */
+	struct cfg_fetch_allow *allow;
+	size_t		 nallow;
+	uint64_t	 max_bytes;
+	uint64_t	 timeout_ms;
+	char		**content_types; /* "type/sub", or "type/" and a star */
+	size_t		 ncontent_types;
+	uint32_t	 max_redirects;
+	int		 has_max_redirects; /* 0 is a valid max-redirects */
+	struct cfg_pos	 pos;
+};
+
 struct cfg_agent {
 	char		*name;
 	char		**providers;	/* ordered failover list */
@@ -93,15 +120,26 @@ struct cfg_agent {
 	uint64_t	 max_wall_clock_ms;	/* a run's wall clock */
 	struct cfg_tool_rule *tools;
 	size_t		 ntools;
+	uint64_t	 approval_timeout_ms;	/* 0: the worker's default */
+	uint64_t	 client_tool_timeout_ms; /* 0: the worker's default */
+	struct cfg_fetch fetch;		/* replaces the tenant's if set */
 	struct cfg_pos	 pos;
 };
 
+/*
+ * budget tokens|cost AMOUNT per PERIOD hard|soft [agent "A"] [principal "P"]
+ * in a tenant block, or the same inside an agent block (agent scope).
+ * amount: tokens, or USD for cost budgets.
+ */
 struct cfg_budget {
+	enum cfg_budget_scope scope;
+	char		*subject;	/* agent or principal; NULL: tenant */
 	enum cfg_budget_unit unit;
 	double		 amount;
 	enum cfg_budget_period period;
 	int		 hard;
 	struct cfg_pos	 pos;
+	struct cfg_pos	 subject_pos;	/* of an agent name, for checks */
 };
 
 struct cfg_tenant {
@@ -115,8 +153,10 @@ struct cfg_tenant {
 	int		 runtime;	/* from STATE/tenants.conf (admin API) */
 	struct cfg_agent *agents;	/* the first is the default */
 	size_t		 nagents;
-	struct cfg_budget *budgets;
+	struct cfg_budget *budgets;	/* every scope, agent blocks' too */
 	size_t		 nbudgets;
+	char		*timezone;	/* tzdata name; NULL: UTC */
+	struct cfg_fetch fetch;		/* the tenant's http-fetch block */
 	struct cfg_pos	 pos;
 };
 
@@ -161,6 +201,18 @@ const struct cfg_provider *cfg_provider_find(const struct cfg *,
 /* Checks a tenant, agent or principal name: [A-Za-z0-9._-], 1..NAME_MAX_LEN,
  * not starting with '.' or '-'. Returns 1 if valid. */
 int	cfg_name_valid(const char *name);
+
+/* The budget id of the shared contract: "tenant:UNIT:PERIOD",
+ * "agent:NAME:UNIT:PERIOD" or "principal:NAME:UNIT:PERIOD". Returns the
+ * length snprintf would write. */
+int	cfg_budget_id(const struct cfg_budget *, char *buf, size_t len);
+
+/* The budget's limit as sent to workers and journald: tokens, or
+ * micro-USD (rounded to the nearest) for cost budgets. */
+uint64_t cfg_budget_limit(const struct cfg_budget *);
+
+/* Where tzdata names are looked up (palyrad.conf(5) timezone). */
+#define CFG_ZONEINFO_DIR	"/usr/share/zoneinfo"
 
 /* Prints the effective configuration in the file's syntax (palyrad -n -v). */
 void	cfg_dump(const struct cfg *, void *stdio_file);

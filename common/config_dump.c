@@ -113,6 +113,48 @@ dump_provider(FILE *fp, const struct cfg_provider *pr)
 }
 
 static void
+dump_fetch(FILE *fp, const struct cfg_fetch *fetch, const char *indent)
+{
+	const struct cfg_fetch_allow *a;
+	char v[32];
+	size_t i;
+
+	if (!fetch->set)
+		return;
+	fprintf(fp, "%shttp-fetch {\n", indent);
+	for (i = 0; i < fetch->nallow; i++) {
+		a = &fetch->allow[i];
+		fprintf(fp, "%s\tallow \"%s%s%s", indent,
+		    a->port != 0 && strchr(a->host, ':') != NULL ? "[" : "",
+		    a->host,
+		    a->port != 0 && strchr(a->host, ':') != NULL ? "]" : "");
+		if (a->port != 0)
+			fprintf(fp, ":%u", a->port);
+		fprintf(fp, "\"%s\n", a->allow_private ? " private" : "");
+	}
+	if (fetch->max_bytes != 0) {
+		cfg_format_size(v, sizeof(v), fetch->max_bytes);
+		fprintf(fp, "%s\tmax-size %s\n", indent, v);
+	}
+	if (fetch->timeout_ms != 0) {
+		cfg_format_duration(v, sizeof(v), fetch->timeout_ms);
+		fprintf(fp, "%s\ttimeout %s\n", indent, v);
+	}
+	if (fetch->ncontent_types > 0) {
+		fprintf(fp, "%s\tcontent-types", indent);
+		for (i = 0; i < fetch->ncontent_types; i++) {
+			fputc(' ', fp);
+			dump_string(fp, fetch->content_types[i]);
+		}
+		fputc('\n', fp);
+	}
+	if (fetch->has_max_redirects)
+		fprintf(fp, "%s\tmax-redirects %u\n", indent,
+		    fetch->max_redirects);
+	fprintf(fp, "%s}\n", indent);
+}
+
+static void
 dump_agent(FILE *fp, const struct cfg_agent *a)
 {
 	static const char *const policies[] = { "allow", "ask", "deny" };
@@ -144,6 +186,16 @@ dump_agent(FILE *fp, const struct cfg_agent *a)
 		dump_string(fp, a->tools[i].pattern);
 		fprintf(fp, " %s\n", policies[a->tools[i].policy]);
 	}
+	if (a->approval_timeout_ms != 0) {
+		cfg_format_duration(wall, sizeof(wall), a->approval_timeout_ms);
+		fprintf(fp, "\t\tapproval-timeout %s\n", wall);
+	}
+	if (a->client_tool_timeout_ms != 0) {
+		cfg_format_duration(wall, sizeof(wall),
+		    a->client_tool_timeout_ms);
+		fprintf(fp, "\t\tclient-tool-timeout %s\n", wall);
+	}
+	dump_fetch(fp, &a->fetch, "\t\t");
 	fputs("\t}\n", fp);
 }
 
@@ -172,6 +224,12 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 		fprintf(fp, "\tpids-limit %u\n", tn->pids_limit);
 	if (tn->cpu_weight != 0)
 		fprintf(fp, "\tcpu-weight %u\n", tn->cpu_weight);
+	if (tn->timezone != NULL) {
+		fputs("\ttimezone ", fp);
+		dump_string(fp, tn->timezone);
+		fputc('\n', fp);
+	}
+	dump_fetch(fp, &tn->fetch, "\t");
 	for (i = 0; i < tn->nagents; i++)
 		dump_agent(fp, &tn->agents[i]);
 	for (i = 0; i < tn->nbudgets; i++) {
@@ -182,8 +240,15 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 			fputs("\tbudget cost ", fp);
 			dump_decimal(fp, b->amount);
 		}
-		fprintf(fp, " per %s %s\n", periods[b->period],
+		fprintf(fp, " per %s %s", periods[b->period],
 		    b->hard ? "hard" : "soft");
+		/* An agent block's budget reads back the same from here. */
+		if (b->subject != NULL) {
+			fprintf(fp, " %s ", b->scope == CFG_BUDGET_AGENT ?
+			    "agent" : "principal");
+			dump_string(fp, b->subject);
+		}
+		fputc('\n', fp);
 	}
 	fputs("}\n", fp);
 }

@@ -53,6 +53,15 @@
 #define PRICE_MAX		1e6
 #define COST_BUDGET_MAX		1e12
 #define TOKEN_BUDGET_MAX	(1ULL << 53)	/* exact in a double */
+#define APPROVAL_TIMEOUT_MIN	1000
+#define APPROVAL_TIMEOUT_MAX	MS_PER_DAY
+#define CLIENT_TOOL_TIMEOUT_MIN	1000
+#define CLIENT_TOOL_TIMEOUT_MAX	(60 * 60 * 1000)
+#define FETCH_MAX_SIZE_MAX	(64ULL << 20)
+#define FETCH_TIMEOUT_MIN	1000
+#define FETCH_TIMEOUT_MAX	(5 * 60 * 1000)
+#define FETCH_REDIRECTS_MAX	10
+#define FETCH_HOST_MAX		253	/* a DNS name */
 
 #define NUNITS(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -64,6 +73,7 @@ enum block_kind {
 	BLOCK_TENANT,
 	BLOCK_AGENT,
 	BLOCK_TLS,
+	BLOCK_FETCH,
 	BLOCK_COUNT,
 };
 
@@ -94,6 +104,7 @@ struct parser {
 	struct cfg_pos	 token_delay_pos; /* of the current provider */
 	struct provider_ref *refs;
 	size_t		 nrefs;
+	struct cfg_tenant *tenant;	/* of the tenant block being read */
 };
 
 /* What a handler works on: the block, its object, its seen directives. */
@@ -192,5 +203,13 @@ int	cfg_directive_tenant(struct parser *, struct cfg_lexer *,
 	    const struct cfg_token *, const struct frame *);
 extern const struct block cfg_tenant_block;
 extern const struct block cfg_agent_block;
+
+/* config_fetch.c: http-fetch blocks (tenant and agent) and timezone. */
+int	cfg_directive_http_fetch(struct parser *, struct cfg_lexer *,
+	    const struct cfg_token *, const struct frame *);
+int	cfg_directive_timezone(struct parser *, struct cfg_lexer *,
+	    const struct cfg_token *, const struct frame *);
+void	cfg_fetch_free(struct cfg_fetch *);
+extern const struct block cfg_fetch_block;
 
 #endif /* PALYRA_CONFIG_INT_H */

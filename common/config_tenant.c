@@ -1,11 +1,13 @@
 /*
  * config_tenant.c: the handlers of the palyrad.conf tenant block and what
  * it holds: workers, idle-timeout, memory-limit, pids-limit, cpu-weight,
- * journal-quota, agents (providers, prompt, output and run limits,
- * tools) and budgets, with their directive tables. Runs in the supervisor
- * (palyrad) only, while config.c parses; touches nothing but the struct
- * cfg under construction and the parser's state.
+ * journal-quota, timezone, agents (providers, prompt, output and run
+ * limits, tools, approval and client-tool timeouts) and budgets of every
+ * scope, with their directive tables (http-fetch: config_fetch.c). Runs
+ * in the supervisor (palyrad) only, while config.c parses; touches nothing
+ * but the struct cfg under construction and the parser's state.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,8 @@
 #include "config_int.h"
 #include "config_lex.h"
 #include "limits.h"
+
+static int	budgets_check(struct parser *, const struct cfg_tenant *);
 
 /* Tenants and agents */
 
@@ -38,6 +42,7 @@ cfg_directive_tenant(struct parser *p, struct cfg_lexer *lx,
 	unsigned int seen = 0;
 	struct frame sub;
 	void *grown;
+	int rc;
 
 	if (cfg_take_name(p, lx, kw, &name) == -1)
 		return -1;
@@ -62,10 +67,13 @@ cfg_directive_tenant(struct parser *p, struct cfg_lexer *lx,
 	sub.kind = BLOCK_TENANT;
 	sub.object = tn;
 	sub.seen = &seen;
-	if (cfg_open_block(p, lx, kw, &sub, &brace) == -1)
+	p->tenant = tn;
+	rc = cfg_open_block(p, lx, kw, &sub, &brace);
+	p->tenant = NULL;
+	if (rc == -1)
 		return -1;
 	if (tn->nagents > 0)
-		return 0;
+		return budgets_check(p, tn);
 	/* A tenant with no agent still answers: "assistant", offline. */
 	if ((tn->agents = calloc(1, sizeof(*tn->agents))) == NULL)
 		return cfg_out_of_memory(p, lx, kw);
@@ -81,7 +89,7 @@ cfg_directive_tenant(struct parser *p, struct cfg_lexer *lx,
 	    (a->system_prompt = strdup(DEFAULT_PROMPT)) == NULL ||
 	    agent_set_default_provider(a) == -1)
 		return cfg_out_of_memory(p, lx, kw);
-	return 0;
+	return budgets_check(p, tn);
 }
 
 static int
@@ -357,25 +365,113 @@ d_tool(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	return 0;
 }
 
-/* budget tokens|cost AMOUNT per day|month|total [hard|soft] */
+static int
+d_approval_timeout(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_agent *a = f->object;
+
+	return cfg_take_duration(p, lx, kw, APPROVAL_TIMEOUT_MIN,
+	    APPROVAL_TIMEOUT_MAX, &a->approval_timeout_ms);
+}
+
+static int
+d_client_tool_timeout(struct parser *p, struct cfg_lexer *lx,
+    const struct cfg_token *kw, const struct frame *f)
+{
+	struct cfg_agent *a = f->object;
+
+	return cfg_take_duration(p, lx, kw, CLIENT_TOOL_TIMEOUT_MIN,
+	    CLIENT_TOOL_TIMEOUT_MAX, &a->client_tool_timeout_ms);
+}
+
+/* Budgets */
+
+static const char *const budget_units[] = { "tokens", "cost" };
+static const char *const budget_periods[] = { "day", "month", "total" };
+static const char *const budget_scopes[] = { "tenant", "agent", "principal" };
+
+int
+cfg_budget_id(const struct cfg_budget *b, char *buf, size_t len)
+{
+	if (b->scope == CFG_BUDGET_TENANT || b->subject == NULL)
+		return snprintf(buf, len, "tenant:%s:%s",
+		    budget_units[b->unit], budget_periods[b->period]);
+	return snprintf(buf, len, "%s:%s:%s:%s", budget_scopes[b->scope],
+	    b->subject, budget_units[b->unit], budget_periods[b->period]);
+}
+
+uint64_t
+cfg_budget_limit(const struct cfg_budget *b)
+{
+	if (b->unit == CFG_BUDGET_TOKENS)
+		return (uint64_t)b->amount;
+	/* USD to micro-USD; COST_BUDGET_MAX keeps this below 2^64. */
+	return (uint64_t)(b->amount * 1e6 + 0.5);
+}
+
+/* [agent "NAME"] or [principal "NAME"] after a budget's kind. */
+static int
+budget_subject(struct parser *p, struct cfg_lexer *lx,
+    const struct frame *f, struct cfg_budget *b)
+{
+	const struct cfg_token *next;
+	struct cfg_token word, name;
+	int scope;
+
+	for (;;) {
+		if (cfg_lex_peek(lx, &next) == -1)
+			return -1;
+		if (next->type != CFG_TOKEN_WORD)
+			return 0;
+		if (strcmp(next->text, "agent") == 0)
+			scope = CFG_BUDGET_AGENT;
+		else if (strcmp(next->text, "principal") == 0)
+			scope = CFG_BUDGET_PRINCIPAL;
+		else
+			return 0;
+		if (cfg_lex_take(lx, &word) == -1)
+			return -1;
+		if (f->kind == BLOCK_AGENT)
+			return TOKEN_ERROR(p, lx, &word, "\"%s\" is not "
+			    "allowed in a budget inside an agent block (the "
+			    "budget is the agent's)", word.text);
+		if (b->scope != CFG_BUDGET_TENANT)
+			return TOKEN_ERROR(p, lx, &word, "a budget applies to "
+			    "one agent or one principal, not both");
+		if (cfg_take_name(p, lx, &word, &name) == -1)
+			return -1;
+		b->scope = (enum cfg_budget_scope)scope;
+		cfg_set_pos(&b->subject_pos, lx, &name);
+		if ((b->subject = strdup(name.text)) == NULL)
+			return cfg_out_of_memory(p, lx, &name);
+	}
+}
+
+/*
+ * budget tokens|cost AMOUNT per day|month|total [hard|soft]
+ *     [agent "NAME" | principal "NAME"]
+ * in a tenant block, or without a subject in an agent block.
+ */
 static int
 d_budget(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
     const struct frame *f)
 {
-	static const char *const units[] = { "tokens", "cost" };
 	static const char *const per[] = { "per" };
-	static const char *const periods[] = { "day", "month", "total" };
 	static const char *const kinds[] = { "hard", "soft" };
-	struct cfg_tenant *tn = f->object;
-	struct cfg_budget b, *nb;
+	struct cfg_tenant *tn = p->tenant;
+	const struct cfg_budget *o;
+	const struct cfg_token *next;
+	struct cfg_budget b;
+	char id[NAME_MAX_LEN + 40];
 	uint64_t tokens;
 	void *grown;
 	size_t i;
-	int unit, unused, period, hard = 0, more;
+	int unit, unused, period, hard = 0;
 
 	memset(&b, 0, sizeof(b));
 	cfg_set_pos(&b.pos, lx, kw);
-	if (cfg_take_keyword(p, lx, kw, units, 2, "tokens or cost",
+	if (cfg_take_keyword(p, lx, kw, budget_units, 2, "tokens or cost",
 	    &unit) == -1)
 		return -1;
 	if (unit == 0) {
@@ -387,28 +483,76 @@ d_budget(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	    &b.amount) == -1)
 		return -1;
 	if (cfg_take_keyword(p, lx, kw, per, 1, "per", &unused) == -1 ||
-	    cfg_take_keyword(p, lx, kw, periods, 3, "day, month or total",
-	    &period) == -1)
+	    cfg_take_keyword(p, lx, kw, budget_periods, 3,
+	    "day, month or total", &period) == -1)
 		return -1;
-	if (cfg_arg_follows(lx, &more) == -1)
+	if (cfg_lex_peek(lx, &next) == -1)
 		return -1;
-	if (more && cfg_take_keyword(p, lx, kw, kinds, 2, "hard or soft",
-	    &hard) == -1)
+	if ((next->type == CFG_TOKEN_WORD || next->type == CFG_TOKEN_STRING) &&
+	    strcmp(next->text, "agent") != 0 &&
+	    strcmp(next->text, "principal") != 0 &&
+	    cfg_take_keyword(p, lx, kw, kinds, 2, "hard or soft", &hard) == -1)
 		return -1;
 	b.unit = unit == 0 ? CFG_BUDGET_TOKENS : CFG_BUDGET_COST;
 	b.period = (enum cfg_budget_period)period;
 	b.hard = hard == 0;
-	for (i = 0; i < tn->nbudgets; i++)
-		if (tn->budgets[i].unit == b.unit &&
-		    tn->budgets[i].period == b.period)
-			return TOKEN_ERROR(p, lx, kw, "duplicate budget %s per "
-			    "%s", units[unit], periods[period]);
-	/* Unit and period are unique, so a tenant has at most six. */
-	grown = cfg_array_append(tn->budgets, &tn->nbudgets, sizeof(*nb));
-	if (grown == NULL)
+	if (f->kind == BLOCK_AGENT) {
+		b.scope = CFG_BUDGET_AGENT;
+		b.subject_pos = b.pos;
+		if ((b.subject = strdup(((struct cfg_agent *)
+		    f->object)->name)) == NULL)
+			return cfg_out_of_memory(p, lx, kw);
+	}
+	if (budget_subject(p, lx, f, &b) == -1) {
+		free(b.subject);
+		return -1;
+	}
+	for (i = 0; i < tn->nbudgets; i++) {
+		o = &tn->budgets[i];
+		if (o->unit != b.unit || o->period != b.period ||
+		    o->scope != b.scope || (b.subject != NULL &&
+		    strcmp(o->subject, b.subject) != 0))
+			continue;
+		cfg_budget_id(&b, id, sizeof(id));
+		free(b.subject);
+		return TOKEN_ERROR(p, lx, kw, "duplicate budget \"%s\" "
+		    "(first at line %d of %s)", id, o->pos.line, o->pos.file);
+	}
+	if (tn->nbudgets >= CFG_MAX_BUDGETS) {
+		free(b.subject);
+		return TOKEN_ERROR(p, lx, kw, "too many budgets in tenant "
+		    "\"%s\" (limit %d)", tn->name, CFG_MAX_BUDGETS);
+	}
+	grown = cfg_array_append(tn->budgets, &tn->nbudgets, sizeof(b));
+	if (grown == NULL) {
+		free(b.subject);
 		return cfg_out_of_memory(p, lx, kw);
+	}
 	tn->budgets = grown;
 	tn->budgets[tn->nbudgets - 1] = b;
+	return 0;
+}
+
+/* Once the tenant block is read: every agent a budget names exists. */
+static int
+budgets_check(struct parser *p, const struct cfg_tenant *tn)
+{
+	const struct cfg_budget *b;
+	size_t i, j;
+
+	for (i = 0; i < tn->nbudgets; i++) {
+		b = &tn->budgets[i];
+		if (b->scope != CFG_BUDGET_AGENT)
+			continue;
+		for (j = 0; j < tn->nagents; j++)
+			if (strcmp(tn->agents[j].name, b->subject) == 0)
+				break;
+		if (j == tn->nagents)
+			return cfg_parser_error(p, b->subject_pos.file,
+			    b->subject_pos.line, b->subject_pos.col,
+			    "unknown agent \"%s\" in tenant \"%s\"",
+			    b->subject, tn->name);
+	}
 	return 0;
 }
 
@@ -424,6 +568,8 @@ static const struct directive tenant_directives[] = {
 	{ "include", cfg_directive_include, 0 },
 	{ "idle-timeout", d_idle_timeout, D_ONCE | D_CHAIN },
 	{ "journal-quota", d_journal_quota, D_ONCE | D_CHAIN },
+	{ "timezone", cfg_directive_timezone, D_ONCE | D_CHAIN },
+	{ "http-fetch", cfg_directive_http_fetch, D_ONCE },
 };
 
 static const struct directive agent_directives[] = {
@@ -436,6 +582,10 @@ static const struct directive agent_directives[] = {
 	{ "max-turns", d_max_turns, D_ONCE | D_CHAIN },
 	{ "max-tool-calls", d_max_tool_calls, D_ONCE | D_CHAIN },
 	{ "max-wall-clock", d_max_wall_clock, D_ONCE | D_CHAIN },
+	{ "budget", d_budget, D_CHAIN },
+	{ "approval-timeout", d_approval_timeout, D_ONCE | D_CHAIN },
+	{ "client-tool-timeout", d_client_tool_timeout, D_ONCE | D_CHAIN },
+	{ "http-fetch", cfg_directive_http_fetch, D_ONCE },
 };
 
 const struct block cfg_tenant_block =

@@ -37,6 +37,10 @@
 #define CFG_MAX_TOOL_RULES	256	/* tool rules of one agent */
 #define CFG_MAX_PRICING		1024	/* pricing blocks */
 #define CFG_MAX_WORKERS		64	/* `workers` of one tenant */
+#define CFG_MAX_BUDGETS		1024	/* budgets of one tenant, all scopes */
+#define CFG_MAX_FETCH_ALLOW	64	/* allow entries of one http-fetch block */
+#define CFG_MAX_CONTENT_TYPES	32	/* content-types of one http-fetch block */
+#define CFG_MAX_TIMEZONE_LEN	64	/* a tzdata name */
 
 /* Supervisor */
 #define SUP_RESTART_MIN_MS	100
@@ -139,8 +143,21 @@
  * FE_REATTACH_DRAIN_POLL_MS. */
 #define FE_REATTACH_OUT_HIGH	(256 * 1024)
 #define FE_REATTACH_DRAIN_POLL_MS 10
-/* AbortRun: the longest reason, in bytes (a RunStream cancel's too). */
+/* AbortRun: the longest reason, in bytes (a RunStream cancel's too, and
+ * an ApprovalDecision's). */
 #define FE_RUN_REASON_MAX	1024
+/* RunStream sizes the front checks before a worker sees them: client-side
+ * tools of a start (count, name, description, JSON schema), the whole
+ * start once encoded (it travels in one IPC message), a ClientToolResult
+ * (its tool_call_id and content) and an ApprovalDecision's approval_id. */
+#define FE_RUN_TOOLS_MAX	64
+#define FE_RUN_TOOL_NAME_MAX	64
+#define FE_RUN_TOOL_DESCRIPTION_MAX (4 * 1024)
+#define FE_RUN_TOOL_SCHEMA_MAX	(16 * 1024)
+#define FE_RUN_START_MAX	(IPC_MAX_PAYLOAD - 16 * 1024)
+#define FE_TOOL_CALL_ID_MAX	256
+#define FE_TOOL_RESULT_MAX	(64 * 1024)
+#define FE_APPROVAL_ID_MAX	64
 /* ListSessions: the largest page_size, and the page of a page_size 0. */
 #define FE_SESSIONS_PAGE_MAX	100
 #define FE_SESSIONS_PAGE_DEFAULT 50
@@ -203,6 +220,17 @@
 #define JNL_SECRETS_MAX		1024
 /* Prune (journald/prune.c): events deleted per transaction. */
 #define JNL_PRUNE_BATCH		4096
+/* Usage and budgets (journald/usage.c, budgets.c): runtime budgets of one
+ * tenant (SetBudget), the largest budget limit (SQLite's integers), the
+ * reservations one tenant may hold at once, rows of one GetUsage answer,
+ * the longest model name recorded, and the largest token count or cost
+ * one settle may add (far above any real call; keeps sums in range). */
+#define JNL_BUDGETS_MAX		256
+#define JNL_BUDGET_LIMIT_MAX	((uint64_t)INT64_MAX / 4)
+#define JNL_RESERVATIONS_MAX	65536
+#define JNL_USAGE_ROWS_MAX	1000
+#define JNL_USAGE_MODEL_MAX	256
+#define JNL_USAGE_CALL_MAX	((uint64_t)1 << 48)
 /* Reattach reads: events of one run per page (and what fits a datagram). */
 #define JNL_READ_PAGE_MAX	256
 /* Session and run listings (journald/listing.c, front/listing.c): rows of
@@ -247,6 +275,20 @@
 #define WRK_HTTP_HEAD_MAX	(64 * 1024)
 #define WRK_HTTP_CA_MAX		(4 * 1024 * 1024)
 /*
+ * http.fetch (worker/fetch.c, palyrad.conf(5) http-fetch): the URL of one
+ * fetch (and of each redirect hop), the request headers a model may set
+ * and their sizes, and the defaults of a block's max-size, timeout and
+ * max-redirects. The body returned is also bounded by WRK_TOOL_RESULT_MAX
+ * (worker/tools.h) once encoded.
+ */
+#define WRK_FETCH_URL_MAX	2048
+#define WRK_FETCH_HEADERS_MAX	16
+#define WRK_FETCH_HEADER_NAME_MAX 64
+#define WRK_FETCH_HEADER_VALUE_MAX 1024
+#define WRK_FETCH_MAX_BYTES_DEFAULT (1024 * 1024)
+#define WRK_FETCH_TIMEOUT_DEFAULT_MS 10000
+#define WRK_FETCH_REDIRECTS_DEFAULT 3
+/*
  * Run features (worker/run.c, journald/runprep.c): the session history a
  * run's prompt is given (its newest earlier turns, at most this many and
  * this many bytes of input plus output text: the model's context budget;
@@ -260,6 +302,20 @@
 #define WRK_RUN_INPUTS_MAX	8
 #define WRK_RUN_INPUTS_BYTES_MAX (128 * 1024)
 #define WRK_TOOL_ARGS_DEPTH	16
+/*
+ * The tool gate (worker/tools.c, worker/toolgate.c): client-side tools a
+ * run may declare, their name and schema sizes, the arguments summary of
+ * an approval, and the default approval and client-tool timeouts
+ * (palyrad.conf(5) approval-timeout, client-tool-timeout).
+ */
+#define WRK_CLIENT_TOOLS_MAX	64
+#define WRK_CLIENT_TOOL_NAME_MAX 64
+#define WRK_CLIENT_TOOL_SCHEMA_MAX (16 * 1024)
+#define WRK_CLIENT_TOOL_DESC_MAX (4 * 1024)
+#define WRK_APPROVAL_SUMMARY_MAX 1024
+#define WRK_APPROVAL_REASON_MAX	1024
+#define WRK_APPROVAL_TIMEOUT_DEFAULT_MS (5ULL * 60 * 1000)
+#define WRK_CLIENT_TOOL_TIMEOUT_DEFAULT_MS (60ULL * 1000)
 #define JNL_RUNPREP_TTL_MS	30000
 #define WRK_PREPARE_TIMEOUT_MS	(JNL_RUNPREP_TTL_MS + 5000)	/* its answer */
 #define JNL_RUNPREP_PENDING_MAX	4096	/* per tenant */
@@ -301,6 +357,7 @@
 
 /* Sandbox (common/sandbox.c) */
 #define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */
+#define SBX_RO_DIRS_MAX		2	/* read-only host directories of a profile */
 #define SBX_FACTS_MAX		32	/* applied or skipped steps reported */
 #define SBX_FACT_LEN		80	/* bytes of one fact, NUL included */
 #define SBX_NOFILE_WORKER	1024

@@ -147,7 +147,8 @@ profile_ids(struct sbx_profile *p, const char *ids)
 
 /*
  * The worker keeps the host network for provider egress; Landlock leaves it
- * TCP connect to its providers' ports only, and files in its scratch dir.
+ * TCP connect to its providers' ports only, and files in its scratch dir
+ * (with the tzdata read-only inside it).
  */
 int
 sbx_profile_worker(
@@ -160,13 +161,15 @@ sbx_profile_worker(
 	p->nofile = SBX_NOFILE_WORKER;
 	p->fsize = SBX_FSIZE_WORKER;
 	p->syscalls = SBX_SYS_FILES | SBX_SYS_CONNECT | SBX_SYS_THREADS;
+	p->ro_dirs[p->nro_dirs++] = SBX_ZONEINFO_DIR;
 	if (ports != NULL &&
 	    sbx_parse_ports(ports, p->connect_ports, &p->nconnect_ports) < 0)
 		return -EINVAL;
 	return profile_ids(p, ids);
 }
 
-/* journald: its state directory, no network at all. */
+/* journald: its state directory (with the tzdata read-only inside it), no
+ * network at all. */
 int
 sbx_profile_journald(
     struct sbx_profile *p, const char *ids, const char *state_dir)
@@ -179,6 +182,7 @@ sbx_profile_journald(
 	p->nofile = SBX_NOFILE_JOURNALD;
 	p->fsize = RLIM_INFINITY;
 	p->syscalls = SBX_SYS_FILES;
+	p->ro_dirs[p->nro_dirs++] = SBX_ZONEINFO_DIR;
 	return profile_ids(p, ids);
 }
 

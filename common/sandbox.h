@@ -27,6 +27,10 @@
 
 #include "limits.h"
 
+/* tzdata, read by the worker and journald for time zones (budget periods,
+ * usage days, cron). */
+#define SBX_ZONEINFO_DIR "/usr/share/zoneinfo"
+
 /* Namespaces a profile asks for. */
 #define SBX_NS_USER 0x01U
 #define SBX_NS_MOUNT 0x02U
@@ -49,6 +53,12 @@ struct sbx_profile {
 	/* The only directory the process may touch (read-write); it becomes
 	 * the cwd and the root. NULL: no filesystem access at all. */
 	const char *dir;
+	/* Host directories made visible read-only at the same path inside
+	 * dir (a bind mount in the private mount namespace, before the
+	 * chroot): the tzdata of time zones. Skipped (a fact says why) when
+	 * there is no mount namespace or no dir. */
+	const char *ro_dirs[SBX_RO_DIRS_MAX];
+	size_t nro_dirs;
 	uint16_t connect_ports[SBX_MAX_PORTS]; /* TCP connect allowed */
 	size_t nconnect_ports;
 	rlim_t nofile;	   /* RLIMIT_NOFILE (soft and hard), capped by hard */

@@ -5,8 +5,10 @@
  *
  * Runs in palyra-worker, palyra-journald and palyra-front, once, single
  * threaded. Touches the calling process's credentials and namespaces, its
- * /proc/self/{setgroups,uid_map,gid_map}, and (front only) mounts an empty
- * read-only tmpfs in its own mount namespace as its root.
+ * /proc/self/{setgroups,uid_map,gid_map}, and in its own mount namespace
+ * mounts (front) an empty read-only tmpfs as its root, or (worker,
+ * journald) read-only binds of host directories such as the tzdata inside
+ * its directory, creating their mount points there.
  *
  * Started as root, the non-user namespaces are created first (they need
  * CAP_SYS_ADMIN in the initial user namespace), then the ids are dropped,
@@ -18,6 +20,8 @@
  */
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 
 #include <linux/capability.h>
@@ -180,6 +184,151 @@ empty_root(struct sbx_facts *f, int *dir_fd)
 	return 0;
 }
 
+/* The MS_* flags of the mount a directory is on, which a remount of a
+ * bind of it must keep (a user namespace cannot clear locked ones). */
+static unsigned long
+mount_flags_of(int fd)
+{
+	struct statvfs sv;
+	unsigned long fl = 0;
+
+	if (fstatvfs(fd, &sv) == -1)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		fl |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		fl |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		fl |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		fl |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		fl |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		fl |= MS_RELATIME;
+	return fl;
+}
+
+/*
+ * Binds host directory src read-only at the same path beneath the
+ * profile's directory (the cwd), creating the mount point. Every component
+ * is opened with O_NOFOLLOW and both ends are named by /proc/self/fd, so a
+ * symlink planted in the directory by an earlier, compromised process of
+ * the same kind can never redirect the mount. Any failure skips the step
+ * (nothing is left mounted read-write). Returns 0, or -1 when a read-write
+ * bind could not be undone, which fails the sandbox.
+ */
+static int
+ro_bind(const char *src, struct sbx_facts *f)
+{
+	char comp[256], spath[32], tpath[300];
+	const char *s = src, *end;
+	int sfd, cur = -1, parent = -1, mnt = -1, saved, rc = 0;
+	unsigned long flags;
+	struct stat st;
+	size_t n;
+
+	if ((sfd = open(src, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		sbx_fact_skipped(f, "read-only %s: %s", src, strerror(errno));
+		return 0;
+	}
+	/* The directory's descriptor was opened before the mount namespace
+	 * existed and names it in the parent's mounts, where we cannot
+	 * mount; the cwd (that directory) moved into ours with unshare(). */
+	if ((cur = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	while (*s == '/')
+		s++;
+	while (*s != '\0') {
+		end = strchr(s, '/');
+		n = end != NULL ? (size_t)(end - s) : strlen(s);
+		if (n == 0 || n >= sizeof(comp)) {
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
+		memcpy(comp, s, n);
+		comp[n] = '\0';
+		if (mkdirat(cur, comp, 0755) == -1 && errno != EEXIST)
+			goto fail;
+		if (parent != -1)
+			close(parent);
+		parent = cur;
+		if ((cur = openat(parent, comp, O_PATH | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1)
+			goto fail;
+		/* The process runs under its own uid: every directory on
+		 * the way must be searchable by others (palyrad's umask
+		 * made them 0700). Through the descriptor, never a name. */
+		if (fstat(cur, &st) == -1)
+			goto fail;
+		if ((st.st_mode & 0755) != 0755 && st.st_uid == geteuid()) {
+			snprintf(tpath, sizeof(tpath), "/proc/self/fd/%d", cur);
+			if (chmod(tpath, (st.st_mode & 07777) | 0755) == -1)
+				goto fail;
+		}
+		for (s += n; *s == '/'; s++)
+			;
+	}
+	if (parent == -1) {
+		errno = EINVAL;
+		goto fail;
+	}
+	snprintf(spath, sizeof(spath), "/proc/self/fd/%d", sfd);
+	snprintf(tpath, sizeof(tpath), "/proc/self/fd/%d", cur);
+	if (mount(spath, tpath, NULL, MS_BIND | MS_REC, NULL) == -1)
+		goto fail;
+	/* cur still names the directory beneath; the new mount is what the
+	 * last component leads to now. */
+	if ((mnt = openat(parent, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		goto undo;
+	snprintf(tpath, sizeof(tpath), "/proc/self/fd/%d", mnt);
+	flags = mount_flags_of(sfd) | MS_BIND | MS_REMOUNT | MS_RDONLY |
+	    MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	if (mount(NULL, tpath, NULL, flags, NULL) == -1)
+		goto undo;
+	sbx_fact_applied(f, "read-only %s", src);
+	goto out;
+undo:
+	saved = errno;
+	snprintf(tpath, sizeof(tpath), "/proc/self/fd/%d/%s", parent, comp);
+	if (umount2(tpath, MNT_DETACH) == -1) {
+		log_error("sandbox: %s bound read-write and cannot be "
+		    "unmounted: %s", src, strerror(errno));
+		rc = -1;
+	}
+	errno = saved;
+fail:
+	sbx_fact_skipped(f, "read-only %s: %s", src, strerror(errno));
+out:
+	if (mnt != -1)
+		close(mnt);
+	if (cur != -1)
+		close(cur);
+	if (parent != -1)
+		close(parent);
+	close(sfd);
+	return rc;
+}
+
+/* The profile's read-only directories, in our private mount namespace. */
+static int
+ro_dirs(const struct sbx_profile *p, struct sbx_facts *f, int dir_fd,
+    const struct ids_state *st)
+{
+	size_t i;
+
+	for (i = 0; i < p->nro_dirs; i++) {
+		if (!st->mountns || dir_fd == -1 || p->dir == NULL)
+			sbx_fact_skipped(f, "read-only %s: %s", p->ro_dirs[i],
+			    !st->mountns ? "no mount namespace" :
+			    "no directory");
+		else if (ro_bind(p->ro_dirs[i], f) == -1)
+			return -EPERM;
+	}
+	return 0;
+}
+
 static void
 enter_root(struct sbx_facts *f, int dir_fd, const struct sbx_profile *p)
 {
@@ -301,6 +450,8 @@ sbx_ids_apply(const struct sbx_profile *p, struct sbx_facts *f, int *dir_fd)
 		if (p->dir == NULL && st.mountns &&
 		    (rc = empty_root(f, dir_fd)) < 0)
 			return rc;
+		if ((rc = ro_dirs(p, f, *dir_fd, &st)) < 0)
+			return rc;
 		if (p->set_ids && (rc = ids_switch(p, f)) < 0)
 			return rc;
 		if (!p->set_ids)
@@ -317,6 +468,8 @@ sbx_ids_apply(const struct sbx_profile *p, struct sbx_facts *f, int *dir_fd)
 		other_namespaces(p, f, &st);
 		if (p->dir == NULL && st.mountns &&
 		    (rc = empty_root(f, dir_fd)) < 0)
+			return rc;
+		if ((rc = ro_dirs(p, f, *dir_fd, &st)) < 0)
 			return rc;
 	}
 	enter_root(f, *dir_fd, p);

@@ -52,7 +52,9 @@ usage(FILE *f)
 	    "  token revoke token_id\n"
 	    "  run [--tenant name | --token token] [--agent name]\n"
 	    "      [--session-key key] [--idempotency-key key]\n"
-	    "      [--cancel-on-disconnect] [-v] prompt\n"
+	    "      [--cancel-on-disconnect] "
+	    "[--approve once|session|ttl:duration|deny]\n"
+	    "      [-v] prompt\n"
 	    "  run [--tenant name | --token token] --attach run_id "
 	    "[--after seq] [-v]\n"
 	    "  runs show|abort|events [--tenant name | --token token] "
@@ -82,6 +84,26 @@ usage(FILE *f)
 	    "  journal export --tenant name [--since seq]\n"
 	    "  journal backup --tenant name\n"
 	    "  journal prune --tenant name --older-than duration\n"
+	    "  approvals list [--state pending|allowed|denied|expired] "
+	    "[--run run_id]\n"
+	    "  approvals show approval_id\n"
+	    "  approvals decide approval_id allow|deny "
+	    "[--scope once|session|ttl]\n"
+	    "      [--ttl duration] [--reason text]\n"
+	    "  approvals grants [--all]\n"
+	    "  approvals revoke grant_id\n"
+	    "  approvals export [-o file] [--since time]\n"
+	    "  approvals verify-export file\n"
+	    "  usage [--from day] [--to day] [--agent name] "
+	    "[--principal name]\n"
+	    "      [--by day,agent,principal,model]\n"
+	    "  budget list\n"
+	    "  budget set tenant|agent:name|principal:name tokens|cost "
+	    "limit\n"
+	    "      per day|month|total soft|hard\n"
+	    "  budget delete budget_id\n"
+	    "  (approvals, usage and budget take --tenant name or "
+	    "--token token, and --json)\n"
 	    "  help\n");
 }
 
@@ -293,6 +315,14 @@ cmd_token(const struct ctl_ctx *ctx, int argc, char **argv)
 
 /* run */
 
+/* run --approve: the decision given to every approval request of the
+ * run, on its own stream. */
+struct run_approve {
+	int		 decision;	/* ApprovalDecisionKind; 0: none */
+	int		 scope;		/* ApprovalScope (allow) */
+	uint64_t	 ttl_ms;
+};
+
 struct run_call {
 	const struct ctl_ctx	*ctx;
 	int			 tty;
@@ -301,6 +331,9 @@ struct run_call {
 	int			 attach;	/* following an existing run */
 	char			 reason[512];
 	int			 bad;
+	struct run_approve	 approve;
+	struct ctl_grpc_sender	*sender;	/* run --approve */
+	int			 send_failed;
 };
 
 /* Writes a line of a run's progress to stderr, control bytes as '?'. */
@@ -389,6 +422,38 @@ event_json(const Palyra__V1__RunEvent *ev)
 		kind = "input";
 		body = json_pack("{s:s}", "text", ev->input->text);
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST:
+		kind = "approval_request";
+		body = json_pack("{s:s, s:s, s:s, s:s, s:I}", "approval_id",
+		    ev->approval_request->approval_id, "tool_call_id",
+		    ev->approval_request->tool_call_id, "tool_name",
+		    ev->approval_request->tool_name, "arguments_summary",
+		    ev->approval_request->arguments_summary,
+		    "expires_unix_ms",
+		    (json_int_t)ev->approval_request->expires_unix_ms);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_DECIDED:
+		kind = "approval_decided";
+		body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+		    "approval_id", ev->approval_decided->approval_id,
+		    "decision", ev->approval_decided->decision ==
+		    PALYRA__V1__APPROVAL_DECISION_KIND__APPROVAL_DECISION_ALLOW ?
+		    "allow" : "deny", "scope",
+		    ctl_approval_scope_name(ev->approval_decided->scope),
+		    "decided_by", ev->approval_decided->decided_by, "reason",
+		    ev->approval_decided->reason, "grant_id",
+		    ev->approval_decided->grant_id, "grant_expires_unix_ms",
+		    (json_int_t)ev->approval_decided->grant_expires_unix_ms);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_BUDGET_WARNING:
+		kind = "budget_warning";
+		body = json_pack("{s:s, s:s, s:I, s:I, s:s}", "budget_id",
+		    ev->budget_warning->budget_id, "message",
+		    ev->budget_warning->message, "used",
+		    (json_int_t)ev->budget_warning->used, "limit",
+		    (json_int_t)ev->budget_warning->limit, "unit",
+		    ev->budget_warning->unit);
+		break;
 	default:
 		break;
 	}
@@ -397,6 +462,65 @@ event_json(const Palyra__V1__RunEvent *ev)
 	else
 		json_decref(body);
 	return o;
+}
+
+/* An approval request of the run on stderr, and how to answer it. */
+static void
+approval_text(const struct run_call *rc,
+    const Palyra__V1__ApprovalRequest *ar)
+{
+	char	 expires[32];
+
+	fprintf(stderr, "[approval %s tool ", ar->approval_id);
+	ctl_print_clean(stderr, ar->tool_name);
+	fputc(' ', stderr);
+	ctl_print_clean(stderr, ar->arguments_summary[0] != '\0' ?
+	    ar->arguments_summary : "{}");
+	fprintf(stderr, " expires %s]\n", ctl_time_string(ar->expires_unix_ms,
+	    expires, sizeof(expires)));
+	if (rc->approve.decision == 0)
+		fprintf(stderr, "[decide with: palyractl approvals decide %s "
+		    "allow (or deny)]\n", ar->approval_id);
+}
+
+static void
+decided_text(const Palyra__V1__ApprovalDecided *ad)
+{
+	char	 expires[32];
+
+	fprintf(stderr, "[%s %s by ", ad->decision ==
+	    PALYRA__V1__APPROVAL_DECISION_KIND__APPROVAL_DECISION_ALLOW ?
+	    "approved" : "denied", ad->approval_id);
+	ctl_print_clean(stderr, ad->decided_by);
+	if (ad->scope != 0)
+		fprintf(stderr, " scope %s",
+		    ctl_approval_scope_name(ad->scope));
+	if (ad->grant_id[0] != '\0')
+		fprintf(stderr, " grant %s", ad->grant_id);
+	if (ad->grant_expires_unix_ms > 0)
+		fprintf(stderr, " until %s",
+		    ctl_time_string(ad->grant_expires_unix_ms, expires,
+		    sizeof(expires)));
+	if (ad->reason[0] != '\0') {
+		fputs(": ", stderr);
+		ctl_print_clean(stderr, ad->reason);
+	}
+	fputs("]\n", stderr);
+}
+
+static void
+budget_text(const Palyra__V1__BudgetWarning *bw)
+{
+	fputs("[budget ", stderr);
+	ctl_print_clean(stderr, bw->budget_id);
+	fprintf(stderr, " used %llu of %llu %s", (unsigned long long)bw->used,
+	    (unsigned long long)bw->limit, strcmp(bw->unit, "cost") == 0 ?
+	    "micro-USD" : "tokens");
+	if (bw->message[0] != '\0') {
+		fputs(": ", stderr);
+		ctl_print_clean(stderr, bw->message);
+	}
+	fputs("]\n", stderr);
 }
 
 static void
@@ -460,9 +584,46 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 			fprintf(stderr, "[note] %s: %s\n",
 			    ev->note->principal, ev->note->text);
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST:
+		approval_text(rc, ev->approval_request);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_DECIDED:
+		decided_text(ev->approval_decided);
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_BUDGET_WARNING:
+		budget_text(ev->budget_warning);
+		break;
 	default:
 		break;
 	}
+}
+
+/* run --approve: answers an approval request on the run's own stream. */
+static int
+send_decision(struct run_call *rc, const Palyra__V1__ApprovalRequest *ar)
+{
+	Palyra__V1__RunStreamRequest	 req =
+	    PALYRA__V1__RUN_STREAM_REQUEST__INIT;
+	Palyra__V1__ApprovalDecision	 d =
+	    PALYRA__V1__APPROVAL_DECISION__INIT;
+	uint8_t				*buf;
+	size_t				 len;
+	int				 r;
+
+	d.approval_id = ar->approval_id;
+	d.decision = rc->approve.decision;
+	d.scope = rc->approve.scope;
+	d.ttl_ms = rc->approve.ttl_ms;
+	d.reason = "palyractl run --approve";
+	req.msg_case = PALYRA__V1__RUN_STREAM_REQUEST__MSG_APPROVAL;
+	req.approval = &d;
+	len = palyra__v1__run_stream_request__get_packed_size(&req);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return -1;
+	palyra__v1__run_stream_request__pack(&req, buf);
+	r = ctl_grpc_send(rc->sender, buf, len);
+	free(buf);
+	return r;
 }
 
 static int
@@ -486,7 +647,22 @@ run_msg(const uint8_t *msg, size_t len, void *arg)
 		print_json(event_json(ev));
 	else
 		event_text(rc, ev);
+	if (rc->sender != NULL) {
+		if (ev->event_case ==
+		    PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST &&
+		    rc->approve.decision != 0 &&
+		    send_decision(rc, ev->approval_request) < 0)
+			rc->send_failed = 1;
+		/* The run is over: the request stream ends too. */
+		if (rc->terminal != 0)
+			ctl_grpc_close_send(rc->sender);
+	}
 	palyra__v1__run_event__free_unpacked(ev, NULL);
+	if (rc->send_failed) {
+		fprintf(stderr, "palyractl: run: could not send the approval "
+		    "decision\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -500,7 +676,33 @@ struct run_opts {
 	const char	*prompt;
 	const char	*attach;	/* run id to follow */
 	uint64_t	 after;		/* from after this seq */
+	struct run_approve approve;	/* --approve */
 };
+
+/* --approve once|session|ttl:DURATION|deny. Returns 0 or -1. */
+static int
+parse_approve(const char *s, struct run_approve *a)
+{
+	long long	 ttl;
+
+	memset(a, 0, sizeof(*a));
+	a->decision = PALYRA__V1__APPROVAL_DECISION_KIND__APPROVAL_DECISION_ALLOW;
+	if (strcmp(s, "deny") == 0)
+		a->decision =
+		    PALYRA__V1__APPROVAL_DECISION_KIND__APPROVAL_DECISION_DENY;
+	else if (strcmp(s, "once") == 0)
+		a->scope = PALYRA__V1__APPROVAL_SCOPE__APPROVAL_SCOPE_ONCE;
+	else if (strcmp(s, "session") == 0)
+		a->scope = PALYRA__V1__APPROVAL_SCOPE__APPROVAL_SCOPE_SESSION;
+	else if (strncmp(s, "ttl:", 4) == 0 &&
+	    (ttl = ctl_duration_seconds(s + 4)) > 0 &&
+	    (uint64_t)ttl * 1000 <= CTL_APPROVAL_TTL_MAX_MS) {
+		a->scope = PALYRA__V1__APPROVAL_SCOPE__APPROVAL_SCOPE_TTL;
+		a->ttl_ms = (uint64_t)ttl * 1000;
+	} else
+		return -1;
+	return 0;
+}
 
 static int
 run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
@@ -514,6 +716,7 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		{ "cancel-on-disconnect", no_argument, NULL, 'c' },
 		{ "attach", required_argument, NULL, 'A' },
 		{ "after", required_argument, NULL, 'S' },
+		{ "approve", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*after = NULL;
@@ -548,6 +751,14 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		case 'S':
 			after = optarg;
 			break;
+		case 'P':
+			if (parse_approve(optarg, &o->approve) < 0) {
+				usage_error("--approve is once, session, "
+				    "ttl:DURATION (1s to 30d, such as ttl:10m) "
+				    "or deny");
+				return -1;
+			}
+			break;
 		case 'v':
 			ctx->verbose = 1;
 			break;
@@ -564,10 +775,10 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		/* A run that exists already: only where to follow it from. */
 		if (optind != argc || o->agent != NULL ||
 		    o->session_key != NULL || o->idempotency_key != NULL ||
-		    o->cancel_on_disconnect) {
+		    o->cancel_on_disconnect || o->approve.decision != 0) {
 			usage_error("run --attach takes no prompt, --agent, "
-			    "--session-key, --idempotency-key or "
-			    "--cancel-on-disconnect");
+			    "--session-key, --idempotency-key, "
+			    "--cancel-on-disconnect or --approve");
 			return -1;
 		}
 		if (o->attach[0] == '\0' || strlen(o->attach) > 64) {
@@ -641,6 +852,7 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	Palyra__V1__RunStreamRequest	 req;
 	Palyra__V1__RunStart		 start;
 	struct ctl_grpc_result		 res;
+	struct ctl_grpc_sender		 sender;
 	struct run_call			 rc;
 	struct run_opts			 o;
 	const char			*env;
@@ -695,8 +907,15 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	rc.ctx = ctx;
 	rc.tty = isatty(STDOUT_FILENO);
 	rc.attach = o.attach != NULL;
-	called = ctl_grpc_call(ctx, GATEWAY "RunStream", token, buf, len,
-	    run_msg, &rc, &res);
+	rc.approve = o.approve;
+	if (o.approve.decision != 0) {
+		/* The request stream stays open for the decisions. */
+		rc.sender = &sender;
+		called = ctl_grpc_bidi(ctx, GATEWAY "RunStream", token, buf,
+		    len, run_msg, &rc, &sender, &res);
+	} else
+		called = ctl_grpc_call(ctx, GATEWAY "RunStream", token, buf,
+		    len, run_msg, &rc, &res);
 	explicit_bzero(token, strlen(token));
 	free(token);
 	free(buf);
@@ -803,6 +1022,12 @@ main(int argc, char **argv)
 		rc = ctl_cmd_tenant(&ctx, argc, argv);
 	else if (strcmp(argv[0], "reload") == 0)
 		rc = ctl_cmd_reload(&ctx, argc, argv);
+	else if (strcmp(argv[0], "approvals") == 0)
+		rc = ctl_cmd_approvals(&ctx, argc, argv);
+	else if (strcmp(argv[0], "usage") == 0)
+		rc = ctl_cmd_usage(&ctx, argc, argv);
+	else if (strcmp(argv[0], "budget") == 0)
+		rc = ctl_cmd_budget(&ctx, argc, argv);
 	else
 		rc = usage_error("unknown command %s", argv[0]);
 	curl_global_cleanup();

@@ -8,16 +8,23 @@
  *   ctl.c    main, options, the health, token and run commands
  *   status.c the status command: palyrad's processes as a table
  *   grpc.c   a minimal gRPC client: framing, streaming decode, trailers
+ *   grpc_bidi.c a bidirectional call on nghttp2 (run --approve)
  *   admin.c  the HTTP admin API (JSON via jansson) and token sources
  *   journal.c the journal commands: verify, checkpoint, pubkey, export,
  *            backup
  *   tenant.c the tenant commands: runtime tenants over the admin API
+ *   approvals.c the approvals commands (ApprovalsService) and the offline
+ *            verifier of approval exports
+ *   export_verify.c the verifier of approval exports (no daemon)
+ *   usage.c  the usage and budget commands (UsageService)
+ *   table.c  column-aligned tables for people
  */
 #ifndef PALYRA_CTL_H
 #define PALYRA_CTL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -36,6 +43,10 @@
 #define CTL_JOURNAL_MAX_BODY	(32 * 1024 * 1024)
 #define CTL_EXPORT_LINE_MAX	(4 * 1024 * 1024)
 #define CTL_JOURNAL_TIMEOUT_S	(16 * 60)
+/* approvals decide and run --approve: a TTL grant lasts 1s to 30 days, a
+ * reason is at most 1 KiB (gateway.proto ApprovalDecision). */
+#define CTL_APPROVAL_TTL_MAX_MS	2592000000ULL
+#define CTL_APPROVAL_REASON_MAX	1024
 
 /* Exit codes (documented in palyractl(1)). */
 enum ctl_exit {
@@ -69,6 +80,48 @@ struct ctl_grpc_result {
 int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
 		    const char *bearer, const uint8_t *req, size_t req_len,
 		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);
+
+/*
+ * grpc.c: the response decoder of ctl_grpc_call for another transport:
+ * body bytes as they come (-1: abort, res->error says why), each response
+ * header or trailer, and the end (0: a complete response with a
+ * grpc-status; -1: res->error). A compressed or oversized message, or a
+ * malformed grpc-status, fails.
+ */
+struct ctl_grpc_decoder;
+struct ctl_grpc_decoder *ctl_grpc_decoder_new(ctl_grpc_msg_cb, void *arg,
+		    struct ctl_grpc_result *);
+int		 ctl_grpc_decoder_body(struct ctl_grpc_decoder *,
+		    const uint8_t *, size_t);
+int		 ctl_grpc_decoder_header(struct ctl_grpc_decoder *,
+		    const char *name, size_t namelen, const char *value,
+		    size_t valuelen);
+int		 ctl_grpc_decoder_finish(struct ctl_grpc_decoder *);
+void		 ctl_grpc_decoder_free(struct ctl_grpc_decoder *);
+
+/*
+ * grpc_bidi.c: a bidirectional call (RunStream with run --approve) on
+ * nghttp2 over its own TCP connection (h2c prior knowledge, as
+ * ctl_grpc_call). req is sent first and the request stream stays open; a
+ * message callback may queue more with ctl_grpc_send (0, or -1 when the
+ * stream is closed or the queue full) and end it with
+ * ctl_grpc_close_send. Returns like ctl_grpc_call.
+ */
+struct ctl_grpc_sender {
+	uint8_t		*buf;		/* framed messages not yet sent */
+	size_t		 len;
+	size_t		 off;
+	int		 paused;	/* nghttp2 waits for data */
+	int		 resume;	/* paused with something to send */
+	int		 closed;
+};
+int		 ctl_grpc_bidi(const struct ctl_ctx *, const char *path,
+		    const char *bearer, const uint8_t *req, size_t req_len,
+		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_sender *,
+		    struct ctl_grpc_result *);
+int		 ctl_grpc_send(struct ctl_grpc_sender *, const uint8_t *msg,
+		    size_t len);
+void		 ctl_grpc_close_send(struct ctl_grpc_sender *);
 
 /* The one reply message of a unary call; the caller frees data. */
 struct ctl_unary_reply {
@@ -150,6 +203,65 @@ long long	 ctl_duration_seconds(const char *);
 int		 ctl_cmd_tenant(const struct ctl_ctx *, int argc, char **argv);
 /* tenant.c: reload (POST /admin/v1/reload). */
 int		 ctl_cmd_reload(const struct ctl_ctx *, int argc, char **argv);
+
+/* approvals.c: approvals list, show, decide, grants, revoke, export,
+ * verify-export. Returns a CTL_EXIT_ code. */
+int		 ctl_cmd_approvals(struct ctl_ctx *, int argc, char **argv);
+/* "pending" for APPROVAL_STATE_PENDING; "once" for APPROVAL_SCOPE_ONCE
+ * ("" for UNSPECIFIED). */
+const char	*ctl_approval_state_name(int state);
+const char	*ctl_approval_scope_name(int scope);
+/* "2026-12-02T07:50:00Z" (UTC) in buf, "-" for 0; returns buf. */
+const char	*ctl_time_string(int64_t unix_ms, char *buf, size_t size);
+/* Server text on f with control bytes as '?'. */
+void		 ctl_print_clean(FILE *f, const char *s);
+/*
+ * The bearer token of a tenant command from --token, --tenant or
+ * PALYRA_TOKEN (ctl_bearer), checked; NULL after a message naming what.
+ * Free it with ctl_free_token (wiped first).
+ */
+char		*ctl_command_token(const struct ctl_ctx *, const char *token,
+		    const char *tenant, const char *what);
+void		 ctl_free_token(char *token);
+
+/*
+ * export_verify.c: checks an approval export a line at a time (without
+ * its newline): init, then line for each (0, or -1 with error set to
+ * "LINE: why"), then finish (0, or -1: no end line). chain and count are
+ * those of the records checked so far. hex: n bytes as 2n lower-hex
+ * digits and a NUL.
+ */
+struct ctl_export_verifier {
+	uint8_t		 chain[32];
+	uint64_t	 count;
+	unsigned long	 line;
+	int		 ended;
+	char		 error[512];
+};
+void		 ctl_export_verifier_init(struct ctl_export_verifier *);
+int		 ctl_export_verifier_line(struct ctl_export_verifier *,
+		    const char *line, size_t len);
+int		 ctl_export_verifier_finish(struct ctl_export_verifier *);
+int		 ctl_export_verifier_fail(struct ctl_export_verifier *,
+		    const char *why);
+void		 ctl_hex(const uint8_t *in, size_t n, char *out);
+
+/*
+ * table.c: a table for people: ncols columns aligned 'l' (left) or 'r'
+ * (right) as align says, a header row, then rows of ncols cells (NULL:
+ * empty), each copied with control bytes as '?'. Printed column-aligned,
+ * two spaces apart. new: NULL when out of memory; add: 0 or -1.
+ */
+struct ctl_table;
+struct ctl_table *ctl_table_new(size_t ncols, const char *align,
+		    const char *const *header);
+int		 ctl_table_add(struct ctl_table *, const char *const *row);
+void		 ctl_table_print(const struct ctl_table *, FILE *);
+void		 ctl_table_free(struct ctl_table *);
+
+/* usage.c: usage; budget list, set, delete. Return a CTL_EXIT_ code. */
+int		 ctl_cmd_usage(struct ctl_ctx *, int argc, char **argv);
+int		 ctl_cmd_budget(struct ctl_ctx *, int argc, char **argv);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

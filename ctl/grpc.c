@@ -12,6 +12,9 @@
  * Every byte from the server is checked: the compressed flag must be 0 (we
  * never offer compression), a message is at most CTL_GRPC_MAX_MESSAGE, and a
  * body that ends inside a message or without grpc-status is an error.
+ *
+ * The same decoding serves the bidirectional calls of grpc_bidi.c through
+ * the ctl_grpc_decoder functions at the end of this file.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -374,4 +377,84 @@ ctl_unary(const struct ctl_ctx *ctx, const char *what, const char *method,
 	free(reply->data);
 	reply->data = NULL;
 	return -1;
+}
+
+/* The decoder of this file for another transport (grpc_bidi.c). */
+struct ctl_grpc_decoder *
+ctl_grpc_decoder_new(ctl_grpc_msg_cb cb, void *arg,
+    struct ctl_grpc_result *res)
+{
+	struct grpc_call	*call;
+
+	if ((call = calloc(1, sizeof(*call))) == NULL)
+		return NULL;
+	call->cb = cb;
+	call->arg = arg;
+	call->res = res;
+	return (struct ctl_grpc_decoder *)call;
+}
+
+int
+ctl_grpc_decoder_body(struct ctl_grpc_decoder *d, const uint8_t *p,
+    size_t len)
+{
+	struct grpc_call *call = (struct grpc_call *)d;
+
+	if (call->failed || !feed(call, p, len))
+		return -1;
+	return 0;
+}
+
+int
+ctl_grpc_decoder_header(struct ctl_grpc_decoder *d, const char *name,
+    size_t namelen, const char *value, size_t valuelen)
+{
+	struct grpc_call *call = (struct grpc_call *)d;
+	char		 line[1400];
+	int		 n;
+
+	/* Only the status headers matter; they are short. */
+	if (namelen + valuelen + 3 > sizeof(line))
+		return 0;
+	n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)namelen, name,
+	    (int)valuelen, value);
+	if (header_cb(line, 1, (size_t)n, call) != (size_t)n)
+		return -1;
+	return 0;
+}
+
+int
+ctl_grpc_decoder_finish(struct ctl_grpc_decoder *d)
+{
+	struct grpc_call *call = (struct grpc_call *)d;
+
+	if (call->failed) {
+		if (call->res->error[0] == '\0')
+			snprintf(call->res->error, sizeof(call->res->error),
+			    "call aborted");
+		return -1;
+	}
+	if (call->prefix_have != 0) {
+		snprintf(call->res->error, sizeof(call->res->error),
+		    "response ended inside a message");
+		return -1;
+	}
+	if (!call->have_status) {
+		snprintf(call->res->error, sizeof(call->res->error),
+		    "response without grpc-status");
+		return -1;
+	}
+	call->res->transport_error = 0;
+	return 0;
+}
+
+void
+ctl_grpc_decoder_free(struct ctl_grpc_decoder *d)
+{
+	struct grpc_call *call = (struct grpc_call *)d;
+
+	if (call != NULL) {
+		free(call->msg);
+		free(call);
+	}
 }

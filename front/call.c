@@ -299,12 +299,14 @@ fe_call_headers_done(struct fe_call *call)
 		    call, GRPC_STATUS_INVALID_ARGUMENT, "invalid grpc-timeout");
 		return;
 	}
-	/* Unary methods answer at once; only streams need the timer. */
+	/* Unary methods answer at once; only streams need the timer, and
+	 * the methods journald answers (services.c), which may be slow. */
 	if (call->timeout_ms >= 0 && (call->method == FE_METHOD_RUN_STREAM ||
 					 call->method == FE_METHOD_HEALTH_WATCH ||
 					 call->method == FE_METHOD_REFLECTION_V1 ||
 					 call->method ==
-					     FE_METHOD_REFLECTION_V1ALPHA)) {
+					     FE_METHOD_REFLECTION_V1ALPHA ||
+					 fe_services_method(call->method))) {
 		call->deadline_unix_ms = fe_now_unix_ms() + call->timeout_ms;
 		if (timer_start(call, &call->deadline_timer, deadline_cb,
 			call->timeout_ms) < 0) {

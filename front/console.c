@@ -15,6 +15,11 @@
  *   POST   /console/v1/runs/ID/abort    {"reason":"..."} (optional)
  *   GET    /console/v1/agents, POST /console/v1/agents
  *   GET, PATCH, DELETE /console/v1/agents/NAME
+ *   GET    /console/v1/approvals, /approvals/ID, /approvals/export
+ *   POST   /console/v1/approvals/ID/decision
+ *   GET    /console/v1/grants, DELETE /console/v1/grants/ID
+ *   GET    /console/v1/usage, GET and POST /console/v1/budgets
+ *   PUT, DELETE /console/v1/budgets/ID     (console_approvals.c)
  *
  * Every request but login and logout authenticates with a tenant token:
  * "Authorization: Bearer TOKEN", or the login cookie, whose session holds
@@ -396,7 +401,10 @@ fe_console_send(struct fe_call *call, const ProtobufCMessage *msg)
 	if (cr->kind == FE_CONSOLE_RUN_START ||
 	    cr->kind == FE_CONSOLE_EVENTS_SSE)
 		return fe_console_sse_event(cr, msg);
-	if ((obj = fe_pb_json(msg)) == NULL)
+	if (cr->kind == FE_CONSOLE_EXPORT)
+		return fe_console_export_chunk(cr, msg);
+	if ((obj = cr->words ? fe_pb_json_words(msg) : fe_pb_json(msg)) ==
+	    NULL)
 		return -ENOMEM;
 	if (cr->kind == FE_CONSOLE_EVENTS_PAGE) {
 		if (cr->result == NULL && (cr->result = json_array()) == NULL) {
@@ -484,6 +492,11 @@ fe_console_finish(struct fe_call *call)
 			return;
 		}
 	}
+	if (cr->kind == FE_CONSOLE_EXPORT &&
+	    fe_console_export_finish(cr, call)) {
+		fe_console_done(cr);
+		return;
+	}
 	if (call->status == GRPC_STATUS_OK ||
 	    (cr->page_full && cr->kind == FE_CONSOLE_EVENTS_PAGE)) {
 		finish_ok(cr, call);
@@ -528,7 +541,8 @@ fe_console_http(
 		   strcmp(path, "runs") == 0 ||
 		   strncmp(path, "runs/", 5) == 0 ||
 		   strcmp(path, "agents") == 0 ||
-		   strncmp(path, "agents/", 7) == 0) {
+		   strncmp(path, "agents/", 7) == 0 ||
+		   fe_console_governance_path(path)) {
 		if (fe_console_authenticate(cr, cmd) == 0) {
 			if (strcmp(path, "logout") == 0)
 				fe_console_route_logout(cr, cmd);
@@ -546,6 +560,8 @@ fe_console_http(
 			else if (strncmp(path, "runs", 4) == 0)
 				fe_console_route_runs(
 				    cr, cmd, path[4] == '/' ? path + 5 : "");
+			else if (fe_console_governance_path(path))
+				fe_console_route_governance(cr, cmd, path);
 			else
 				fe_console_route_agents(
 				    cr, cmd, path[6] == '/' ? path + 7 : "");

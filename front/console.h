@@ -30,6 +30,7 @@ enum fe_console_kind {
 	FE_CONSOLE_EVENTS_SSE,	 /* ListRunEvents as text/event-stream */
 	FE_CONSOLE_LOGIN,
 	FE_CONSOLE_ME,
+	FE_CONSOLE_EXPORT,	 /* ExportApprovals as application/x-ndjson */
 };
 
 /* One login session: the token's keyed hash, never the token. */
@@ -53,6 +54,7 @@ struct fe_console_req {
 	struct evhttp_connection *evcon; /* NULL once its closecb is unset */
 	struct fe_call *call;
 	enum fe_console_kind kind;
+	int words; /* enums as lower-case words (fe_pb_json_words()) */
 	int answered;
 	int dropping;		/* its call is being released */
 	struct fe_login *login; /* the cookie's session, or NULL (bearer) */
@@ -115,6 +117,10 @@ void fe_console_route_runs(
 void fe_console_route_agents(
     struct fe_console_req *, enum evhttp_cmd_type, const char *rest);
 void fe_console_not_allowed(struct fe_console_req *, const char *allow);
+/* Parses the query against allowed names (NULL-terminated) into q: 0, or
+ * -1 after a 400. The caller clears q. */
+int fe_console_query(
+    struct fe_console_req *, struct evkeyvalq *q, const char *const *allowed);
 /* The JSON object body with only the members allowed (NULL-terminated),
  * or NULL after answering 400 or 413. */
 json_t *fe_console_body_json(
@@ -122,6 +128,17 @@ json_t *fe_console_body_json(
 /* An optional string member: 0, or -1 after answering 400. */
 int fe_console_str_member(
     struct fe_console_req *, json_t *obj, const char *key, const char **out);
+
+/* console_approvals.c: approvals, grants, usage and budgets. path: what
+ * follows /console/v1/ (approvals..., grants..., usage, budgets...). */
+int fe_console_governance_path(const char *path);
+void fe_console_route_governance(
+    struct fe_console_req *, enum evhttp_cmd_type, const char *path);
+/* ExportApprovals' chunks as the reply body: 0, -ENOBUFS (a slow reader)
+ * or -ENOMEM; and its end (returns 1 when the body had started, 0 when
+ * the end is a plain JSON reply). */
+int fe_console_export_chunk(struct fe_console_req *, const ProtobufCMessage *);
+int fe_console_export_finish(struct fe_console_req *, struct fe_call *);
 
 /* console_parse.c */
 /* 1 when the JSON text nests arrays and objects at most max deep (strings
@@ -133,6 +150,16 @@ int fe_console_cookie_value(
     const char *header, const char *name, char *out, size_t outsize);
 /* A decimal query value in [min, max], or -1. */
 int64_t fe_console_query_uint(const char *v, int64_t min, int64_t max);
+/* A budget id ("tenant:UNIT:PERIOD", "agent:NAME:UNIT:PERIOD" or
+ * "principal:NAME:UNIT:PERIOD", UNIT tokens|cost, PERIOD day|month|total)
+ * as the enum values of gateway.proto's Budget: 0, or -1 when malformed. */
+struct fe_budget_id {
+	int scope;  /* Palyra__V1__BudgetScope */
+	int unit;   /* Palyra__V1__BudgetUnit */
+	int period; /* Palyra__V1__BudgetPeriod */
+	char subject[NAME_MAX_LEN + 1]; /* "" for the tenant */
+};
+int fe_console_budget_id(const char *id, struct fe_budget_id *);
 
 /* console_sse.c */
 /* Admits one more SSE stream from the request's source: 0, or -1 after

@@ -117,6 +117,13 @@ static int
 query_parse(
     struct fe_console_req *cr, struct evkeyvalq *q, const char *const *allowed)
 {
+	return fe_console_query(cr, q, allowed);
+}
+
+int
+fe_console_query(
+    struct fe_console_req *cr, struct evkeyvalq *q, const char *const *allowed)
+{
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(cr->req);
 	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct evkeyval *kv;

@@ -4,7 +4,9 @@
  * gRPC code hands it over (that is, once journald committed it):
  *
  *   id: SEQ
- *   event: status|token|final|usage|error|note|tool_call|tool_result
+ *   event: status|token|final|usage|error|note|input|tool_call|tool_result|
+ *          approval_request|approval_decided|budget_warning
+ *          (common/runevent.c names them)
  *   data: {the RunEvent as JSON, front/pbjson.c}
  *
  * The stream ends after the run's terminal status. A call that ends with

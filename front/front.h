@@ -17,7 +17,8 @@
  * connections: per-address limit, request deadline), tokens.c (token
  * listing and revocation over HTTP), processes.c (the
  * supervisor's process list over HTTP), tenants_admin.c (runtime
- * tenants over HTTP), health.c (Health/Watch),
+ * tenants over HTTP), services.c (ApprovalsService, UsageService),
+ * health.c (Health/Watch),
  * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
  * listeners, certificate reload), metrics.c (counters, GET /metrics).
  */
@@ -69,6 +70,17 @@ enum fe_method {
 	FE_METHOD_CREATE_AGENT,	   /* .../CreateAgent */
 	FE_METHOD_UPDATE_AGENT,	   /* .../UpdateAgent */
 	FE_METHOD_DELETE_AGENT,	   /* .../DeleteAgent */
+	/* palyra.v1.ApprovalsService and UsageService (services.c) */
+	FE_METHOD_LIST_APPROVALS,
+	FE_METHOD_GET_APPROVAL,
+	FE_METHOD_DECIDE_APPROVAL,
+	FE_METHOD_EXPORT_APPROVALS, /* server stream */
+	FE_METHOD_LIST_GRANTS,
+	FE_METHOD_REVOKE_GRANT,
+	FE_METHOD_GET_USAGE,
+	FE_METHOD_LIST_BUDGETS,
+	FE_METHOD_SET_BUDGET,
+	FE_METHOD_DELETE_BUDGET,
 };
 
 /*
@@ -160,6 +172,9 @@ struct fe_call {
 	/* The runtime agent the start names, as journald resolved it
 	 * (agents.c); NULL: a config agent or none. Sent with the start. */
 	Palyra__Ipc__AgentConfig *runtime_agent;
+	/* ApprovalsService, UsageService (services.c): journald's answer
+	 * timer; fe_services_end() (from fe_runs_end()) releases it. */
+	struct fe_service_op *service_op;
 	/* Health/Watch (health.c): on ctx->health_watches while watching. */
 	TAILQ_ENTRY(fe_call) watch_entry;
 	int watching;
@@ -258,6 +273,7 @@ enum fe_jreq_kind {
 	FE_JREQ_TOKEN_REVOKE,	/* owner: struct fe_tokreq (tokens.c) */
 	FE_JREQ_SESSION,	/* owner: struct fe_call (sessions.c) */
 	FE_JREQ_AGENT,	      /* owner: struct fe_call (agents.c) */
+	FE_JREQ_SERVICE,      /* owner: struct fe_call (services.c) */
 };
 
 /* A request to journald awaiting its reply; owner NULL once abandoned. */
@@ -554,6 +570,16 @@ void fe_agents_reply(struct fe_call *, const Palyra__Ipc__JournalAgentReply *);
 /* Releases the call's runtime agent (from fe_runs_end()). */
 void fe_agents_end(struct fe_call *);
 
+/* services.c: ApprovalsService and UsageService, answered by journald
+ * (IPC_SERVICE_CALL). */
+int fe_services_method(enum fe_method);
+enum fe_method fe_services_route(const char *path);
+void fe_services_message(struct fe_call *, const uint8_t *msg, size_t len);
+/* One IPC_SERVICE_REPLY of the call, or NULL when journald is gone. */
+void fe_services_reply(struct fe_call *, const Palyra__Ipc__ServiceReply *);
+/* Releases the call's service op (from fe_runs_end()). */
+void fe_services_end(struct fe_call *);
+
 /* auth.c: tokens. */
 int fe_auth_bearer(
     const char *value, size_t len, const char **token, size_t *tokenlen);
@@ -738,5 +764,8 @@ void fe_console_shutdown(struct fe_ctx *);
 
 /* pbjson.c: a decoded protobuf-c message as JSON (jansson), or NULL. */
 struct json_t *fe_pb_json(const ProtobufCMessage *);
+/* The same with enum values as lower-case words without their type's
+ * prefix (APPROVAL_STATE_PENDING: "pending"), as the console shows them. */
+struct json_t *fe_pb_json_words(const ProtobufCMessage *);
 
 #endif

@@ -18,12 +18,15 @@
 
 #define STATUS(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
 
-/* The services a probe may name: the server as a whole ("") and the one
- * that depends on journald. Check (rpc.c) knows the same set. */
+/* The services a probe may name: the server as a whole ("") and those
+ * that depend on journald. Check (rpc.c) knows the same set. */
 static int
 service_known(const char *name)
 {
-	return name[0] == '\0' || strcmp(name, "palyra.v1.GatewayService") == 0;
+	return name[0] == '\0' ||
+	       strcmp(name, "palyra.v1.GatewayService") == 0 ||
+	       strcmp(name, "palyra.v1.ApprovalsService") == 0 ||
+	       strcmp(name, "palyra.v1.UsageService") == 0;
 }
 
 static int

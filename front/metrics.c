@@ -6,10 +6,11 @@
  * that no client can grow the page.
  *
  * A scrape also asks journald (IPC_JOURNAL_STATS_REQUEST: runs by state,
- * journal commits) and the supervisor (IPC_PROCESS_LIST: restarts, live
- * workers), and answers once both did, or after FE_METRICS_TIMEOUT_MS
- * with what arrived and palyra_scrape_partial 1. At most
- * FE_METRICS_SCRAPES_MAX scrapes wait at once; more get 503.
+ * budget warnings and refusals, journal commits) and the supervisor
+ * (IPC_PROCESS_LIST: restarts, live workers), and answers once both did,
+ * or after FE_METRICS_TIMEOUT_MS with what arrived and
+ * palyra_scrape_partial 1. At most FE_METRICS_SCRAPES_MAX scrapes wait at
+ * once; more get 503.
  *
  * Process: palyra-front. Touches the context, the HTTP request it answers,
  * and the journald and supervisor channels (requests only).
@@ -32,11 +33,13 @@
 #define SCRAPE_BOUNDS_MAX 32
 #define SCRAPE_KIND_MAX 16 /* "journald", "front", "worker" */
 
-/* One tenant's runs, from journald. */
+/* One tenant's runs and budget events, from journald. */
 struct scrape_runs {
 	char tenant[NAME_MAX_LEN + 1];
 	uint64_t live[4];
 	uint64_t ended[4];
+	uint64_t budget_warnings;
+	uint64_t budget_refusals;
 };
 
 /* One child, from the supervisor. */
@@ -445,6 +448,24 @@ journal_lines(const struct fe_scrape *sc, struct evbuffer *b)
 			    ended_names[j],
 			    (unsigned long long)sc->runs[i].ended[j]);
 		}
+	header(b, "palyra_budget_warnings_total", "counter",
+	    "Soft budgets crossed by provider calls since journald started, "
+	    "by tenant.");
+	for (i = 0; i < sc->nruns; i++) {
+		evbuffer_add_printf(b, "palyra_budget_warnings_total{tenant=\"");
+		label_value(b, sc->runs[i].tenant);
+		evbuffer_add_printf(b, "\"} %llu\n",
+		    (unsigned long long)sc->runs[i].budget_warnings);
+	}
+	header(b, "palyra_budget_refusals_total", "counter",
+	    "Provider calls refused by a hard budget since journald started, "
+	    "by tenant.");
+	for (i = 0; i < sc->nruns; i++) {
+		evbuffer_add_printf(b, "palyra_budget_refusals_total{tenant=\"");
+		label_value(b, sc->runs[i].tenant);
+		evbuffer_add_printf(b, "\"} %llu\n",
+		    (unsigned long long)sc->runs[i].budget_refusals);
+	}
 	header(b, "palyra_journal_commit_seconds", "histogram",
 	    "Journal transactions, from BEGIN to durable COMMIT.");
 	count = 0;
@@ -748,6 +769,8 @@ journal_page(struct fe_scrape *sc, const Palyra__Ipc__JournalStats *page)
 			n->live[j] = ts->runs[j];
 			n->ended[j] = ts->ended[j];
 		}
+		n->budget_warnings = ts->budget_warnings;
+		n->budget_refusals = ts->budget_refusals;
 	}
 	sc->nbounds = page->n_commit_bounds;
 	memcpy(sc->bounds, page->commit_bounds,

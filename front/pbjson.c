@@ -8,8 +8,11 @@
  * that are not UTF-8 null. Every field is present, defaults included,
  * except oneof members that are not set and unset optional fields.
  * protobuf_c_message_unpack() already bounded every length; nesting is
- * bounded here (FE_PBJSON_DEPTH_MAX).
+ * bounded here (FE_PBJSON_DEPTH_MAX). fe_pb_json_words() writes enum
+ * values as the console shows them: lower case, without the prefix all
+ * values of their type share (APPROVAL_STATE_PENDING: "pending").
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,35 @@
 
 #define FE_PBJSON_DEPTH_MAX 16
 
-static json_t *message_json(const ProtobufCMessage *, int depth);
+static json_t *message_json(const ProtobufCMessage *, int depth, int words);
+
+/* An enum value as a word: its name less the prefix every value of its
+ * type shares up to an underscore (APPROVAL_DECISION_ for
+ * ApprovalDecisionKind), in lower case. */
+static json_t *
+enum_word(const ProtobufCEnumDescriptor *d, const char *name)
+{
+	const char *first = d->values[0].name;
+	char word[128];
+	size_t n = strlen(name), i, j, cut = 0;
+
+	for (i = 0; i < n && name[i] == first[i]; i++) {
+		for (j = 1; j < d->n_values; j++)
+			if (d->values[j].name[i] != name[i])
+				break;
+		if (j < d->n_values)
+			break;
+		if (name[i] == '_')
+			cut = i + 1;
+	}
+	if (d->n_values < 2 || cut >= n)
+		cut = 0;
+	name += cut;
+	for (i = 0; name[i] != '\0' && i + 1 < sizeof(word); i++)
+		word[i] = (char)tolower((unsigned char)name[i]);
+	word[i] = '\0';
+	return json_string(word);
+}
 
 static json_t *
 bytes_json(const ProtobufCBinaryData *b)
@@ -41,7 +72,8 @@ bytes_json(const ProtobufCBinaryData *b)
 }
 
 static json_t *
-value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth)
+value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth,
+    int words)
 {
 	const ProtobufCEnumValue *ev;
 	const char *s;
@@ -77,6 +109,8 @@ value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth)
 	case PROTOBUF_C_TYPE_ENUM:
 		ev = protobuf_c_enum_descriptor_get_value(
 		    f->descriptor, *(const int *)p);
+		if (ev != NULL && words)
+			return enum_word(f->descriptor, ev->name);
 		return ev != NULL ? json_string(ev->name)
 				  : json_integer(*(const int *)p);
 	case PROTOBUF_C_TYPE_STRING:
@@ -87,8 +121,8 @@ value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth)
 		return bytes_json((const ProtobufCBinaryData *)p);
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return *(ProtobufCMessage *const *)p != NULL
-			   ? message_json(
-				 *(ProtobufCMessage *const *)p, depth + 1)
+			   ? message_json(*(ProtobufCMessage *const *)p,
+				 depth + 1, words)
 			   : json_null();
 	}
 	return NULL;
@@ -120,7 +154,7 @@ element_size(const ProtobufCFieldDescriptor *f)
 }
 
 static json_t *
-message_json(const ProtobufCMessage *m, int depth)
+message_json(const ProtobufCMessage *m, int depth, int words)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	const ProtobufCFieldDescriptor *f;
@@ -150,11 +184,12 @@ message_json(const ProtobufCMessage *m, int depth)
 				if (json_array_append_new(
 					v, value_json(f,
 					       elems + j * element_size(f),
-					       depth)) < 0) {
+					       depth, words)) < 0) {
 					json_decref(v);
 					goto fail;
 				}
-		} else if ((v = value_json(f, base + f->offset, depth)) == NULL)
+		} else if ((v = value_json(f, base + f->offset, depth,
+				words)) == NULL)
 			goto fail;
 		if (json_object_set_new(obj, f->name, v) < 0)
 			goto fail;
@@ -168,5 +203,11 @@ fail:
 json_t *
 fe_pb_json(const ProtobufCMessage *m)
 {
-	return m != NULL ? message_json(m, 0) : NULL;
+	return m != NULL ? message_json(m, 0, 0) : NULL;
+}
+
+json_t *
+fe_pb_json_words(const ProtobufCMessage *m)
+{
+	return m != NULL ? message_json(m, 0, 1) : NULL;
 }

@@ -28,7 +28,7 @@
 	    IPC_TYPE_BIT(IPC_JOURNAL_SESSION_REPLY) |                          \
 	    IPC_TYPE_BIT(IPC_JOURNAL_AGENT_REPLY) |                            \
 	    IPC_TYPE_BIT(IPC_TOKEN_LIST) | IPC_TYPE_BIT(IPC_TOKEN_REVOKED) |   \
-	    IPC_TYPE_BIT(IPC_JOURNAL_STATS))
+	    IPC_TYPE_BIT(IPC_JOURNAL_STATS) | IPC_TYPE_BIT(IPC_SERVICE_REPLY))
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
 	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED) |   \
@@ -54,6 +54,8 @@ jreq_fail(struct fe_jreq *jreq)
 		fe_sessions_reply(jreq->owner, NULL);
 	else if (jreq->kind == FE_JREQ_AGENT)
 		fe_agents_reply(jreq->owner, NULL);
+	else if (jreq->kind == FE_JREQ_SERVICE)
+		fe_services_reply(jreq->owner, NULL);
 	else
 		fe_http_token_stored(jreq->owner, NULL);
 }
@@ -104,6 +106,7 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	       : m->hdr.type == IPC_TOKEN_REVOKED	  ? FE_JREQ_TOKEN_REVOKE
 	       : m->hdr.type == IPC_JOURNAL_SESSION_REPLY ? FE_JREQ_SESSION
 	       : m->hdr.type == IPC_JOURNAL_AGENT_REPLY	  ? FE_JREQ_AGENT
+	       : m->hdr.type == IPC_SERVICE_REPLY	  ? FE_JREQ_SERVICE
 							  : FE_JREQ_STORE;
 	/* Journald answers in order: the match is nearly always the head. */
 	TAILQ_FOREACH(jreq, &ctx->jreqs, entry)
@@ -114,6 +117,15 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 			 "dropping its channel",
 		    ipc_type_name(m->hdr.type), m->hdr.request_id);
 		journald_drop(ctx);
+		return;
+	}
+	/* A streamed answer (ServiceReply.more) keeps its request until the
+	 * last reply; one whose call ended is dropped meanwhile. */
+	if (kind == FE_JREQ_SERVICE &&
+	    ((Palyra__Ipc__ServiceReply *)m->msg)->more) {
+		if (jreq->owner != NULL)
+			fe_services_reply(
+			    jreq->owner, (Palyra__Ipc__ServiceReply *)m->msg);
 		return;
 	}
 	TAILQ_REMOVE(&ctx->jreqs, jreq, entry);
@@ -140,6 +152,9 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		else if (kind == FE_JREQ_AGENT)
 			fe_agents_reply(jreq->owner,
 			    (Palyra__Ipc__JournalAgentReply *)m->msg);
+		else if (kind == FE_JREQ_SERVICE)
+			fe_services_reply(jreq->owner,
+			    (Palyra__Ipc__ServiceReply *)m->msg);
 		else
 			fe_http_token_stored(
 			    jreq->owner, (Palyra__Ipc__TokenStored *)m->msg);

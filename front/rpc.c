@@ -94,7 +94,7 @@ fe_rpc_route(const char *path)
 		return FE_METHOD_REFLECTION_V1;
 	if (strcmp(path, PATH_REFLECTION_V1ALPHA) == 0)
 		return FE_METHOD_REFLECTION_V1ALPHA;
-	return FE_METHOD_UNKNOWN;
+	return fe_services_route(path);
 }
 
 int
@@ -106,7 +106,8 @@ fe_rpc_needs_auth(enum fe_method method)
 	       method == FE_METHOD_LIST_SESSIONS ||
 	       method == FE_METHOD_RESOLVE_SESSION ||
 	       method == FE_METHOD_CLEANUP_SESSION ||
-	       method == FE_METHOD_APPEND_EVENT || fe_agents_method(method);
+	       method == FE_METHOD_APPEND_EVENT || fe_agents_method(method) ||
+	       fe_services_method(method);
 }
 
 static void
@@ -226,7 +227,9 @@ health_check(struct fe_call *call, const uint8_t *msg, size_t len)
 		return;
 	}
 	known = req->service[0] == '\0' ||
-		strcmp(req->service, "palyra.v1.GatewayService") == 0;
+		strcmp(req->service, "palyra.v1.GatewayService") == 0 ||
+		strcmp(req->service, "palyra.v1.ApprovalsService") == 0 ||
+		strcmp(req->service, "palyra.v1.UsageService") == 0;
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	if (!known) {
 		fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown service");
@@ -272,6 +275,32 @@ get_health(struct fe_call *call, const uint8_t *msg, size_t len)
 	fe_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
+/* Returns NULL if the start's client-side tools fit, else why not; the
+ * worker checks their names and schemas. */
+static const char *
+tools_invalid(const Palyra__V1__RunStart *start)
+{
+	const Palyra__V1__ToolDeclaration *t;
+	size_t i;
+
+	if (start->n_tools > FE_RUN_TOOLS_MAX)
+		return "too many tools (at most 64)";
+	for (i = 0; i < start->n_tools; i++) {
+		t = start->tools[i];
+		if (t->name[0] == '\0')
+			return "a tool has no name";
+		if (strlen(t->name) > FE_RUN_TOOL_NAME_MAX)
+			return "tool name too long";
+		if (strlen(t->description) > FE_RUN_TOOL_DESCRIPTION_MAX)
+			return "tool description too long";
+		if (strlen(t->parameters_json) > FE_RUN_TOOL_SCHEMA_MAX)
+			return "tool parameters_json too long";
+	}
+	if (protobuf_c_message_get_packed_size(&start->base) > FE_RUN_START_MAX)
+		return "start message too large";
+	return NULL;
+}
+
 /* Returns NULL if the start is acceptable, else why not. */
 static const char *
 start_invalid(const Palyra__V1__RunStart *start)
@@ -290,7 +319,7 @@ start_invalid(const Palyra__V1__RunStart *start)
 		return "session_id too long";
 	if (strlen(start->idempotency_key) > NAME_MAX_LEN * 4)
 		return "idempotency_key too long";
-	return NULL;
+	return tools_invalid(start);
 }
 
 /* Returns 1 when the call kept req (until its run's first event). */
@@ -364,6 +393,84 @@ run_input(struct fe_call *call, const Palyra__V1__Input *input)
 		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker busy");
 }
 
+/* Whether the stream's run may take a decision or a tool result: else
+ * the call ends with FAILED_PRECONDITION, as input to no live run. The
+ * worker checks the rest (the approval or the call is the run's, pending,
+ * and the stream's principal may decide) and ends the stream with its
+ * RunErrorMsg when it refuses. A reattached stream may send them too. */
+static int
+run_live(struct fe_call *call)
+{
+	if (call->cancel_sent || call->worker == NULL ||
+	    call->worker->chan == NULL) {
+		fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
+		    call->reattached && !call->cancel_sent
+			? "no worker holds the run; decide with "
+			  "ApprovalsService.DecideApproval"
+			: "the run has ended");
+		return 0;
+	}
+	return 1;
+}
+
+/* RunStreamRequest.approval: to the worker holding the run, with the
+ * stream's principal and role (IPC_RUN_DECISION). */
+static void
+run_decision(struct fe_call *call, const Palyra__V1__ApprovalDecision *d)
+{
+	Palyra__Ipc__RunDecision req = PALYRA__IPC__RUN_DECISION__INIT;
+	size_t id_len = strlen(d->approval_id);
+
+	if (id_len == 0 || id_len > FE_APPROVAL_ID_MAX) {
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    id_len == 0 ? "approval_id is empty"
+				: "approval_id too long");
+		return;
+	}
+	if (strlen(d->reason) > FE_RUN_REASON_MAX) {
+		fe_call_finish(
+		    call, GRPC_STATUS_INVALID_ARGUMENT, "reason too long");
+		return;
+	}
+	if (!run_live(call))
+		return;
+	req.call_id = call->call_id;
+	req.decision = (Palyra__V1__ApprovalDecision *)d;
+	req.principal = call->principal;
+	req.role = call->role;
+	if (ipc_chan_send(call->worker->chan, IPC_RUN_DECISION, call->call_id,
+		&req.base, NULL, 0) < 0)
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker busy");
+}
+
+/* RunStreamRequest.tool_result: the client's answer to a ToolCall of one
+ * of its tools (IPC_RUN_TOOL_RESULT). */
+static void
+run_tool_result(struct fe_call *call, const Palyra__V1__ClientToolResult *r)
+{
+	Palyra__Ipc__RunToolResult req = PALYRA__IPC__RUN_TOOL_RESULT__INIT;
+	size_t id_len = strlen(r->tool_call_id);
+
+	if (id_len == 0 || id_len > FE_TOOL_CALL_ID_MAX) {
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    id_len == 0 ? "tool_call_id is empty"
+				: "tool_call_id too long");
+		return;
+	}
+	if (strlen(r->content) > FE_TOOL_RESULT_MAX) {
+		fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "tool result content too long (at most 64 KiB)");
+		return;
+	}
+	if (!run_live(call))
+		return;
+	req.call_id = call->call_id;
+	req.result = (Palyra__V1__ClientToolResult *)r;
+	if (ipc_chan_send(call->worker->chan, IPC_RUN_TOOL_RESULT,
+		call->call_id, &req.base, NULL, 0) < 0)
+		fe_call_finish(call, GRPC_STATUS_UNAVAILABLE, "worker busy");
+}
+
 static void
 run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 {
@@ -376,7 +483,14 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 		return;
 	}
 	if (call->state == FE_CALL_WAITING_START) {
-		if (req->msg_case != PALYRA__V1__RUN_STREAM_REQUEST__MSG_START)
+		if (req->msg_case ==
+			PALYRA__V1__RUN_STREAM_REQUEST__MSG_APPROVAL ||
+		    req->msg_case ==
+			PALYRA__V1__RUN_STREAM_REQUEST__MSG_TOOL_RESULT)
+			fe_call_finish(call, GRPC_STATUS_FAILED_PRECONDITION,
+			    "no run started on this stream");
+		else if (req->msg_case !=
+		    PALYRA__V1__RUN_STREAM_REQUEST__MSG_START)
 			fe_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
 			    "RunStream needs a start message");
 		else if (run_start(call, req))
@@ -394,6 +508,12 @@ run_stream_message(struct fe_call *call, const uint8_t *msg, size_t len)
 			break;
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_INPUT:
 			run_input(call, req->input);
+			break;
+		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_APPROVAL:
+			run_decision(call, req->approval);
+			break;
+		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_TOOL_RESULT:
+			run_tool_result(call, req->tool_result);
 			break;
 		case PALYRA__V1__RUN_STREAM_REQUEST__MSG_START:
 			/* Only this stream ends; the run goes on. */
@@ -446,6 +566,18 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case FE_METHOD_UPDATE_AGENT:
 	case FE_METHOD_DELETE_AGENT:
 		fe_agents_message(call, msg, len);
+		break;
+	case FE_METHOD_LIST_APPROVALS:
+	case FE_METHOD_GET_APPROVAL:
+	case FE_METHOD_DECIDE_APPROVAL:
+	case FE_METHOD_EXPORT_APPROVALS:
+	case FE_METHOD_LIST_GRANTS:
+	case FE_METHOD_REVOKE_GRANT:
+	case FE_METHOD_GET_USAGE:
+	case FE_METHOD_LIST_BUDGETS:
+	case FE_METHOD_SET_BUDGET:
+	case FE_METHOD_DELETE_BUDGET:
+		fe_services_message(call, msg, len);
 		break;
 	default:
 		fe_call_finish(call, GRPC_STATUS_UNIMPLEMENTED, "unknown method");

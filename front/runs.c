@@ -473,6 +473,7 @@ fe_runs_end(struct fe_call *call)
 
 	fe_sessions_end(call);
 	fe_agents_end(call);
+	fe_services_end(call);
 	if (op == NULL)
 		return;
 	call->run_op = NULL;

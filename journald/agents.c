@@ -294,6 +294,43 @@ out:
 	free(ptrs);
 }
 
+int
+jnl_agent_runtime_config(struct jnl_tenant *t, const char *name,
+    Palyra__Ipc__AgentConfig **out)
+{
+	Palyra__Ipc__AgentConfig run = PALYRA__IPC__AGENT_CONFIG__INIT;
+	struct agent_row r;
+	uint8_t *buf;
+	size_t len;
+	int found;
+
+	*out = NULL;
+	if (config_agent(t, name) != NULL)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	if ((found = runtime_get(t, name, &r)) <= 0)
+		return found;
+	run.name = r.agent.name;
+	run.system_prompt = r.agent.system_prompt;
+	run.n_providers = r.agent.n_providers;
+	run.providers = r.agent.providers;
+	run.max_output_tokens = r.agent.max_output_tokens;
+	run.temperature = r.agent.temperature;
+	run.max_turns = r.agent.max_turns;
+	run.max_tool_calls = r.agent.max_tool_calls;
+	run.max_wall_clock_ms = r.agent.max_wall_clock_ms;
+	run.has_limits = 1;
+	/* An owned copy, freed like any unpacked message. */
+	len = protobuf_c_message_get_packed_size(&run.base);
+	if ((buf = malloc(len + 1)) != NULL) {
+		protobuf_c_message_pack(&run.base, buf);
+		*out = palyra__ipc__agent_config__unpack(NULL, len, buf);
+		free(buf);
+	}
+	row_clear(&r);
+	return *out != NULL ? 1 : -ENOMEM;
+}
+
 /* GET and RESOLVE (resolve: the run's AgentConfig, runtime agents only). */
 static void
 get_agent(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t request_id,

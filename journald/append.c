@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approvals.h"
 #include "journald.h"
 #include "runevent.h"
 #include "log.h"
@@ -229,6 +230,10 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		log_error("%s: event insert: %s", t->name, sqlite3_errstr(rc));
 		return JNL_E_STORAGE;
 	}
+	/* An approval the run still waited for can no longer be used. */
+	if (jnl_status_terminal(status) &&
+	    jnl_appr_run_ended(t, ev->run_id, ev->timestamp_unix_ms) < 0)
+		return JNL_E_STORAGE;
 
 	t->head_seq = *chain_seq;
 	memcpy(t->head_hash, hash, CHAIN_HASH_LEN);
@@ -300,8 +305,8 @@ append_malformed(const Palyra__Ipc__JournalAppend *req)
 
 /* Run ownership: the channel that appended a run's first event. */
 
-static void
-live_add(struct jnl_worker *w, const Palyra__V1__RunEvent *ev)
+int
+jnl_live_add(struct jnl_worker *w, const char *run_id, const char *session_id)
 {
 	struct jnl_live_run *grown;
 	size_t cap;
@@ -309,20 +314,26 @@ live_add(struct jnl_worker *w, const Palyra__V1__RunEvent *ev)
 	if (w->nlive == w->live_cap) {
 		cap = w->live_cap ? w->live_cap * 2 : 16;
 		if ((grown = reallocarray(w->live, cap, sizeof(*grown))) ==
-		    NULL) {
-			/* Then only journald's next start interrupts it. */
-			log_warn("%s: out of memory for run %s",
-			    ipc_chan_peer(w->chan), ev->run_id);
-			return;
-		}
+		    NULL)
+			return -ENOMEM;
 		w->live = grown;
 		w->live_cap = cap;
 	}
 	snprintf(w->live[w->nlive].run_id, sizeof(w->live[0].run_id), "%s",
-	    ev->run_id);
+	    run_id);
 	snprintf(w->live[w->nlive].session_id, sizeof(w->live[0].session_id),
-	    "%s", ev->session_id);
+	    "%s", session_id);
 	w->nlive++;
+	return 0;
+}
+
+static void
+live_add(struct jnl_worker *w, const Palyra__V1__RunEvent *ev)
+{
+	/* Without memory only journald's next start interrupts it. */
+	if (jnl_live_add(w, ev->run_id, ev->session_id) < 0)
+		log_warn("%s: out of memory for run %s",
+		    ipc_chan_peer(w->chan), ev->run_id);
 }
 
 static void
@@ -476,11 +487,14 @@ notice_push(
  * not in a terminal status: their worker is gone, nothing will finish them.
  * The events go through the normal batch and commit; once committed, each
  * is noticed to the front (IPC_RUN_NOTICE). reason must be static text.
- * Returns 0 or -EIO.
+ * A run that waits for an approval (jnl_approvals_suspended) is left
+ * waiting when *suspended is not NULL, and counted there: another worker
+ * recovers it (recover.c). Returns 0 or -EIO.
  */
 static int
 reconcile_runs(struct jnl_ctx *ctx, struct jnl_tenant *t,
-    const struct jnl_live_run *ids, size_t nids, const char *reason)
+    const struct jnl_live_run *ids, size_t nids, const char *reason,
+    size_t *suspended)
 {
 	Palyra__V1__RunEvent ev = PALYRA__V1__RUN_EVENT__INIT;
 	Palyra__V1__StatusEvent status = PALYRA__V1__STATUS_EVENT__INIT;
@@ -504,6 +518,11 @@ reconcile_runs(struct jnl_ctx *ctx, struct jnl_tenant *t,
 		 * batch's terminal status not yet written. */
 		if (run == NULL || jnl_status_terminal(run->status))
 			continue;
+		if (suspended != NULL &&
+		    jnl_approvals_suspended(t, ids[i].run_id)) {
+			(*suspended)++;
+			continue;
+		}
 		ev.run_id = (char *)ids[i].run_id;
 		ev.session_id = (char *)ids[i].session_id;
 		ev.seq = run->last_seq + 1;
@@ -534,13 +553,26 @@ int
 jnl_reconcile_worker(
     struct jnl_ctx *ctx, struct jnl_worker *w, const char *reason)
 {
+	size_t suspended = 0;
 	int rc;
 
 	if (w->tenant->db == NULL)
 		return 0;
-	rc = reconcile_runs(ctx, w->tenant, w->live, w->nlive, reason);
+	/* jnl_approvals_worker_gone() asked for a worker for the runs left
+	 * waiting. */
+	rc = reconcile_runs(
+	    ctx, w->tenant, w->live, w->nlive, reason, &suspended);
 	w->nlive = 0;
 	return rc;
+}
+
+int
+jnl_interrupt_run(struct jnl_ctx *ctx, struct jnl_tenant *t,
+    const struct jnl_live_run *id, const char *reason)
+{
+	if (t->db == NULL)
+		return 0;
+	return reconcile_runs(ctx, t, id, 1, reason, NULL);
 }
 
 /* Every run of t not in a terminal status: at journald's start. */
@@ -549,7 +581,7 @@ jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 {
 	sqlite3_stmt *st;
 	struct jnl_live_run *ids = NULL, *n;
-	size_t nids = 0, cap = 0;
+	size_t nids = 0, cap = 0, suspended = 0;
 	const char *id, *session;
 	int rc;
 
@@ -588,7 +620,14 @@ jnl_reconcile(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 		free(ids);
 		return -EIO;
 	}
-	rc = reconcile_runs(ctx, t, ids, nids, reason);
+	rc = reconcile_runs(ctx, t, ids, nids, reason, &suspended);
 	free(ids);
+	/* Runs waiting for an approval wait for a worker to recover them. */
+	if (suspended > 0) {
+		log_info("%s: %zu run(s) wait for an approval; asking for a "
+			 "worker to recover them",
+		    t->name, suspended);
+		jnl_appr_want_worker(ctx, t);
+	}
 	return rc;
 }

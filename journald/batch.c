@@ -95,6 +95,7 @@ jnl_batch_fail(struct jnl_ctx *ctx, struct jnl_tenant *t)
 	t->batch = JNL_BATCH_IDLE;
 	t->batch_count = 0;
 	jnl_stats_rolled_back(t);
+	jnl_usage_rolled_back(t);
 	open_list_remove(ctx, t);
 	jnl_run_cache_clear(t);
 	if (jnl_tenant_load_head(t) < 0) {
@@ -339,6 +340,10 @@ jnl_commit_all(struct jnl_ctx *ctx)
 			notice_deliver(ctx, &ctx->acks[i]);
 			free(ctx->acks[i].notice);
 			ctx->acks[i].notice = NULL;
+			continue;
+		}
+		if (ctx->acks[i].deliver != NULL) {
+			ctx->acks[i].deliver(ctx, &ctx->acks[i]);
 			continue;
 		}
 		ack_deliver(ctx, &ctx->acks[i]);

@@ -576,6 +576,7 @@ ctx_free(struct jnl_ctx *ctx)
 	jnl_tokens_close(ctx);
 	jnl_db_close(ctx->system_db);
 	jnl_secrets_clear(ctx);
+	jnl_usage_free(ctx);
 	free(ctx->payload_buf);
 	if (ctx->commit_ev != NULL)
 		event_free(ctx->commit_ev);
@@ -639,6 +640,9 @@ journald_main(int argc, char **argv)
 	/* Before the sandbox: libsodium may look for /dev/urandom. */
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
+	/* Before the sandbox: the zone files are outside the state dir. */
+	if (jnl_usage_init(&ctx) < 0)
+		fatalx("out of memory for the time zones");
 	sbx_facts_init(&facts);
 	if (sbx_apply(&profile, &facts) < 0) {
 		log_error("cannot apply the sandbox; exiting");

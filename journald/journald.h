@@ -17,6 +17,11 @@
  * runread.c (a run's events after a seq, for a reattaching RunStream),
  * listing.c and cursor.c (pages of sessions and runs for the admin API),
  * stats.c (run and commit counters for GET /metrics);
+ * usage.h for usage, budgets and reservations (usage.c, usage_api.c,
+ * budgets.c) and the tenants' time zones (zones.c);
+ * approvals.h for approvals, grants, their export and the recovery of runs
+ * that wait for an approval (approvals.c, approvals_api.c,
+ * approvals_export.c, recover.c);
  * audit.h for verification, checkpoints, export, backup and prune.
  */
 #ifndef PALYRA_JOURNALD_H
@@ -136,6 +141,11 @@ struct jnl_tenant {
 	 * received yet. */
 	Palyra__Ipc__TenantAgents *agents;
 	struct jnl_run_stats stats; /* stats.c */
+	/* usage.c: budgets, reservations and usage; NULL until used. The
+	 * counters are GET /metrics' budget warnings and refusals. */
+	struct jnl_usage *usage;
+	uint64_t budget_warnings;
+	uint64_t budget_refusals;
 	struct timespec batch_began; /* CLOCK_MONOTONIC, at BEGIN */
 };
 
@@ -159,6 +169,8 @@ struct jnl_notice {
 	const char *reason; /* static text */
 };
 
+struct jnl_ctx;
+
 /* An acknowledgement owed to a worker, sent after its batch committed. */
 struct jnl_ack {
 	struct jnl_worker *worker; /* NULL: internal append, no reply */
@@ -175,6 +187,11 @@ struct jnl_ack {
 	 * ack so that the worker forwards what was committed. */
 	uint8_t *stored;
 	size_t stored_len;
+	/* A reply other than a JournalAck (approvals.c): called instead,
+	 * once the batch committed (ok) or was refused (ok 0, error set);
+	 * it owns and frees arg. */
+	void (*deliver)(struct jnl_ctx *, struct jnl_ack *);
+	void *arg;
 };
 
 /* A secret value to redact (redact.c). */
@@ -247,6 +264,7 @@ struct jnl_ctx {
 
 	struct jnl_runprep *runprep; /* runprep.c, allocated on first use */
 	struct jnl_commit_stats commit_stats; /* stats.c */
+	struct jnl_zones *zones; /* usage.c: time zones read before the sandbox */
 };
 
 /* journald.c */
@@ -266,6 +284,14 @@ int jnl_runprep_run_inserted(
     struct jnl_ctx *, struct jnl_tenant *, const char *run_id);
 void jnl_runprep_worker_gone(struct jnl_ctx *, struct jnl_worker *);
 void jnl_runprep_free(struct jnl_ctx *);
+/* The session's earlier turns as a run's prompt gets them (RunPrepared
+ * .turns, oldest first), leaving out the run exclude_run_id (recover.c).
+ * 0 with *out and *nout (free with jnl_runprep_turns_free), -ENOMEM or
+ * -EIO. */
+int jnl_runprep_history(struct jnl_tenant *, const char *session_id,
+    const char *principal, const char *exclude_run_id,
+    Palyra__Ipc__HistoryTurn ***out, size_t *nout);
+void jnl_runprep_turns_free(Palyra__Ipc__HistoryTurn **, size_t);
 
 /* db.c */
 /*
@@ -332,6 +358,15 @@ int jnl_reconcile(struct jnl_ctx *, struct jnl_tenant *, const char *reason);
 /* The same for the runs worker channel w started and did not end. */
 int jnl_reconcile_worker(
     struct jnl_ctx *, struct jnl_worker *, const char *reason);
+/* Runs that wait for an approval (jnl_approvals_suspended) are left as
+ * they are by both, for recover.c. */
+/* Interrupts run_id of t whatever it waits for (reason static). 0 or
+ * -EIO. */
+int jnl_interrupt_run(struct jnl_ctx *, struct jnl_tenant *,
+    const struct jnl_live_run *, const char *reason);
+/* Adds a run to the runs w holds (recover.c). 0 or -ENOMEM. */
+int jnl_live_add(struct jnl_worker *, const char *run_id,
+    const char *session_id);
 
 /* redact.c */
 /* IPC_JOURNAL_SECRETS: replaces the registry (and wipes the message). */
@@ -367,6 +402,12 @@ void jnl_session_request(struct jnl_ctx *, const struct ipc_msg *);
  * supervisor's IPC_TENANT_AGENTS (kept: m->msg is taken). */
 void jnl_agent_request(struct jnl_ctx *, const struct ipc_msg *);
 void jnl_tenant_agents(struct jnl_ctx *, struct ipc_msg *);
+/* The runtime agent name of t as a run starts with it (what RESOLVE
+ * answers), for recover.c: 1 with *out (free with
+ * palyra__ipc__agent_config__free_unpacked), 0 when t has no runtime
+ * agent of that name (a config agent or none), -EIO or -ENOMEM. */
+int jnl_agent_runtime_config(struct jnl_tenant *, const char *name,
+    Palyra__Ipc__AgentConfig **out);
 
 /* runread.c: a run's committed events after a seq (reattach). */
 void jnl_run_read_request(struct jnl_ctx *, const struct ipc_msg *);
@@ -419,6 +460,13 @@ void jnl_budget_settle(struct jnl_ctx *, struct jnl_worker *,
     const struct ipc_msg *);
 /* Releases every reservation the worker still holds. */
 void jnl_budget_worker_gone(struct jnl_ctx *, struct jnl_worker *);
+/* Before the sandbox: reads the time zones (0 or -ENOMEM); at exit. */
+int jnl_usage_init(struct jnl_ctx *);
+void jnl_usage_free(struct jnl_ctx *);
+/* t's batch was rolled back: its usage sums are read again. */
+void jnl_usage_rolled_back(struct jnl_tenant *);
+/* t's journal closes: its usage state goes. */
+void jnl_usage_close(struct jnl_tenant *);
 
 /* tokens.c */
 int jnl_tokens_open(struct jnl_ctx *);

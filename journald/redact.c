@@ -183,6 +183,12 @@ jnl_redact_event(const struct jnl_ctx *ctx, Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
 		fields[0] = &ev->input->text;
 		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST:
+		fields[0] = &ev->approval_request->arguments_summary;
+		break;
+	case PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_DECIDED:
+		fields[0] = &ev->approval_decided->reason;
+		break;
 	default:
 		break;
 	}

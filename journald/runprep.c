@@ -256,17 +256,18 @@ turns_free(Palyra__Ipc__HistoryTurn **turns, size_t n)
 }
 
 /*
- * The session's earlier turns, newest first into turns[] (the caller
- * reverses them), as many as fit max_turns and max_bytes. Returns 0 or
- * -ENOMEM, -EIO.
+ * The session's earlier turns, oldest first, as many of the newest as fit
+ * max_turns and max_bytes, leaving out the run exclude (NULL: none; a
+ * recovered run, recover.c). Returns 0 or -ENOMEM, -EIO.
  */
 static int
 history_read(struct jnl_tenant *t, const Palyra__Ipc__RunPrepare *req,
-    Palyra__Ipc__HistoryTurn ***out, size_t *nout)
+    const char *exclude, Palyra__Ipc__HistoryTurn ***out, size_t *nout)
 {
 	static const char runs_sql[] =
 	    "SELECT run_id, input FROM runs WHERE session_id = ?1 AND "
-	    "principal = ?2 ORDER BY created_ms DESC, run_id DESC LIMIT ?3";
+	    "principal = ?2 AND run_id != ?4 "
+	    "ORDER BY created_ms DESC, run_id DESC LIMIT ?3";
 	static const char events_sql[] =
 	    "SELECT payload FROM events WHERE run_id = ?1 AND kind IN "
 	    "('input', 'final') ORDER BY run_seq";
@@ -301,6 +302,8 @@ history_read(struct jnl_tenant *t, const Palyra__Ipc__RunPrepare *req,
 	sqlite3_bind_text(runs, 1, req->session_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(runs, 2, req->principal, -1, SQLITE_STATIC);
 	sqlite3_bind_int(runs, 3, RUNPREP_RUNS_SCAN);
+	sqlite3_bind_text(runs, 4, exclude != NULL ? exclude : "", -1,
+	    SQLITE_STATIC);
 	while (!full && r == 0 && (rc = sqlite3_step(runs)) == SQLITE_ROW) {
 		input = (const char *)sqlite3_column_text(runs, 1);
 		/* A run from before inputs were stored has no first turn:
@@ -493,7 +496,7 @@ evaluate(struct jnl_ctx *ctx, struct jnl_runprep *rp, struct jnl_worker *w,
 			return 1;
 		}
 	}
-	r = history_read(t, req, &reply.turns, &reply.n_turns);
+	r = history_read(t, req, NULL, &reply.turns, &reply.n_turns);
 	if (r == 0 && req->run_id[0] != '\0')
 		r = prepared_add(rp, w, req);
 	if (r < 0) {
@@ -506,6 +509,26 @@ evaluate(struct jnl_ctx *ctx, struct jnl_runprep *rp, struct jnl_worker *w,
 	answer(w, request_id, &reply);
 	turns_free(reply.turns, reply.n_turns);
 	return 1;
+}
+
+int
+jnl_runprep_history(struct jnl_tenant *t, const char *session_id,
+    const char *principal, const char *exclude_run_id,
+    Palyra__Ipc__HistoryTurn ***out, size_t *nout)
+{
+	Palyra__Ipc__RunPrepare req = PALYRA__IPC__RUN_PREPARE__INIT;
+
+	req.session_id = (char *)session_id;
+	req.principal = (char *)principal;
+	req.max_turns = WRK_HISTORY_MAX_TURNS;
+	req.max_bytes = WRK_HISTORY_MAX_BYTES;
+	return history_read(t, &req, exclude_run_id, out, nout);
+}
+
+void
+jnl_runprep_turns_free(Palyra__Ipc__HistoryTurn **turns, size_t n)
+{
+	turns_free(turns, n);
 }
 
 static void

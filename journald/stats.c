@@ -1,6 +1,7 @@
 /*
  * stats.c: the journal's counters for GET /metrics (front/metrics.c):
- * each tenant's runs by status, and the latency of the group commits.
+ * each tenant's runs by status, its budget warnings and refusals (counted
+ * by usage.c), and the latency of the group commits.
  *
  * Runs in palyra-journald. Touches the tenants' counters, their journal.db
  * once at open (a COUNT of the live runs) and the front's channel (the
@@ -157,7 +158,7 @@ tenant_listed(const struct jnl_tenant *t)
 	for (i = 0; i < JNL_STATS_ENDED; i++)
 		if (t->stats.ended[i] != 0)
 			return 1;
-	return 0;
+	return t->budget_warnings != 0 || t->budget_refusals != 0;
 }
 
 /*
@@ -204,6 +205,9 @@ jnl_stats_request(struct jnl_ctx *ctx, const struct ipc_msg *m)
 			items[n].n_runs = JNL_STATS_LIVE;
 			items[n].ended = ended[n];
 			items[n].n_ended = JNL_STATS_ENDED;
+			/* Counted by usage.c. */
+			items[n].budget_warnings = t->budget_warnings;
+			items[n].budget_refusals = t->budget_refusals;
 			ptrs[n] = &items[n];
 			n++;
 		}

@@ -275,6 +275,7 @@ jnl_tenant_close(struct jnl_tenant *t)
 		sqlite3_finalize(t->st[i]);
 		t->st[i] = NULL;
 	}
+	jnl_usage_close(t);
 	jnl_db_close(t->db);
 	t->db = NULL;
 	jnl_run_cache_clear(t);

@@ -4,7 +4,7 @@
  *
  * No worker runs until the front asks for one (IPC_WORKER_WANTED, when a
  * RunStream finds no worker of its tenant attached, or every attached one
- * busy). A tenant has at most `workers` of them, in slots 0 .. workers - 1
+ * busy), or journald does (runs waiting for an approval to recover). A tenant has at most `workers` of them, in slots 0 .. workers - 1
  * that are added as they are first wanted, so that a host with thousands
  * of configured tenants carries only the active ones. A worker that stays
  * idle for the tenant's idle-timeout exits PROC_EXIT_IDLE and its slot goes
@@ -38,7 +38,7 @@ sup_worker_wanted(struct sup_ctx *ctx, const char *tenant, uint32_t count)
 
 	if (!cfg_name_valid(tenant) ||
 	    (t = cfg_tenant_find(ctx->cfg, tenant)) == NULL) {
-		log_warn("front: worker wanted for an unknown tenant");
+		log_warn("worker wanted for an unknown tenant");
 		return;
 	}
 	if (count < 1)

@@ -37,7 +37,10 @@ const struct sup_kind sup_kinds[SUP_KIND_COUNT] = {
 		.name = "journald",
 		.executable = "palyra-journald",
 		.sandbox = "journald",
-		.allowed = IPC_TYPE_BIT(IPC_READY),
+		/* WORKER_WANTED: a worker to recover runs that wait for
+		 * an approval (journald/approvals.c). */
+		.allowed = IPC_TYPE_BIT(IPC_READY) |
+		    IPC_TYPE_BIT(IPC_WORKER_WANTED),
 		.peers = PEER(SUP_KIND_FRONT) | PEER(SUP_KIND_WORKER),
 		.stop_order = 1,	/* last: commits what the others sent */
 		.backoff_min_ms = SUP_RESTART_MIN_MS,
@@ -239,9 +242,11 @@ child_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		    (Palyra__Ipc__TenantAdminRequest *)m->msg);
 		break;
 	case IPC_WORKER_WANTED:
-		/* Only the front's channel allows this type (sup_kinds[]). */
+		/* Only the front's and journald's channels allow this type
+		 * (sup_kinds[]); sup_worker_wanted() checks the tenant. */
 		ww = (Palyra__Ipc__WorkerWanted *)m->msg;
-		if (c->kind->id == SUP_KIND_FRONT && !c->ctx->stopping)
+		if ((c->kind->id == SUP_KIND_FRONT ||
+		    c->kind->id == SUP_KIND_JOURNALD) && !c->ctx->stopping)
 			sup_worker_wanted(c->ctx, ww->tenant, ww->count);
 		break;
 	default:

@@ -105,6 +105,12 @@ sup_reload(struct sup_ctx *ctx, const char *why, char *err, size_t errlen)
 		cfg_free(next);
 		return -1;
 	}
+	if (sup_wire_check(next, err, errlen) == -1) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		cfg_free(next);
+		return -1;
+	}
 	/* The tenants created through the admin API come along. */
 	if (sup_tenants_merge(ctx->cfg->state_dir, next) == -1) {
 		snprintf(err, errlen, "the runtime tenants file cannot be "

@@ -17,6 +17,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -130,14 +133,45 @@ url_port(const char *url)
 	return host == url + 8 ? 443 : 80;
 }
 
-/* The ports a tenant's worker may connect to: its agents' providers'. */
+/* Adds port once; returns -1 when the table is full (SBX_MAX_PORTS). */
+static int
+port_add(unsigned *ports, size_t *n, size_t max, unsigned port)
+{
+	size_t k;
+
+	for (k = 0; k < *n && ports[k] != port; k++)
+		;
+	if (k < *n)
+		return 0;
+	if (*n == max)
+		return -1;
+	ports[(*n)++] = port;
+	return 0;
+}
+
+/* The http-fetch blocks that apply to a tenant's worker: the tenant's
+ * and each agent's (an agent's replaces the tenant's for its runs). */
+static const struct cfg_fetch *
+tenant_fetch(const struct cfg_tenant *t, size_t i)
+{
+	if (i == 0)
+		return &t->fetch;
+	return i - 1 < t->nagents ? &t->agents[i - 1].fetch : NULL;
+}
+
+/*
+ * The ports a tenant's worker may connect to (Landlock, -P): its agents'
+ * providers', and those of its http-fetch allow entries (80 and 443 for an
+ * entry without one).
+ */
 static void
 tenant_ports(const struct sup_ctx *ctx, const struct cfg_tenant *t,
     char *buf, size_t len)
 {
-	unsigned ports[64], port;
-	size_t i, j, k, n = 0, used = 0;
+	unsigned ports[SBX_MAX_PORTS], port;
+	size_t i, j, n = 0, used = 0, max = SBX_MAX_PORTS, dropped = 0;
 	const struct cfg_provider *p;
+	const struct cfg_fetch *f;
 
 	buf[0] = '\0';
 	for (i = 0; i < t->nagents; i++)
@@ -147,11 +181,25 @@ tenant_ports(const struct sup_ctx *ctx, const struct cfg_tenant *t,
 			if (p == NULL || p->type == CFG_PROVIDER_OFFLINE ||
 			    (port = url_port(p->base_url)) == 0)
 				continue;
-			for (k = 0; k < n && ports[k] != port; k++)
-				;
-			if (k == n && n < sizeof(ports) / sizeof(ports[0]))
-				ports[n++] = port;
+			if (port_add(ports, &n, max, port) == -1)
+				dropped++;
 		}
+	for (i = 0; (f = tenant_fetch(t, i)) != NULL; i++)
+		for (j = 0; f->set && j < f->nallow; j++) {
+			if (f->allow[j].port != 0) {
+				if (port_add(ports, &n, max,
+				    f->allow[j].port) == -1)
+					dropped++;
+				continue;
+			}
+			if (port_add(ports, &n, max, 80) == -1 ||
+			    port_add(ports, &n, max, 443) == -1)
+				dropped++;
+		}
+	if (dropped > 0)
+		log_warn("tenant %s: %zu port(s) beyond the %d a worker may "
+		    "connect to are left out", t->name, dropped,
+		    SBX_MAX_PORTS);
 	for (i = 0; i < n && used + 7 < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%u",
 		    i > 0 ? "," : "", ports[i]);
@@ -187,17 +235,58 @@ url_hostport(const char *url, char *buf, size_t len)
 }
 
 /*
- * The provider hosts a tenant's worker resolves and pins before its
- * sandbox (palyra-worker -H): its agents' providers' "host:port"s.
+ * Appends "host:port" to the comma-separated list in buf unless it is
+ * there already. Returns 0, or -1 when the list is full (SPAWN_HOSTS_MAX
+ * entries or len bytes).
+ */
+static int
+host_add(char *buf, size_t len, size_t *used, size_t *n, const char *one)
+{
+	size_t olen = strlen(one);
+	const char *seen;
+
+	if (olen == 0)
+		return 0;
+	/* Already listed? Compare whole items. */
+	for (seen = buf; (seen = strstr(seen, one)) != NULL; seen += olen)
+		if ((seen == buf || seen[-1] == ',') &&
+		    (seen[olen] == ',' || seen[olen] == '\0'))
+			return 0;
+	if (*n == SPAWN_HOSTS_MAX || *used + olen + 2 > len)
+		return -1;
+	*used += (size_t)snprintf(buf + *used, len - *used, "%s%s",
+	    *used > 0 ? "," : "", one);
+	(*n)++;
+	return 0;
+}
+
+static int
+numeric_host(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 ||
+	    inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/*
+ * The host names a tenant's worker resolves and pins before its sandbox
+ * (palyra-worker -H): its agents' providers' "host:port"s first, then the
+ * names of its http-fetch allow entries (host:80 and host:443 for an entry
+ * without a port). Addresses need no pin. What does not fit the worker's
+ * table (WRK_HTTP_HOSTS_MAX) is left out with a warning: http.fetch then
+ * refuses that host.
  */
 static void
 tenant_hosts(const struct sup_ctx *ctx, const struct cfg_tenant *t,
     char *buf, size_t len)
 {
 	char one[300];
-	size_t i, j, used = 0, n = 0, olen;
+	size_t i, j, used = 0, n = 0, dropped = 0;
 	const struct cfg_provider *p;
-	const char *seen;
+	const struct cfg_fetch *f;
+	const struct cfg_fetch_allow *a;
 
 	buf[0] = '\0';
 	for (i = 0; i < t->nagents; i++)
@@ -207,27 +296,40 @@ tenant_hosts(const struct sup_ctx *ctx, const struct cfg_tenant *t,
 			if (p == NULL || p->type == CFG_PROVIDER_OFFLINE)
 				continue;
 			url_hostport(p->base_url, one, sizeof(one));
-			if ((olen = strlen(one)) == 0 || n == SPAWN_HOSTS_MAX)
-				continue;
-			/* Already listed? Compare whole items. */
-			for (seen = buf; (seen = strstr(seen, one)) != NULL;
-			     seen += olen)
-				if ((seen == buf || seen[-1] == ',') &&
-				    (seen[olen] == ',' || seen[olen] == '\0'))
-					break;
-			if (seen != NULL || used + olen + 2 > len)
-				continue;
-			used += (size_t)snprintf(buf + used, len - used, "%s%s",
-			    used > 0 ? "," : "", one);
-			n++;
+			if (host_add(buf, len, &used, &n, one) == -1)
+				dropped++;
 		}
+	for (i = 0; (f = tenant_fetch(t, i)) != NULL; i++)
+		for (j = 0; f->set && j < f->nallow; j++) {
+			a = &f->allow[j];
+			if (numeric_host(a->host))
+				continue;
+			if (a->port != 0) {
+				snprintf(one, sizeof(one), "%s:%u", a->host,
+				    a->port);
+				if (host_add(buf, len, &used, &n, one) == -1)
+					dropped++;
+				continue;
+			}
+			snprintf(one, sizeof(one), "%s:80", a->host);
+			if (host_add(buf, len, &used, &n, one) == -1)
+				dropped++;
+			snprintf(one, sizeof(one), "%s:443", a->host);
+			if (host_add(buf, len, &used, &n, one) == -1)
+				dropped++;
+		}
+	if (dropped > 0)
+		log_warn("tenant %s: %zu host:port pair(s) beyond the %d a "
+		    "worker pins are left out; http.fetch refuses them",
+		    t->name, dropped, SPAWN_HOSTS_MAX);
 }
 
 int
 sup_spawn(struct sup_ctx *ctx, struct sup_child *child, int chan_fd)
 {
 	char path[sizeof(ctx->libexec) + 64], ids[32], scratch[4096];
-	char ports[64 * 6 + 1], idle[32], hosts[SPAWN_HOSTS_MAX * 300];
+	char ports[SBX_MAX_PORTS * 6 + 1], idle[32];
+	char hosts[SPAWN_HOSTS_MAX * 300];
 	char *argv[22];
 	int argc = 0, gate[2] = { -1, -1 };
 	pid_t pid, parent = getpid();

@@ -193,6 +193,10 @@ int	sup_spawn(struct sup_ctx *, struct sup_child *, int chan_fd);
 /* wire.c */
 void	sup_child_configure(struct sup_ctx *, struct sup_child *);
 void	sup_child_send_tenants(struct sup_ctx *, struct sup_child *);
+/* Whether every tenant's configuration fits one IPC message to its
+ * worker and journald (wire.c). Returns 0, or -1 with
+ * "FILE:LINE:COL: message" (the tenant's position) in err. */
+int	sup_wire_check(const struct cfg *, char *err, size_t errlen);
 /* secrets.c: resolves the providers' credentials and sends them to
  * journald for redaction, wiping every copy. */
 void	sup_journal_secrets_send(struct sup_ctx *, struct sup_child *);

@@ -135,6 +135,11 @@ main(int argc, char *argv[])
 		cfg_free(ctx.cfg);
 		return PROC_EXIT_FATAL;
 	}
+	if (sup_wire_check(ctx.cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(ctx.cfg);
+		return PROC_EXIT_FATAL;
+	}
 	if (check_only) {
 		if (ctx.verbose)
 			cfg_dump(ctx.cfg, stdout);

@@ -36,53 +36,224 @@ send_or_warn(struct sup_child *c, enum ipc_type type,
 		    ipc_type_name(type), strerror(-rc));
 }
 
+/*
+ * The allocations behind one message: protobuf-c wants arrays of
+ * pointers, which live only until the message is sent.
+ */
+struct wire_arena {
+	void		**ptrs;
+	size_t		 n;
+	size_t		 cap;
+};
+
+static void *
+arena_calloc(struct wire_arena *a, size_t n, size_t size)
+{
+	void **grown, *p;
+
+	if (a->n == a->cap) {
+		a->cap = a->cap == 0 ? 16 : a->cap * 2;
+		if ((grown = reallocarray(a->ptrs, a->cap,
+		    sizeof(*a->ptrs))) == NULL)
+			fatal("reallocarray");
+		a->ptrs = grown;
+	}
+	/* One more element than asked: calloc(0) may return NULL. */
+	if ((p = calloc(n + 1, size)) == NULL)
+		fatal("calloc");
+	a->ptrs[a->n++] = p;
+	return p;
+}
+
+static void
+arena_free(struct wire_arena *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		free(a->ptrs[i]);
+	free(a->ptrs);
+	memset(a, 0, sizeof(*a));
+}
+
+static const char *const tool_policy_names[] = { "allow", "ask", "deny" };
+
+/* palyrad.conf http-fetch { } as FetchPolicy (worker/fetch.c). */
+static void
+fetch_fill(Palyra__Ipc__FetchPolicy *fp, const struct cfg_fetch *f,
+    struct wire_arena *arena)
+{
+	Palyra__Ipc__FetchAllow *allow, **allowp;
+	size_t i;
+
+	palyra__ipc__fetch_policy__init(fp);
+	allow = arena_calloc(arena, f->nallow, sizeof(*allow));
+	allowp = arena_calloc(arena, f->nallow, sizeof(*allowp));
+	for (i = 0; i < f->nallow; i++) {
+		palyra__ipc__fetch_allow__init(&allow[i]);
+		allow[i].host = f->allow[i].host;
+		allow[i].port = f->allow[i].port;
+		allow[i].allow_private = f->allow[i].allow_private;
+		allowp[i] = &allow[i];
+	}
+	fp->n_allow = f->nallow;
+	fp->allow = allowp;
+	fp->max_bytes = f->max_bytes;
+	fp->timeout_ms = f->timeout_ms;
+	fp->n_content_types = f->ncontent_types;
+	fp->content_types = f->content_types;
+	fp->max_redirects = f->max_redirects;
+	fp->has_max_redirects = f->has_max_redirects;
+}
+
+/* One agent of palyrad.conf as AgentConfig, for workers and journald. */
+static void
+agent_fill(Palyra__Ipc__AgentConfig *ac, const struct cfg_agent *a,
+    struct wire_arena *arena)
+{
+	Palyra__Ipc__ToolRule *rules, **rulep;
+	Palyra__Ipc__FetchPolicy *fetch;
+	size_t i;
+
+	palyra__ipc__agent_config__init(ac);
+	ac->name = a->name;
+	ac->n_providers = a->nproviders;
+	ac->providers = a->providers;
+	ac->system_prompt = a->system_prompt != NULL ? a->system_prompt : "";
+	ac->max_output_tokens = a->max_output_tokens;
+	ac->temperature = a->temperature;
+	ac->max_turns = a->max_turns;
+	ac->max_tool_calls = a->max_tool_calls;
+	ac->max_wall_clock_ms = a->max_wall_clock_ms;
+	ac->has_limits = 1;
+	rules = arena_calloc(arena, a->ntools, sizeof(*rules));
+	rulep = arena_calloc(arena, a->ntools, sizeof(*rulep));
+	for (i = 0; i < a->ntools; i++) {
+		palyra__ipc__tool_rule__init(&rules[i]);
+		rules[i].pattern = a->tools[i].pattern;
+		rules[i].policy = (char *)tool_policy_names[a->tools[i].policy];
+		rulep[i] = &rules[i];
+	}
+	ac->n_tools = a->ntools;
+	ac->tools = rulep;
+	ac->approval_timeout_ms = a->approval_timeout_ms;
+	ac->client_tool_timeout_ms = a->client_tool_timeout_ms;
+	if (a->fetch.set) {
+		fetch = arena_calloc(arena, 1, sizeof(*fetch));
+		fetch_fill(fetch, &a->fetch, arena);
+		ac->has_fetch = 1;
+		ac->fetch = fetch;
+	}
+}
+
+/* A tenant's agents as an array of AgentConfig pointers. */
+static Palyra__Ipc__AgentConfig **
+agents_fill(const struct cfg_tenant *t, struct wire_arena *arena)
+{
+	Palyra__Ipc__AgentConfig *agents, **agentp;
+	size_t i;
+
+	agents = arena_calloc(arena, t->nagents, sizeof(*agents));
+	agentp = arena_calloc(arena, t->nagents, sizeof(*agentp));
+	for (i = 0; i < t->nagents; i++) {
+		agent_fill(&agents[i], &t->agents[i], arena);
+		agentp[i] = &agents[i];
+	}
+	return agentp;
+}
+
+/* The tenant's budgets of palyrad.conf (journald/usage.c): ids of the
+ * shared contract, limits in tokens or micro-USD, source "config". */
+static Palyra__V1__Budget **
+budgets_fill(const struct cfg_tenant *t, struct wire_arena *arena)
+{
+	static const Palyra__V1__BudgetScope scopes[] = {
+		[CFG_BUDGET_TENANT] =
+		    PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_TENANT,
+		[CFG_BUDGET_AGENT] =
+		    PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_AGENT,
+		[CFG_BUDGET_PRINCIPAL] =
+		    PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_PRINCIPAL,
+	};
+	static const Palyra__V1__BudgetPeriod periods[] = {
+		[CFG_PERIOD_DAY] = PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_DAY,
+		[CFG_PERIOD_MONTH] =
+		    PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_MONTH,
+		[CFG_PERIOD_TOTAL] =
+		    PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_TOTAL,
+	};
+	Palyra__V1__Budget *budgets, **budgetp;
+	const struct cfg_budget *b;
+	char *id;
+	size_t i, idlen = NAME_MAX_LEN + 40;
+
+	budgets = arena_calloc(arena, t->nbudgets, sizeof(*budgets));
+	budgetp = arena_calloc(arena, t->nbudgets, sizeof(*budgetp));
+	for (i = 0; i < t->nbudgets; i++) {
+		b = &t->budgets[i];
+		palyra__v1__budget__init(&budgets[i]);
+		id = arena_calloc(arena, idlen, 1);
+		cfg_budget_id(b, id, idlen);
+		budgets[i].budget_id = id;
+		budgets[i].scope = scopes[b->scope];
+		budgets[i].subject = b->subject != NULL ? b->subject : "";
+		budgets[i].unit = b->unit == CFG_BUDGET_COST ?
+		    PALYRA__V1__BUDGET_UNIT__BUDGET_UNIT_COST :
+		    PALYRA__V1__BUDGET_UNIT__BUDGET_UNIT_TOKENS;
+		budgets[i].limit = cfg_budget_limit(b);
+		budgets[i].period = periods[b->period];
+		budgets[i].hard = b->hard;
+		budgets[i].source = "config";
+		budgetp[i] = &budgets[i];
+	}
+	return budgetp;
+}
+
+/* One tenant's TenantAgents; provs: the names of every provider. */
+static void
+tenant_agents_fill(const struct cfg *cfg, const struct cfg_tenant *t,
+    char **provs, Palyra__Ipc__TenantAgents *ta, struct wire_arena *arena)
+{
+	palyra__ipc__tenant_agents__init(ta);
+	ta->tenant = t->name;
+	ta->n_agents = t->nagents;
+	ta->agents = agents_fill(t, arena);
+	ta->n_providers = cfg->nproviders;
+	ta->providers = provs;
+	ta->n_budgets = t->nbudgets;
+	ta->budgets = budgets_fill(t, arena);
+	ta->timezone = t->timezone != NULL ? t->timezone : "";
+}
+
+static char **
+provider_names(const struct cfg *cfg)
+{
+	char **provs;
+	size_t j;
+
+	if ((provs = calloc(cfg->nproviders + 1, sizeof(*provs))) == NULL)
+		fatal("calloc");
+	for (j = 0; j < cfg->nproviders; j++)
+		provs[j] = cfg->providers[j].name;
+	return provs;
+}
+
 /* journald: each tenant's agents of palyrad.conf and the providers its
- * workers know, for the agent methods (journald/agents.c). */
+ * workers know, for the agent methods (journald/agents.c), with its
+ * budgets and time zone (journald/usage.c). */
 static void
 send_tenant_agents(struct sup_ctx *ctx, struct sup_child *c)
 {
 	Palyra__Ipc__TenantAgents ta;
-	Palyra__Ipc__AgentConfig *agents, **agentp;
-	char **provs;
-	size_t i, j, np = ctx->cfg->nproviders;
+	struct wire_arena arena = { NULL, 0, 0 };
+	char **provs = provider_names(ctx->cfg);
+	size_t i;
 
-	if ((provs = calloc(np + 1, sizeof(*provs))) == NULL)
-		fatal("calloc");
-	for (j = 0; j < np; j++)
-		provs[j] = ctx->cfg->providers[j].name;
 	for (i = 0; i < ctx->cfg->ntenants; i++) {
-		const struct cfg_tenant *t = &ctx->cfg->tenants[i];
-
-		agents = calloc(t->nagents + 1, sizeof(*agents));
-		agentp = calloc(t->nagents + 1, sizeof(*agentp));
-		if (agents == NULL || agentp == NULL)
-			fatal("calloc");
-		for (j = 0; j < t->nagents; j++) {
-			const struct cfg_agent *a = &t->agents[j];
-
-			palyra__ipc__agent_config__init(&agents[j]);
-			agents[j].name = a->name;
-			agents[j].n_providers = a->nproviders;
-			agents[j].providers = a->providers;
-			agents[j].system_prompt =
-			    a->system_prompt != NULL ? a->system_prompt : "";
-			agents[j].max_output_tokens = a->max_output_tokens;
-			agents[j].temperature = a->temperature;
-			agents[j].max_turns = a->max_turns;
-			agents[j].max_tool_calls = a->max_tool_calls;
-			agents[j].max_wall_clock_ms = a->max_wall_clock_ms;
-			agents[j].has_limits = 1;
-			agentp[j] = &agents[j];
-		}
-		palyra__ipc__tenant_agents__init(&ta);
-		ta.tenant = t->name;
-		ta.n_agents = t->nagents;
-		ta.agents = agentp;
-		ta.n_providers = np;
-		ta.providers = provs;
+		tenant_agents_fill(ctx->cfg, &ctx->cfg->tenants[i], provs, &ta,
+		    &arena);
 		send_or_warn(c, IPC_TENANT_AGENTS, &ta.base, NULL, 0);
-		free(agents);
-		free(agentp);
+		arena_free(&arena);
 	}
 	free(provs);
 }
@@ -150,44 +321,21 @@ tenant_uses(const struct cfg_tenant *t, const char *name)
 	return 0;
 }
 
+/* A tenant's WorkerConfig but the providers' credentials. */
 static void
-send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
+worker_config_fill(const struct cfg *cfg, const struct cfg_tenant *t,
+    Palyra__Ipc__WorkerConfig *wc, Palyra__Ipc__FetchPolicy *fetch,
+    struct wire_arena *arena)
 {
-	Palyra__Ipc__WorkerConfig wc = PALYRA__IPC__WORKER_CONFIG__INIT;
-	const struct cfg_tenant *t = c->tenant;
-	Palyra__Ipc__AgentConfig *agents, **agentp;
 	Palyra__Ipc__ProviderConfig *provs, **provp;
-	size_t i, np = ctx->cfg->nproviders;
-	uint8_t **keys;
-	ssize_t klen;
+	Palyra__Ipc__Pricing *prices, **pricep;
+	size_t i, np = cfg->nproviders, nprice = cfg->npricing;
 
-	agents = calloc(t->nagents + 1, sizeof(*agents));
-	if ((keys = calloc(np + 1, sizeof(*keys))) == NULL)
-		fatal("calloc");
-	agentp = calloc(t->nagents + 1, sizeof(*agentp));
-	provs = calloc(np + 1, sizeof(*provs));
-	provp = calloc(np + 1, sizeof(*provp));
-	if (agents == NULL || agentp == NULL || provs == NULL || provp == NULL)
-		fatal("calloc");
-	for (i = 0; i < t->nagents; i++) {
-		const struct cfg_agent *a = &t->agents[i];
-
-		palyra__ipc__agent_config__init(&agents[i]);
-		agents[i].name = a->name;
-		agents[i].n_providers = a->nproviders;
-		agents[i].providers = a->providers;
-		agents[i].system_prompt = a->system_prompt != NULL ?
-		    a->system_prompt : "";
-		agents[i].max_output_tokens = a->max_output_tokens;
-		agents[i].temperature = a->temperature;
-		agents[i].max_turns = a->max_turns;
-		agents[i].max_tool_calls = a->max_tool_calls;
-		agents[i].max_wall_clock_ms = a->max_wall_clock_ms;
-		agents[i].has_limits = 1;
-		agentp[i] = &agents[i];
-	}
+	palyra__ipc__worker_config__init(wc);
+	provs = arena_calloc(arena, np, sizeof(*provs));
+	provp = arena_calloc(arena, np, sizeof(*provp));
 	for (i = 0; i < np; i++) {
-		const struct cfg_provider *p = &ctx->cfg->providers[i];
+		const struct cfg_provider *p = &cfg->providers[i];
 
 		palyra__ipc__provider_config__init(&provs[i]);
 		provs[i].name = p->name;
@@ -202,32 +350,67 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		provs[i].timeout_idle_ms = p->timeout_idle_ms;
 		provs[i].timeout_total_ms = p->timeout_total_ms;
 		provs[i].max_concurrent = p->max_concurrent;
-		/* The credential of the tenant's agents' providers only,
-		 * wiped once sent; never logged, only the provider's name. */
-		if (p->api_key != NULL && tenant_uses(t, p->name)) {
-			if ((keys[i] = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
-				fatal("malloc");
-			klen = sup_provider_secret(p, keys[i],
-			    JNL_SECRET_MAX_LEN + 1);
-			if (klen < 0)
-				log_warn("provider %s: cannot read its "
-				    "api-key: %s", p->name,
-				    strerror((int)-klen));
-			else if (klen == 0)
-				log_warn("provider %s: its api-key is empty "
-				    "or unset", p->name);
-			else {
-				provs[i].api_key.data = keys[i];
-				provs[i].api_key.len = (size_t)klen;
-			}
-		}
 		provp[i] = &provs[i];
 	}
-	wc.tenant = t->name;
-	wc.n_agents = t->nagents;
-	wc.agents = agentp;
-	wc.n_providers = np;
-	wc.providers = provp;
+	/* Every price: a tenant's provider may serve any model. */
+	prices = arena_calloc(arena, nprice, sizeof(*prices));
+	pricep = arena_calloc(arena, nprice, sizeof(*pricep));
+	for (i = 0; i < nprice; i++) {
+		palyra__ipc__pricing__init(&prices[i]);
+		prices[i].model = cfg->pricing[i].model;
+		prices[i].input_per_million =
+		    cfg->pricing[i].input_per_million;
+		prices[i].output_per_million =
+		    cfg->pricing[i].output_per_million;
+		pricep[i] = &prices[i];
+	}
+	wc->tenant = t->name;
+	wc->n_agents = t->nagents;
+	wc->agents = agents_fill(t, arena);
+	wc->n_providers = np;
+	wc->providers = provp;
+	wc->n_pricing = nprice;
+	wc->pricing = pricep;
+	wc->timezone = t->timezone != NULL ? t->timezone : "";
+	fetch_fill(fetch, &t->fetch, arena);
+	wc->fetch = fetch;
+}
+
+static void
+send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
+{
+	Palyra__Ipc__WorkerConfig wc;
+	Palyra__Ipc__FetchPolicy fetch;
+	const struct cfg_tenant *t = c->tenant;
+	struct wire_arena arena = { NULL, 0, 0 };
+	size_t i, np = ctx->cfg->nproviders;
+	uint8_t **keys;
+	ssize_t klen;
+
+	if ((keys = calloc(np + 1, sizeof(*keys))) == NULL)
+		fatal("calloc");
+	worker_config_fill(ctx->cfg, t, &wc, &fetch, &arena);
+	for (i = 0; i < np; i++) {
+		const struct cfg_provider *p = &ctx->cfg->providers[i];
+
+		/* The credential of the tenant's agents' providers only,
+		 * wiped once sent; never logged, only the provider's name. */
+		if (p->api_key == NULL || !tenant_uses(t, p->name))
+			continue;
+		if ((keys[i] = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
+			fatal("malloc");
+		klen = sup_provider_secret(p, keys[i], JNL_SECRET_MAX_LEN + 1);
+		if (klen < 0)
+			log_warn("provider %s: cannot read its api-key: %s",
+			    p->name, strerror((int)-klen));
+		else if (klen == 0)
+			log_warn("provider %s: its api-key is empty or unset",
+			    p->name);
+		else {
+			wc.providers[i]->api_key.data = keys[i];
+			wc.providers[i]->api_key.len = (size_t)klen;
+		}
+	}
 	send_or_warn(c, IPC_WORKER_CONFIG, &wc.base, NULL, 0);
 	for (i = 0; i < np; i++)
 		if (keys[i] != NULL) {
@@ -235,10 +418,47 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 			free(keys[i]);
 		}
 	free(keys);
-	free(agents);
-	free(agentp);
+	arena_free(&arena);
+}
+
+int
+sup_wire_check(const struct cfg *cfg, char *err, size_t errlen)
+{
+	Palyra__Ipc__TenantAgents ta;
+	Palyra__Ipc__WorkerConfig wc;
+	Palyra__Ipc__FetchPolicy fetch;
+	struct wire_arena arena = { NULL, 0, 0 };
+	const struct cfg_tenant *t;
+	char **provs = provider_names(cfg);
+	size_t i, j, size, worst;
+	int rc = 0;
+
+	for (i = 0; i < cfg->ntenants && rc == 0; i++) {
+		t = &cfg->tenants[i];
+		worker_config_fill(cfg, t, &wc, &fetch, &arena);
+		/* Room for the credentials the worker may get. */
+		size = protobuf_c_message_get_packed_size(&wc.base);
+		for (j = 0; j < cfg->nproviders; j++)
+			if (cfg->providers[j].api_key != NULL)
+				size += JNL_SECRET_MAX_LEN + 8;
+		arena_free(&arena);
+		tenant_agents_fill(cfg, t, provs, &ta, &arena);
+		worst = protobuf_c_message_get_packed_size(&ta.base);
+		arena_free(&arena);
+		if (worst < size)
+			worst = size;
+		if (worst > IPC_MAX_PAYLOAD) {
+			snprintf(err, errlen, "%s:%d:%d: tenant \"%s\" is too "
+			    "large to send to its processes (%zu bytes with "
+			    "its agents, prompts, tool rules and budgets; "
+			    "limit %d)", t->pos.file != NULL ? t->pos.file :
+			    "palyrad.conf", t->pos.line, t->pos.col, t->name,
+			    worst, IPC_MAX_PAYLOAD);
+			rc = -1;
+		}
+	}
 	free(provs);
-	free(provp);
+	return rc;
 }
 
 void

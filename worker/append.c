@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "grpc_status.h"
 #include "ipc.h"
 #include "log.h"
 #include "worker.h"
@@ -36,6 +37,8 @@ struct pb_event {
 	Palyra__V1__Input		 input;
 	Palyra__V1__ToolCall		 tool_call;
 	Palyra__V1__ToolResult		 tool_result;
+	Palyra__V1__ErrorEvent		 error;
+	Palyra__V1__BudgetWarning	 budget_warning;
 };
 
 static void	kick_cb(evutil_socket_t, short, void *);
@@ -115,6 +118,36 @@ pb_event_build(const struct wrk_run *run, const struct wrk_event *ev,
 		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT;
 		pb->event.tool_result = &pb->tool_result;
 		break;
+	case WRK_EVENT_ERROR:
+		palyra__v1__error_event__init(&pb->error);
+		pb->error.code = (char *)grpc_status_name((int)ev->grpc_status);
+		pb->error.message = text_or_empty(ev->text);
+		pb->event.event_case = PALYRA__V1__RUN_EVENT__EVENT_ERROR;
+		pb->event.error = &pb->error;
+		break;
+	case WRK_EVENT_BUDGET_WARNING:
+		palyra__v1__budget_warning__init(&pb->budget_warning);
+		pb->budget_warning.budget_id = text_or_empty(ev->budget_id);
+		pb->budget_warning.message = text_or_empty(ev->text);
+		pb->budget_warning.used = ev->used;
+		pb->budget_warning.limit = ev->limit;
+		pb->budget_warning.unit = text_or_empty(ev->unit);
+		pb->event.event_case =
+		    PALYRA__V1__RUN_EVENT__EVENT_BUDGET_WARNING;
+		pb->event.budget_warning = &pb->budget_warning;
+		break;
+	case WRK_EVENT_APPROVAL_REQUEST:
+		pb->event.event_case =
+		    PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST;
+		pb->event.approval_request =
+		    (Palyra__V1__ApprovalRequest *)ev->detail;
+		break;
+	case WRK_EVENT_APPROVAL_DECIDED:
+		pb->event.event_case =
+		    PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_DECIDED;
+		pb->event.approval_decided =
+		    (Palyra__V1__ApprovalDecided *)ev->detail;
+		break;
 	}
 }
 
@@ -131,6 +164,10 @@ wrk_event_clear(struct wrk_event *ev)
 	free(ev->author);
 	free(ev->tool_id);
 	free(ev->tool_name);
+	free(ev->budget_id);
+	free(ev->unit);
+	if (ev->detail != NULL)
+		protobuf_c_message_free_unpacked(ev->detail, NULL);
 	memset(ev, 0, sizeof(*ev));
 }
 
@@ -260,6 +297,10 @@ forward(struct wrk_ctx *ctx, struct wrk_run *run, const struct wrk_event *ev,
 	msg.last = last;
 	/* Reattached calls follow the run too (run.c). */
 	wrk_run_forward_followers(run, &msg);
+	/* A run failed with a status (wrk_run_fail_status): its own call
+	 * gets the last event as any other, then ends with that status. */
+	if (last && run->fail_grpc_status != 0)
+		msg.last = 0;
 	r = !run->has_call ? 0 : ipc_chan_send(ctx->front, IPC_RUN_EVENT,
 	    run->call_id, &msg.base, NULL, 0);
 	if (r < 0) {
@@ -268,6 +309,12 @@ forward(struct wrk_ctx *ctx, struct wrk_run *run, const struct wrk_event *ev,
 		    run->call_id, strerror(-r));
 		run->has_call = 0;
 		return;
+	}
+	if (last && run->has_call && run->fail_grpc_status != 0) {
+		run->has_call = 0;
+		wrk_front_error(ctx, run->call_id, run->fail_grpc_status,
+		    run->fail_message != NULL ? run->fail_message :
+		    grpc_status_name((int)run->fail_grpc_status));
 	}
 	if (last)
 		run->has_call = 0;

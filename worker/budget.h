@@ -52,6 +52,11 @@ void	wrk_budget_settle(struct wrk_run *, const char *provider,
  * is then settled at zero), a held one settled as not reported. */
 void	wrk_budget_abort(struct wrk_run *);
 
+/* Journald's channel is gone (it released every reservation of this
+ * worker with it), or the worker exits: the questions of runs that ended
+ * before their answer are forgotten. */
+void	wrk_budget_forget(struct wrk_ctx *);
+
 /* IPC_BUDGET_RESERVED from journald. Returns 0 or -EBADMSG. */
 int	wrk_budget_on_reserved(struct wrk_ctx *, uint32_t request_id,
 	    const Palyra__Ipc__BudgetReserved *);

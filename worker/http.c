@@ -72,6 +72,9 @@ static struct {
 	struct {
 		char host[WRK_HTTP_HOST_MAX + 1];
 		unsigned port;
+		/* What CURLOPT_RESOLVE connects it to (wrk_http_pinned). */
+		struct sockaddr_storage addrs[WRK_HTTP_ADDRS_MAX];
+		size_t naddrs;
 	} pinned[WRK_HTTP_HOSTS_MAX];
 	size_t npinned;
 } http_global;
@@ -351,6 +354,8 @@ pin_host(const char *host, unsigned port)
 			continue;
 		if (inet_ntop(ai->ai_family, src, addr, sizeof(addr)) == NULL)
 			continue;
+		memcpy(&http_global.pinned[http_global.npinned].addrs[naddrs],
+		    ai->ai_addr, ai->ai_addrlen);
 		used += (size_t)snprintf(entry + used, sizeof(entry) - used,
 		    ai->ai_family == AF_INET6 ? "%s[%s]" : "%s%s",
 		    naddrs > 0 ? "," : "", addr);
@@ -368,6 +373,7 @@ pin_host(const char *host, unsigned port)
 	snprintf(http_global.pinned[http_global.npinned].host,
 	    sizeof(http_global.pinned[0].host), "%s", host);
 	http_global.pinned[http_global.npinned].port = port;
+	http_global.pinned[http_global.npinned].naddrs = naddrs;
 	http_global.npinned++;
 	log_debug("provider host %s:%u pinned", host, port);
 	return 0;
@@ -424,6 +430,24 @@ host_allowed(const char *host, unsigned port)
 		if (http_global.pinned[i].port == port &&
 		    strcasecmp(http_global.pinned[i].host, host) == 0)
 			return 1;
+	return 0;
+}
+
+size_t
+wrk_http_pinned(const char *host, unsigned port,
+    struct sockaddr_storage *addrs, size_t max)
+{
+	size_t i, n;
+
+	for (i = 0; i < http_global.npinned; i++) {
+		if (http_global.pinned[i].port != port ||
+		    strcasecmp(http_global.pinned[i].host, host) != 0)
+			continue;
+		n = http_global.pinned[i].naddrs < max ?
+		    http_global.pinned[i].naddrs : max;
+		memcpy(addrs, http_global.pinned[i].addrs, n * sizeof(*addrs));
+		return n;
+	}
 	return 0;
 }
 
@@ -1070,6 +1094,8 @@ xfer_setup(struct wrk_xfer *x, const struct wrk_xfer_req *req)
 				     : "GET";
 	if (strcmp(method, "GET") == 0 && req->body == NULL)
 		SET(CURLOPT_HTTPGET, 1L);
+	else if (strcmp(method, "HEAD") == 0 && req->body == NULL)
+		SET(CURLOPT_NOBODY, 1L); /* http.fetch: no body to wait for */
 	else {
 		if (strcmp(method, "POST") != 0)
 			SET(CURLOPT_CUSTOMREQUEST, method);

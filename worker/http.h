@@ -72,7 +72,8 @@ struct wrk_xfer_cbs {
 
 struct wrk_xfer_req {
 	const char	*url;
-	const char	*method;	/* "POST" (with body) or "GET" */
+	const char	*method;	/* "POST" (with body), "GET" or
+					   "HEAD" */
 	const char	*headers[WRK_HTTP_HEADERS_MAX];	/* "Name: value" */
 	size_t		 nheaders;
 	const char	*body;		/* copied; may be NULL for GET */
@@ -94,6 +95,16 @@ struct wrk_xfer_req {
  * a malformed list). Called once.
  */
 int	 wrk_http_prepare(const char *hostports);
+
+/*
+ * The addresses host:port (a name as given to wrk_http_prepare) was
+ * pinned to, the only ones a transfer to it connects to: copies at most
+ * max into addrs and returns how many; 0 when it is not pinned. For
+ * http.fetch, which checks each before a transfer (worker/fetch.c).
+ */
+struct sockaddr_storage;
+size_t	 wrk_http_pinned(const char *host, unsigned port,
+	    struct sockaddr_storage *addrs, size_t max);
 
 /* After the sandbox, on the worker's loop. NULL on failure. */
 struct wrk_http	*wrk_http_new(struct event_base *);

@@ -13,7 +13,10 @@
  * run of non-whitespace, so the tokens concatenate to the reply exactly.
  *
  * Usage is counted in whitespace-separated words: the system prompt and the
- * inputs in, the emitted tokens out. Touches nothing but its own run state.
+ * inputs in, the emitted tokens out. Each turn is one call for budgets
+ * (budget.h): it reserves first, never emits more than the agent's
+ * max-output-tokens (WRK_BUDGET_DEFAULT_MAX_OUTPUT without one), and is
+ * settled with its own counts. Touches nothing but its own run state.
  *
  * Session history does not change its replies, with one exception that
  * makes it visible: the input "/history" is answered with
@@ -28,14 +31,17 @@
  * The tool demo (DESIGN section 9: the offline model "can also produce
  * tool calls for demos and tests"): an input "/tool NAME [ARGS]" makes it
  * call tool NAME with the JSON object text ARGS (empty: {}): a ToolCall
- * event, the tool run through wrk_tool_run() (tools.c), its ToolResult
- * event, then the reply
+ * event, the call through the tool gate (wrk_tool_begin(), tools.h: the
+ * agent's policy, an approval, a client tool's round trip), its
+ * ToolResult event, then the reply
  *
  *	I am the offline model of palyrad. The tool NAME returned: RESULT
  *
  * ("failed" instead of "returned" for an error result). Each such call
  * counts against the agent's max-tool-calls: one over it fails the run
- * before the call is made.
+ * before the call is made. A run recovered while its call waited for an
+ * approval (recover.c) resumes that wait: the turn is rebuilt from its
+ * committed events (offline_recover).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,6 +50,7 @@
 
 #include <event2/event.h>
 
+#include "budget.h"
 #include "log.h"
 #include "tools.h"
 #include "worker.h"
@@ -56,8 +63,12 @@
 enum offline_phase {
 	OFFLINE_STREAM = 0,	/* tokens of the reply, then its final */
 	OFFLINE_TOOL_CALL,	/* the tool demo: the ToolCall event */
+	OFFLINE_TOOL_WAIT,	/* the gate has the call */
 	OFFLINE_TOOL_RESULT,	/* its ToolResult event */
 };
+
+/* The id of a demo call ("offline-call-N"), or of one recovered. */
+#define OFFLINE_TOOL_ID_MAX	64
 
 struct offline_run {
 	struct wrk_run	*run;
@@ -75,7 +86,15 @@ struct offline_run {
 	char		*tool_result;
 	int		 tool_is_error;
 	unsigned int	 tool_calls;
-	char		 tool_id[32];
+	char		 tool_id[OFFLINE_TOOL_ID_MAX + 1];
+	/* Budgets (budget.h): each turn is a call that reserves first
+	 * (need_reserve, then reserving until the answer) and is settled
+	 * with its own counts; conv_bytes: the run's turns so far. */
+	int		 need_reserve;
+	int		 reserving;
+	uint64_t	 settled_in;
+	uint64_t	 settled_out;
+	uint64_t	 conv_bytes;
 };
 
 static int
@@ -202,6 +221,8 @@ turn_begin(struct offline_run *st, const char *input)
 	st->len = st->pos = 0;
 	st->turn_emitted = 0;
 	st->phase = OFFLINE_STREAM;
+	st->need_reserve = 1;
+	st->conv_bytes += strlen(input);
 	st->input_tokens += wrk_offline_count_words(input);
 	if (strcmp(input, "/history") == 0)
 		return history_reply(st);
@@ -219,11 +240,30 @@ turn_begin(struct offline_run *st, const char *input)
 	return 0;
 }
 
+/* The gate has the call's result (tools.h): its ToolResult next. */
+static void
+tool_done(struct wrk_run *run, void *arg)
+{
+	struct offline_run *st = arg;
+
+	free(st->tool_result);
+	st->tool_result = wrk_tool_take_result(run, &st->tool_is_error);
+	if (st->tool_result == NULL) {
+		wrk_run_fail(run, "tool result lost");
+		return;
+	}
+	st->phase = OFFLINE_TOOL_RESULT;
+	offline_schedule(st, 0);
+}
+
+static void	turn_settle(struct offline_run *);
+
 /*
- * The tool demo: the ToolCall event, the tool run through wrk_tool_run(),
- * its ToolResult event, then a reply that quotes the result. Returns 0 to
- * go on streaming, or 1 when the step must return (waits for room, or the
- * run ended).
+ * The tool demo: the ToolCall event, the call through the gate, its
+ * ToolResult event, then a reply that quotes the result (after its own
+ * reservation: the next step). Returns 0 to go on streaming, or 1 when
+ * the step must return (waits for room, for the gate or for the next
+ * step, or the run ended).
  */
 static int
 tool_step(struct offline_run *st)
@@ -232,6 +272,8 @@ tool_step(struct offline_run *st)
 	char		 reason[96];
 	int		 n, r;
 
+	if (st->phase == OFFLINE_TOOL_WAIT)
+		return 1;
 	if (!wrk_run_may_emit(run, 2))
 		return 1;
 	if (st->phase == OFFLINE_TOOL_CALL) {
@@ -251,9 +293,25 @@ tool_step(struct offline_run *st)
 			wrk_run_fail(run, "journal write failed");
 			return 1;
 		}
-		if (wrk_tool_run(run, st->tool_name, st->tool_args,
-		    &st->tool_result, &st->tool_is_error) < 0) {
+		/* The model's call ends with its tool call, as a network
+		 * provider's: nothing stays reserved while the tool runs or
+		 * waits for an approval or a client. */
+		turn_settle(st);
+		r = wrk_tool_begin(run, st->tool_id, st->tool_name,
+		    st->tool_args, tool_done, st);
+		if (r < 0) {
 			wrk_run_fail(run, "out of memory");
+			return 1;
+		}
+		if (r == 0) {
+			/* tool_done() goes on. */
+			st->phase = OFFLINE_TOOL_WAIT;
+			return 1;
+		}
+		st->tool_result = wrk_tool_take_result(run,
+		    &st->tool_is_error);
+		if (st->tool_result == NULL) {
+			wrk_run_fail(run, "tool result lost");
 			return 1;
 		}
 		st->phase = OFFLINE_TOOL_RESULT;
@@ -275,7 +333,83 @@ tool_step(struct offline_run *st)
 	}
 	st->len = (size_t)n;
 	st->phase = OFFLINE_STREAM;
-	return 0;
+	/* The answer with the result is another call: it reserves first,
+	 * with the call and its result in its prompt. */
+	st->conv_bytes += strlen(st->tool_args) + strlen(st->tool_result);
+	st->turn_emitted = 0;
+	st->need_reserve = 1;
+	offline_schedule(st, 0);
+	return 1;
+}
+
+/* A turn never emits more tokens than this: what its reservation
+ * counted on. */
+static uint64_t
+turn_max_output(const struct wrk_run *run)
+{
+	return run->max_output_tokens != 0 ? run->max_output_tokens :
+	    WRK_BUDGET_DEFAULT_MAX_OUTPUT;
+}
+
+/* The turn's usage so far (words in, tokens out) settles its
+ * reservation; the run's Usage event is the sum of its turns'. */
+static void
+turn_settle(struct offline_run *st)
+{
+	struct wrk_run	*run = st->run;
+
+	wrk_budget_settle(run, run->provider_name, run->model,
+	    st->input_tokens - st->settled_in, st->emitted - st->settled_out,
+	    1);
+	st->settled_in = st->input_tokens;
+	st->settled_out = st->emitted;
+}
+
+static void
+turn_reserved(struct wrk_run *run, void *arg, int ok, const char *why)
+{
+	struct offline_run *st = arg;
+
+	st->reserving = 0;
+	if (!ok) {
+		wrk_run_fail_status(run, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+		return;
+	}
+	offline_schedule(st, 0);
+}
+
+/*
+ * Reserves the turn's worst case: its prompt's bytes (system prompt,
+ * session history, the run's turns so far, tool declarations), which
+ * bound the words counted in, and turn_max_output(). Returns 1: the step
+ * waits for the answer (or the run ended).
+ */
+static int
+turn_reserve(struct offline_run *st)
+{
+	struct wrk_run	*run = st->run;
+	const char	*tools = wrk_tools_declarations(run);
+	uint64_t	 in;
+	size_t		 i;
+	int		 r;
+
+	st->need_reserve = 0;
+	in = strlen(run->system_prompt) + st->conv_bytes +
+	    (tools != NULL ? strlen(tools) : 0);
+	for (i = 0; i < run->nhistory; i++)
+		in += strlen(run->history[i].input) +
+		    (run->history[i].output != NULL ?
+		    strlen(run->history[i].output) : 0);
+	r = wrk_budget_reserve(run, run->model, in, turn_max_output(run),
+	    turn_reserved, st);
+	if (r < 0) {
+		wrk_run_fail(run, r == -ENOTCONN ? "journal unavailable" :
+		    r == -ENOBUFS ? "journal queue full" :
+		    "budget reservation failed");
+		return 1;
+	}
+	st->reserving = 1;
+	return 1;
 }
 
 static void
@@ -287,18 +421,21 @@ offline_step(evutil_socket_t fd, short what, void *arg)
 	size_t		 end;
 	int		 done, r;
 
+	if (st->reserving || (st->need_reserve && turn_reserve(st) != 0))
+		return;
 	if (st->phase != OFFLINE_STREAM && tool_step(st) != 0)
 		return;
-	done = st->pos >= st->len || (run->max_output_tokens != 0 &&
-	    st->turn_emitted >= run->max_output_tokens);
+	done = st->pos >= st->len || st->turn_emitted >= turn_max_output(run);
 	if (done && run->ninputs > 0) {
 		/* Follow-up input waits: this turn's answer, then the next
 		 * turn in the same run. */
 		if (!wrk_run_may_emit(run, 4))
 			return;
+		turn_settle(st);
 		r = wrk_run_final(run, st->reply, st->pos);
 		if (r != 0)
 			return;		/* ended, or waits for room */
+		st->conv_bytes += st->pos;
 		next = wrk_run_next_input(run);
 		r = turn_begin(st, next);
 		free(next);
@@ -312,6 +449,7 @@ offline_step(evutil_socket_t fd, short what, void *arg)
 	if (done) {
 		if (!wrk_run_may_emit(run, 3))
 			return;
+		turn_settle(st);
 		/* Ends the run, which stops us: st is gone afterwards. */
 		wrk_run_complete(run, st->reply, st->pos, st->input_tokens,
 		    st->emitted);
@@ -369,6 +507,8 @@ offline_stop(struct wrk_run *run)
 
 	if (st == NULL)
 		return;
+	/* Ended inside a turn: what it emitted is what it cost. */
+	turn_settle(st);
 	offline_free(st);
 	run->provider_state = NULL;
 }
@@ -383,9 +523,88 @@ offline_resume(struct wrk_run *run)
 		offline_schedule(st, 0);
 }
 
+/*
+ * A run recovered while its /tool call waited for an approval
+ * (recover.c): the turn is rebuilt from the committed events (the inputs
+ * taken, the tokens emitted, the calls made), follow-up input not yet
+ * taken is queued again, and the wait resumes in the gate.
+ */
+static int
+offline_recover(struct wrk_run *run, const Palyra__Ipc__RecoveredRun *rr)
+{
+	const Palyra__V1__ToolCall *call = wrk_recover_pending_call(rr);
+	const Palyra__V1__RunEvent *ev;
+	struct offline_run *st;
+	char		**grown, *text;
+	size_t		 i, taken = 0, queued = 0;
+
+	if (call == NULL)
+		return -EINVAL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return -ENOMEM;
+	st->run = run;
+	run->provider_state = st;	/* offline_stop() frees it */
+	st->input_tokens = wrk_offline_count_words(run->system_prompt) +
+	    wrk_offline_count_words(run->input);
+	st->conv_bytes = strlen(run->input);
+	if ((st->step_ev = evtimer_new(run->ctx->base, offline_step, st)) ==
+	    NULL)
+		return -ENOMEM;
+	for (i = 0; i < rr->n_events; i++) {
+		ev = rr->events[i];
+		switch (ev->event_case) {
+		case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
+			st->emitted++;
+			break;
+		case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+			st->tool_calls++;
+			break;
+		case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
+			if (ev->input == NULL)
+				break;
+			if ((text = strdup(ev->input->text)) == NULL ||
+			    (grown = reallocarray(run->inputs, run->ninputs +
+			    1, sizeof(*grown))) == NULL) {
+				free(text);
+				return -ENOMEM;
+			}
+			run->inputs = grown;
+			run->inputs[run->ninputs++] = text;
+			queued++;
+			break;
+		case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
+			/* A turn's answer: the next input was taken. */
+			if (taken < run->ninputs) {
+				st->input_tokens += wrk_offline_count_words(
+				    run->inputs[taken]);
+				st->conv_bytes += strlen(run->inputs[taken]);
+				taken++;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	/* The inputs taken are gone from the queue. */
+	for (i = 0; i < taken; i++)
+		free(wrk_run_next_input(run));
+	st->settled_in = st->input_tokens;
+	st->settled_out = st->emitted;
+	if ((st->tool_name = strdup(call->name)) == NULL ||
+	    (st->tool_args = strdup(call->arguments_json)) == NULL)
+		return -ENOMEM;
+	snprintf(st->tool_id, sizeof(st->tool_id), "%s", call->id);
+	st->phase = OFFLINE_TOOL_WAIT;
+	log_debug("run %s: offline turn rebuilt (%zu inputs queued)",
+	    run->run_id, queued - taken);
+	return wrk_tool_recover(run, call->id, call->name,
+	    call->arguments_json, rr->approval, tool_done, st);
+}
+
 const struct wrk_provider_ops wrk_offline_provider = {
 	.type = "offline",
 	.start = offline_start,
 	.stop = offline_stop,
 	.resume = offline_resume,
+	.recover = offline_recover,
 };

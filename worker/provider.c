@@ -32,6 +32,7 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "budget.h"
 #include "http.h"
 #include "log.h"
 #include "provider.h"
@@ -66,7 +67,9 @@ enum net_state {
 	NET_WAITING,		/* for a slot of its provider */
 	NET_STREAMING,		/* a transfer is under way */
 	NET_TOOLS,		/* running the reply's tool calls */
+	NET_TOOL_WAIT,		/* the tool gate has a call (tools.h) */
 	NET_FINISHING,		/* waits for room for the final events */
+	NET_RESERVING,		/* waits for the call's budget reservation */
 };
 
 struct net_run {
@@ -118,6 +121,10 @@ struct net_run {
 	size_t			 ncalls;
 	int			 call_done;
 	uint64_t		 call_in, call_out;
+	/* The call's budget reservation is held (budget.c); an attempt got
+	 * a 2xx answer, so the call may have cost something. */
+	int			 call_reserved;
+	int			 call_billable;
 
 	/* The run. */
 	size_t			 streamed;	/* text bytes of the run */
@@ -135,6 +142,7 @@ struct net_run {
 
 static void	attempt_begin(struct net_run *);
 static void	call_begin(struct net_run *);
+static void	call_settle(struct net_run *);
 static void	tools_step(struct net_run *);
 static void	finish_step(struct net_run *);
 
@@ -529,6 +537,8 @@ on_head(struct wrk_xfer *x, long http_status, void *arg)
 	struct net_run	*nr = arg;
 
 	nr->http_status = http_status;
+	if (http_status >= 200 && http_status <= 299)
+		nr->call_billable = 1;
 	return 0;
 }
 
@@ -752,6 +762,7 @@ process_result(struct net_run *nr)
 	}
 	attempt_clear(nr);
 	slot_release(nr);
+	call_settle(nr);
 	call_complete(nr);
 }
 
@@ -847,8 +858,26 @@ finish_step(struct net_run *nr)
 	    nr->reply_len, nr->in, nr->out);
 }
 
+/* The gate has the result of the call in flight: its TOOL_RESULT next. */
+static void
+tool_done(struct wrk_run *run, void *arg)
+{
+	struct net_run	*nr = arg;
+
+	free(nr->tool_result);
+	nr->tool_result = wrk_tool_take_result(run, &nr->tool_is_error);
+	if (nr->tool_result == NULL) {
+		wrk_run_fail(run, "tool result lost");
+		return;
+	}
+	nr->state = NET_TOOLS;
+	tools_step(nr);
+}
+
 /* Runs the reply's tool calls in order, one TOOL_CALL and one TOOL_RESULT
- * event each; waits in resume() when the pipeline has no room. */
+ * event each, each call through the tool gate (tools.h), which may wait
+ * for an approval or a client (tool_done() goes on); waits in resume()
+ * when the pipeline has no room. */
 static void
 tools_step(struct net_run *nr)
 {
@@ -870,15 +899,25 @@ tools_step(struct net_run *nr)
 				return;
 			}
 			nr->tool_call_emitted = 1;
+			nr->tool_calls++;
 			log_debug("run %s: tool %s called", run->run_id,
 			    call->name);
-			if (wrk_tool_run(run, call->name, call->arguments,
-			    &nr->tool_result, &nr->tool_is_error) < 0) {
-				nr->tool_result = NULL;
+			r = wrk_tool_begin(run, call->id, call->name,
+			    call->arguments, tool_done, nr);
+			if (r < 0) {
 				wrk_run_fail(run, "out of memory");
 				return;
 			}
-			nr->tool_calls++;
+			if (r == 0) {
+				nr->state = NET_TOOL_WAIT;
+				return;
+			}
+			nr->tool_result = wrk_tool_take_result(run,
+			    &nr->tool_is_error);
+			if (nr->tool_result == NULL) {
+				wrk_run_fail(run, "tool result lost");
+				return;
+			}
 		}
 		r = wrk_run_tool_result(run, call->id, call->name,
 		    nr->tool_is_error, nr->tool_result);
@@ -903,13 +942,116 @@ tools_step(struct net_run *nr)
 	call_begin(nr);
 }
 
+/*
+ * Budgets (budget.h): the input estimate of a call is the byte length of
+ * everything sent as its prompt, as no tokenizer counts more tokens than
+ * bytes, plus a margin per message for the roles and separators the
+ * provider adds around each.
+ */
+#define PROMPT_MESSAGE_MARGIN	16
+
+static uint64_t
+prompt_bytes(const struct wrk_run *run, const struct wrk_conv *conv,
+    const char *tools_json)
+{
+	const struct wrk_msg *m;
+	uint64_t	 n = PROMPT_MESSAGE_MARGIN;
+	size_t		 i, j;
+
+	n += strlen(run->system_prompt);
+	if (tools_json != NULL)
+		n += strlen(tools_json);
+	for (i = 0; i < conv->nmsgs; i++) {
+		m = &conv->msgs[i];
+		n += PROMPT_MESSAGE_MARGIN;
+		if (m->text != NULL)
+			n += strlen(m->text);
+		if (m->call_id != NULL)
+			n += strlen(m->call_id);
+		if (m->tool_name != NULL)
+			n += strlen(m->tool_name);
+		for (j = 0; j < m->ncalls; j++)
+			n += PROMPT_MESSAGE_MARGIN + strlen(m->calls[j].id) +
+			    strlen(m->calls[j].name) +
+			    strlen(m->calls[j].arguments);
+	}
+	return n;
+}
+
+/* The max output tokens of each call: asked of the provider and reserved. */
+static uint32_t
+call_max_output(const struct wrk_run *run)
+{
+	return run->max_output_tokens != 0 ? run->max_output_tokens :
+	    WRK_BUDGET_DEFAULT_MAX_OUTPUT;
+}
+
+/* Settles the call's reservation with what the provider reported; an
+ * answer that never began (an HTTP error, no connection) cost nothing. */
+static void
+call_settle(struct net_run *nr)
+{
+	struct wrk_run	*run = nr->run;
+	int		 reported = nr->call_in != 0 || nr->call_out != 0;
+
+	if (!nr->call_reserved)
+		return;
+	nr->call_reserved = 0;
+	wrk_budget_settle(run, run->provider_name, run->model, nr->call_in,
+	    nr->call_out, reported || !nr->call_billable);
+	nr->call_billable = 0;
+}
+
+static void
+call_reserved(struct wrk_run *run, void *arg, int ok, const char *why)
+{
+	struct net_run	*nr = arg;
+
+	if (!ok) {
+		wrk_run_fail_status(run, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+		return;
+	}
+	nr->call_reserved = 1;
+	nr->call_billable = 0;
+	nr->state = NET_IDLE;
+	attempt_begin(nr);
+}
+
+/*
+ * Each call (turn) reserves its worst case first: at the highest price of
+ * the providers it may still fail over to, as it may end on any of them.
+ */
 static void
 call_begin(struct net_run *nr)
 {
+	const Palyra__Ipc__ProviderConfig *pc;
+	struct wrk_run	*run = nr->run;
+	const char	*model = run->model;
+	uint64_t	 in, out, cost, best = 0;
+	size_t		 i;
+	int		 r;
+
 	call_clear(nr);
 	nr->text_mark = nr->streamed;
 	nr->attempt = 0;
-	attempt_begin(nr);
+	in = prompt_bytes(run, &nr->conv, wrk_tools_declarations(run));
+	out = call_max_output(run);
+	for (i = nr->pidx; i < run->nproviders; i++) {
+		if ((pc = find_config(run->ctx, run->providers[i])) == NULL ||
+		    proto_of(pc->type) == NULL)
+			continue;
+		cost = wrk_budget_cost(run->ctx, pc->model, in, out);
+		if (i == nr->pidx || cost > best) {
+			best = cost;
+			model = pc->model;
+		}
+	}
+	nr->state = NET_RESERVING;
+	r = wrk_budget_reserve(run, model, in, out, call_reserved, nr);
+	if (r < 0)
+		wrk_run_fail(run, r == -ENOTCONN ? "journal unavailable" :
+		    r == -ENOBUFS ? "journal queue full" :
+		    "budget reservation failed");
 }
 
 /* The request of an attempt. */
@@ -977,7 +1119,7 @@ attempt_start(struct net_run *nr, const Palyra__Ipc__ProviderConfig *pc,
 	preq.model = pc->model;
 	preq.system = run->system_prompt;
 	preq.conv = &nr->conv;
-	preq.max_tokens = run->max_output_tokens;
+	preq.max_tokens = call_max_output(run);
 	preq.temperature = run->temperature;
 	preq.tools_json = wrk_tools_declarations(run);
 	preq.openai_native = strcmp(pc->type, "openai") == 0;
@@ -1151,6 +1293,11 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct net_run	*nr = arg;
 
+	/* The run's first call reserves first, as every later one. */
+	if (!nr->call_reserved) {
+		call_begin(nr);
+		return;
+	}
 	attempt_begin(nr);
 }
 
@@ -1172,6 +1319,14 @@ net_get(struct wrk_ctx *ctx)
 	}
 	ctx->net = net;
 	return net;
+}
+
+struct wrk_http *
+wrk_net_http(struct wrk_ctx *ctx)
+{
+	struct wrk_net	*net = net_get(ctx);
+
+	return net != NULL ? net->http : NULL;
 }
 
 void
@@ -1243,6 +1398,8 @@ net_stop(struct wrk_run *run)
 		wrk_breaker_release(&nr->np->breaker);
 	attempt_clear(nr);
 	slot_release(nr);
+	/* The run ends inside a call: what it reported is what it cost. */
+	call_settle(nr);
 	call_clear(nr);
 	wrk_conv_free(&nr->conv);
 	event_free(nr->timer);
@@ -1304,10 +1461,232 @@ net_resume(struct wrk_run *run)
 	case NET_FINISHING:
 		finish_step(nr);
 		break;
+	case NET_TOOL_WAIT:
 	case NET_IDLE:
 	case NET_WAITING:
+	case NET_RESERVING:
 		break;
 	}
+}
+
+/*
+ * Recovery (recover.c): the conversation of a run whose worker died while
+ * a tool call waited for an approval, rebuilt from its committed events:
+ * the input, each reply's text (its tokens; a FinalMessage ends a turn,
+ * and the next follow-up input is the next user message), each reply's
+ * tool calls with their results, up to the pending call. Input not yet
+ * taken is queued again. The reply's calls after the pending one were
+ * never journaled and are lost: the model is asked again after it.
+ */
+struct rebuild {
+	char			*text;
+	size_t			 len;
+	struct wrk_tool_call	*calls;
+	size_t			 ncalls;
+	const Palyra__V1__ToolResult **results;
+	size_t			 nresults;
+};
+
+static void
+rebuild_clear(struct rebuild *rb)
+{
+	size_t	 i;
+
+	free(rb->text);
+	for (i = 0; i < rb->ncalls; i++)
+		wrk_tool_call_clear(&rb->calls[i]);
+	free(rb->calls);
+	free(rb->results);
+	memset(rb, 0, sizeof(*rb));
+}
+
+/* The reply with tool calls so far, and their results, join the
+ * conversation. 0 or -ENOMEM. */
+static int
+rebuild_flush(struct net_run *nr, struct rebuild *rb)
+{
+	const Palyra__V1__ToolResult *tr;
+	size_t	 i;
+	int	 r;
+
+	if (rb->ncalls == 0)
+		return 0;
+	r = wrk_conv_add_calls(&nr->conv, rb->text != NULL ? rb->text : "",
+	    rb->len, rb->calls, rb->ncalls);
+	rb->calls = NULL;
+	rb->ncalls = 0;
+	if (r < 0)
+		return r;
+	nr->turns++;
+	for (i = 0; i < rb->nresults; i++) {
+		tr = rb->results[i];
+		if (wrk_conv_add_result(&nr->conv, tr->id, tr->name,
+		    tr->content, tr->is_error) < 0)
+			return -ENOMEM;
+	}
+	rb->nresults = 0;
+	free(rb->text);
+	rb->text = NULL;
+	rb->len = 0;
+	return 0;
+}
+
+static int
+rebuild_event(struct net_run *nr, struct rebuild *rb,
+    const Palyra__V1__RunEvent *ev, size_t *taken)
+{
+	struct wrk_run	*run = nr->run;
+	struct wrk_tool_call *grown, *c;
+	const Palyra__V1__ToolResult **rgrown;
+	char		**igrown, *text;
+
+	switch (ev->event_case) {
+	case PALYRA__V1__RUN_EVENT__EVENT_TOKEN:
+		/* Text after results: the next reply. */
+		if (rb->ncalls > 0 && rb->nresults == rb->ncalls &&
+		    rebuild_flush(nr, rb) < 0)
+			return -ENOMEM;
+		nr->streamed += strlen(ev->token->text);
+		return buf_append(&rb->text, &rb->len, ev->token->text,
+		    strlen(ev->token->text));
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
+		grown = reallocarray(rb->calls, rb->ncalls + 1,
+		    sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		rb->calls = grown;
+		c = &rb->calls[rb->ncalls];
+		memset(c, 0, sizeof(*c));
+		if ((c->id = strdup(ev->tool_call->id)) == NULL ||
+		    (c->name = strdup(ev->tool_call->name)) == NULL ||
+		    (c->arguments = strdup(ev->tool_call->arguments_json)) ==
+		    NULL) {
+			wrk_tool_call_clear(c);
+			return -ENOMEM;
+		}
+		rb->ncalls++;
+		nr->tool_calls++;
+		return 0;
+	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
+		rgrown = reallocarray(rb->results, rb->nresults + 1,
+		    sizeof(*rgrown));
+		if (rgrown == NULL)
+			return -ENOMEM;
+		rb->results = rgrown;
+		rb->results[rb->nresults++] = ev->tool_result;
+		return 0;
+	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
+		if ((text = strdup(ev->input->text)) == NULL ||
+		    (igrown = reallocarray(run->inputs, run->ninputs + 1,
+		    sizeof(*igrown))) == NULL) {
+			free(text);
+			return -ENOMEM;
+		}
+		run->inputs = igrown;
+		run->inputs[run->ninputs++] = text;
+		return 0;
+	case PALYRA__V1__RUN_EVENT__EVENT_FINAL:
+		if (rebuild_flush(nr, rb) < 0 ||
+		    wrk_conv_add_text(&nr->conv, WRK_MSG_ASSISTANT,
+		    ev->final->text, strlen(ev->final->text)) < 0)
+			return -ENOMEM;
+		nr->turns++;
+		free(rb->text);
+		rb->text = NULL;
+		rb->len = 0;
+		if (*taken < run->ninputs) {
+			if (wrk_conv_add_text(&nr->conv, WRK_MSG_USER,
+			    run->inputs[*taken], strlen(run->inputs[*taken])) <
+			    0)
+				return -ENOMEM;
+			(*taken)++;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+net_recover(struct wrk_run *run, const Palyra__Ipc__RecoveredRun *rr)
+{
+	const Palyra__V1__ToolCall *call = wrk_recover_pending_call(rr);
+	const Palyra__V1__RunEvent *ev;
+	struct rebuild	 rb;
+	struct net_run	*nr;
+	size_t		 i, taken = 0;
+	int		 r = -ENOMEM;
+
+	if (call == NULL)
+		return -EINVAL;
+	if ((nr = calloc(1, sizeof(*nr))) == NULL)
+		return -ENOMEM;
+	nr->run = run;
+	wrk_conv_init(&nr->conv);
+	if ((nr->net = net_get(run->ctx)) == NULL ||
+	    (nr->timer = evtimer_new(run->ctx->base, timer_cb, nr)) == NULL) {
+		free(nr);
+		return -ENOMEM;
+	}
+	/* From here net_stop() frees what is made. */
+	run->provider_state = nr;
+	memset(&rb, 0, sizeof(rb));
+	for (i = 0; i < run->nhistory; i++)
+		if (wrk_conv_add_text(&nr->conv, WRK_MSG_USER,
+		    run->history[i].input, strlen(run->history[i].input)) < 0 ||
+		    wrk_conv_add_text(&nr->conv, WRK_MSG_ASSISTANT,
+		    run->history[i].output,
+		    strlen(run->history[i].output)) < 0)
+			goto out;
+	if (wrk_conv_add_text(&nr->conv, WRK_MSG_USER, run->input,
+	    strlen(run->input)) < 0)
+		goto out;
+	for (i = 0; i < rr->n_events; i++) {
+		ev = rr->events[i];
+		if ((ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_TOKEN &&
+		    ev->token == NULL) ||
+		    (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL &&
+		    ev->tool_call == NULL) ||
+		    (ev->event_case ==
+		    PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT &&
+		    ev->tool_result == NULL) ||
+		    (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_INPUT &&
+		    ev->input == NULL) ||
+		    (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_FINAL &&
+		    ev->final == NULL)) {
+			r = -EINVAL;
+			goto out;
+		}
+		if (rebuild_event(nr, &rb, ev, &taken) < 0)
+			goto out;
+		if (ev->event_case == PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL &&
+		    ev->tool_call == call)
+			break;	/* the pending call: nothing after it counts */
+	}
+	/* The pending call is the last of the reply rebuilt. */
+	if (rb.ncalls == 0 || strcmp(rb.calls[rb.ncalls - 1].id, call->id) !=
+	    0) {
+		r = -EINVAL;
+		goto out;
+	}
+	nr->tool_next = rb.ncalls - 1;
+	if (rebuild_flush(nr, &rb) < 0)
+		goto out;
+	for (i = nr->conv.nmsgs; i > 0; i--)
+		if (nr->conv.msgs[i - 1].role == WRK_MSG_ASSISTANT)
+			break;
+	nr->tool_msg = i - 1;
+	/* The results before the pending call are in the conversation. */
+	nr->tool_call_emitted = 1;
+	nr->state = NET_TOOL_WAIT;
+	for (i = 0; i < taken; i++)
+		free(wrk_run_next_input(run));
+	rebuild_clear(&rb);
+	return wrk_tool_recover(run, call->id, call->name,
+	    call->arguments_json, rr->approval, tool_done, nr);
+out:
+	rebuild_clear(&rb);
+	return r;
 }
 
 const struct wrk_provider_ops wrk_net_provider = {
@@ -1315,4 +1694,5 @@ const struct wrk_provider_ops wrk_net_provider = {
 	.start = net_start,
 	.stop = net_stop,
 	.resume = net_resume,
+	.recover = net_recover,
 };

@@ -12,6 +12,8 @@
  *
  * A run's memory outlives its terminal state until journald acknowledged its
  * last event (wrk_run_maybe_free), so that event can still be forwarded.
+ * A run waiting for an approval is rebuilt by the next worker when its own
+ * died or stopped (recover.c, wrk_run_restore): SIGTERM does not cancel it.
  *
  * Touches: the context's run list, its journal pipeline (append.c), the
  * provider of each run. No I/O of its own besides timers.
@@ -24,8 +26,10 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "budget.h"
 #include "log.h"
 #include "session.h"
+#include "tools.h"
 #include "worker.h"
 
 /* Cancel reasons from clients are cut to this many bytes. */
@@ -85,6 +89,10 @@ run_quiesce(struct wrk_run *run)
 		run->provider_running = 0;
 		run->provider->stop(run);
 	}
+	/* After the provider, which settles what it knows of its call. */
+	wrk_budget_abort(run);
+	/* The tool call in flight, if any: late answers are ignored. */
+	wrk_tool_abort(run);
 	if (run->deadline_ev != NULL)
 		evtimer_del(run->deadline_ev);
 	if (run->wallclock_ev != NULL)
@@ -334,6 +342,8 @@ run_free(struct wrk_run *run)
 	struct wrk_ctx	*ctx = run->ctx;
 
 	TAILQ_REMOVE(&ctx->runs, run, entry);
+	/* Idempotent: run_quiesce() did it, if the run went through it. */
+	wrk_budget_abort(run);
 	if (run->deadline_ev != NULL)
 		event_free(run->deadline_ev);
 	if (run->wallclock_ev != NULL)
@@ -348,6 +358,9 @@ run_free(struct wrk_run *run)
 	free(run->input);
 	free(run->provider_name);
 	free(run->model);
+	free(run->fail_message);
+	wrk_tool_abort(run);
+	wrk_tools_free(run);
 	while (run->nproviders > 0)
 		free(run->providers[--run->nproviders]);
 	free(run->providers);
@@ -437,23 +450,24 @@ wallclock_cb(evutil_socket_t fd, short what, void *arg)
 	wrk_run_maybe_free(run);
 }
 
+/* Arms the agent's wall clock, left_ms from now. */
 static int
-run_arm_wallclock(struct wrk_run *run)
+run_arm_wallclock(struct wrk_run *run, uint64_t left_ms)
 {
 	struct timeval	 tv;
 
 	run->wallclock_ev = evtimer_new(run->ctx->base, wallclock_cb, run);
 	if (run->wallclock_ev == NULL)
 		return -ENOMEM;
-	tv.tv_sec = (time_t)(run->max_wall_clock_ms / 1000);
-	tv.tv_usec = (suseconds_t)(run->max_wall_clock_ms % 1000) * 1000;
+	tv.tv_sec = (time_t)(left_ms / 1000);
+	tv.tv_usec = (suseconds_t)(left_ms % 1000) * 1000;
 	if (evtimer_add(run->wallclock_ev, &tv) == -1)
 		return -ENOMEM;
 	return 0;
 }
 
 static struct wrk_run *
-run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
+run_new(struct wrk_ctx *ctx, const char *principal, const char *input,
     const Palyra__Ipc__AgentConfig *agent, const char *provider_name,
     const char *model)
 {
@@ -462,10 +476,10 @@ run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 	if ((run = calloc(1, sizeof(*run))) == NULL)
 		return NULL;
 	run->ctx = ctx;
-	run->principal = strdup(req->principal);
+	run->principal = strdup(principal);
 	run->agent = strdup(agent->name);
 	run->system_prompt = strdup(agent->system_prompt);
-	run->input = strdup(req->start->input);
+	run->input = strdup(input);
 	run->provider_name = strdup(provider_name);
 	run->model = strdup(model);
 	if (run->principal == NULL || run->agent == NULL ||
@@ -496,7 +510,6 @@ run_new(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 	    AGENT_WALL_CLOCK_DEFAULT_MS;
 	if (run->max_wall_clock_ms > AGENT_WALL_CLOCK_MAX_MS)
 		run->max_wall_clock_ms = AGENT_WALL_CLOCK_MAX_MS;
-	run->cancel_on_disconnect = req->start->cancel_on_disconnect;
 	run->provider = &wrk_offline_provider;
 	run->state = WRK_RUN_ACCEPTED;
 	run->next_seq = 1;
@@ -590,7 +603,7 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 {
 	const Palyra__Ipc__AgentConfig *agent = NULL;
 	const char	*why = NULL, *provider_name, *model;
-	char		 session[NAME_MAX_LEN + 1];
+	char		 session[NAME_MAX_LEN + 1], tools_why[256];
 	struct wrk_run	*run;
 	const struct wrk_provider_ops *ops;
 	uint32_t	 status, token_delay_ms;
@@ -624,17 +637,30 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 		    "no usable provider for agent");
 		return 0;
 	}
-	if ((run = run_new(ctx, req, agent, provider_name, model)) == NULL) {
+	if ((run = run_new(ctx, req->principal, req->start->input, agent,
+	    provider_name, model)) == NULL) {
 		wrk_front_error(ctx, call_id, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "out of memory");
 		return 0;
 	}
+	run->cancel_on_disconnect = req->start->cancel_on_disconnect;
 	memcpy(run->session_id, session, sizeof(session));
 	run->token_delay_ms = token_delay_ms;
 	run->provider = ops;
 	if (run_set_failover(run, agent) < 0) {
 		wrk_run_drop(run, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "out of memory");
+		return 0;
+	}
+	/* The agent's tool policy and the client's tools (tools.c). */
+	r = wrk_tools_setup(run, agent, req->start->tools,
+	    req->start->n_tools, tools_why, sizeof(tools_why));
+	if (r < 0) {
+		/* The call learns why; no event of the run was journaled. */
+		run->has_call = 1;
+		run->call_id = call_id;
+		wrk_run_drop(run, r == -EINVAL ? GRPC_STATUS_INVALID_ARGUMENT :
+		    GRPC_STATUS_RESOURCE_EXHAUSTED, tools_why);
 		return 0;
 	}
 	run->session_named = req->start->session_id[0] != '\0';
@@ -712,7 +738,7 @@ wrk_run_launch(struct wrk_run *run)
 			return;
 		}
 	}
-	if (run_arm_wallclock(run) < 0) {
+	if (run_arm_wallclock(run, run->max_wall_clock_ms) < 0) {
 		wrk_run_transition(run, WRK_RUN_FAILED, "out of memory");
 		wrk_run_maybe_free(run);
 		return;
@@ -1108,6 +1134,20 @@ wrk_run_cancel_all(struct wrk_ctx *ctx, const char *reason)
 			wrk_run_drop(run, GRPC_STATUS_UNAVAILABLE, reason);
 			continue;
 		}
+		/*
+		 * A run waiting for a person is not cancelled: journald keeps
+		 * it WAITING_APPROVAL once this worker is gone, and the next
+		 * worker of the tenant takes it over (recover.c). Its clients
+		 * learn so and reattach later.
+		 */
+		if (run->state == WRK_RUN_WAITING_APPROVAL) {
+			log_info("run %s left waiting for its approval",
+			    run->run_id);
+			wrk_call_error(run, GRPC_STATUS_UNAVAILABLE, "the "
+			    "worker is stopping; the run waits for its "
+			    "approval: reattach to follow it");
+			continue;
+		}
 		wrk_run_transition(run, WRK_RUN_CANCELLED, reason);
 		wrk_run_maybe_free(run);
 	}
@@ -1243,6 +1283,78 @@ wrk_run_fail(struct wrk_run *run, const char *reason)
 	return 1;
 }
 
+/*
+ * The run fails for a reason a gRPC status names (a budget refused its
+ * provider call: RESOURCE_EXHAUSTED): an ErrorEvent with the status's name
+ * as code and the reason as message, then FAILED with the same reason. The
+ * run's own call ends with that status after the FAILED event
+ * (append.c); followers end OK, as for any terminal event. An ErrorEvent
+ * that finds no room is left out: the status still says why. Returns 1.
+ */
+int
+wrk_run_fail_status(struct wrk_run *run, uint32_t grpc_status,
+    const char *reason)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (wrk_run_terminal(run->state)) {
+		wrk_run_maybe_free(run);
+		return 1;
+	}
+	if (grpc_status != GRPC_STATUS_OK && grpc_status < GRPC_STATUS_COUNT) {
+		free(run->fail_message);
+		run->fail_message = strdup(reason);
+		run->fail_grpc_status = grpc_status;
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = WRK_EVENT_ERROR;
+		ev.grpc_status = grpc_status;
+		/* Room for the error and the FAILED status after it. */
+		if (wrk_append_room(run->ctx) >= 2 &&
+		    (ev.text = strdup(reason)) != NULL) {
+			if ((r = wrk_emit(run, &ev)) < 0) {
+				log_warn("run %s: error event lost: %s",
+				    run->run_id, strerror(-r));
+				wrk_event_clear(&ev);
+			}
+		}
+	}
+	return wrk_run_fail(run, reason);
+}
+
+/*
+ * A soft budget was crossed by the run's next provider call (budget.c):
+ * a BudgetWarning event before the call. Returns as wrk_run_token.
+ */
+int
+wrk_run_budget_warning(struct wrk_run *run,
+    const Palyra__V1__BudgetWarning *w)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (run->state != WRK_RUN_IN_PROGRESS)
+		return -EINVAL;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = WRK_EVENT_BUDGET_WARNING;
+	ev.used = w->used;
+	ev.limit = w->limit;
+	if ((ev.budget_id = strdup(w->budget_id)) == NULL ||
+	    (ev.unit = strdup(w->unit)) == NULL ||
+	    (ev.text = strdup(w->message)) == NULL) {
+		wrk_event_clear(&ev);
+		return wrk_run_fail(run, "out of memory");
+	}
+	r = wrk_emit(run, &ev);
+	if (r == -ENOBUFS || r == -ENOTCONN) {
+		wrk_event_clear(&ev);
+		return -EAGAIN;
+	}
+	if (r < 0)
+		return wrk_run_fail(run, "journal write failed");
+	return 0;
+}
+
 /* A TOOL_CALL or TOOL_RESULT event; returns as wrk_run_token. */
 static int
 tool_emit(struct wrk_run *run, enum wrk_event_kind kind, const char *id,
@@ -1305,4 +1417,123 @@ wrk_run_final(struct wrk_run *run, const char *text, size_t len)
 	if ((ev.text = strndup(text, len)) == NULL)
 		return wrk_run_fail(run, "out of memory");
 	return complete_emit(run, &ev);
+}
+
+/* An owned copy of a message (packed, then unpacked), or NULL. */
+static ProtobufCMessage *
+message_copy(const ProtobufCMessage *msg)
+{
+	ProtobufCMessage *copy;
+	uint8_t		*buf;
+	size_t		 len = protobuf_c_message_get_packed_size(msg);
+
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return NULL;
+	protobuf_c_message_pack(msg, buf);
+	copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+	free(buf);
+	return copy;
+}
+
+/*
+ * An event of the tool gate, whose message is copied: also while the run
+ * waits (WAITING_APPROVAL: the decision). Returns as wrk_run_token, but
+ * -EAGAIN without stalling the provider (the gate retries by itself).
+ */
+static int
+detail_emit(struct wrk_run *run, enum wrk_event_kind kind,
+    const ProtobufCMessage *msg)
+{
+	struct wrk_event ev;
+	int		 r;
+
+	if (wrk_run_terminal(run->state))
+		return -EINVAL;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	if ((ev.detail = message_copy(msg)) == NULL)
+		return wrk_run_fail(run, "out of memory");
+	r = wrk_emit(run, &ev);
+	if (r == -ENOBUFS || r == -ENOTCONN) {
+		wrk_event_clear(&ev);
+		return -EAGAIN;
+	}
+	if (r < 0)
+		return wrk_run_fail(run, "journal write failed");
+	return 0;
+}
+
+int
+wrk_run_approval_request(struct wrk_run *run,
+    const Palyra__V1__ApprovalRequest *req)
+{
+	return detail_emit(run, WRK_EVENT_APPROVAL_REQUEST, &req->base);
+}
+
+int
+wrk_run_approval_decided(struct wrk_run *run,
+    const Palyra__V1__ApprovalDecided *decided)
+{
+	return detail_emit(run, WRK_EVENT_APPROVAL_DECIDED, &decided->base);
+}
+
+/*
+ * A run rebuilt after its worker died (recover.c): the run of rr with the
+ * agent's config, in WAITING_APPROVAL, without a call, its wall clock
+ * counted from started_ms. Returns 0 with *out; -ENOENT with *out too when
+ * the agent (agent NULL) or its providers are gone (the caller fails the
+ * run, which journals why); or -ENOMEM (nothing made).
+ */
+int
+wrk_run_restore(struct wrk_ctx *ctx, const Palyra__Ipc__RecoveredRun *rr,
+    const Palyra__Ipc__AgentConfig *agent, int64_t started_ms,
+    struct wrk_run **out)
+{
+	Palyra__Ipc__AgentConfig gone = PALYRA__IPC__AGENT_CONFIG__INIT;
+	const struct wrk_provider_ops *ops;
+	const char	*provider_name, *model;
+	char		 why[256];
+	struct wrk_run	*run;
+	uint32_t	 token_delay_ms;
+	int64_t		 used;
+	int		 missing = 0;
+
+	*out = NULL;
+	if (agent == NULL) {
+		gone.name = rr->agent;
+		gone.system_prompt = (char *)"";
+		agent = &gone;
+		missing = 1;
+	}
+	if (pick_provider(ctx->config, agent, &provider_name, &model,
+	    &token_delay_ms, &ops) < 0) {
+		provider_name = "offline";
+		model = "offline-1";
+		token_delay_ms = 0;
+		ops = &wrk_offline_provider;
+		missing = 1;
+	}
+	if ((run = run_new(ctx, rr->principal, rr->input, agent,
+	    provider_name, model)) == NULL)
+		return -ENOMEM;
+	snprintf(run->run_id, sizeof(run->run_id), "%s", rr->run_id);
+	snprintf(run->session_id, sizeof(run->session_id), "%s",
+	    rr->session_id);
+	run->token_delay_ms = token_delay_ms;
+	run->provider = ops;
+	run->state = WRK_RUN_WAITING_APPROVAL;
+	run->recovered = 1;
+	run->session_named = 1;
+	*out = run;
+	if (run_set_failover(run, agent) < 0 ||
+	    wrk_tools_setup(run, missing ? NULL : agent, NULL, 0, why,
+	    sizeof(why)) < 0)
+		return -ENOMEM;
+	used = wrk_now_ms() - started_ms;
+	if (used < 0)
+		used = 0;
+	if (run_arm_wallclock(run, (uint64_t)used >= run->max_wall_clock_ms ?
+	    0 : run->max_wall_clock_ms - (uint64_t)used) < 0)
+		return -ENOMEM;
+	return missing ? -ENOENT : 0;
 }

@@ -1,10 +1,12 @@
 /*
  * tools.h: tools the model may call inside palyra-worker. This is the seam
  * between the turn loop (provider.c, offline.c) and the tool registry:
- * every tool call of a model goes through wrk_tool_run(), which answers
+ * every tool call of a model goes through the gate below, which answers
  * with the text fed back to the model (a result, or an error the model can
- * read). Policies and approvals (allow/ask/deny) and client-side tools are
- * layered here later without touching the providers.
+ * read). tools.c holds the registry, the agent's policy and the
+ * declarations; toolgate.c the asynchronous flow (approvals, client-side
+ * tools, http.fetch) and its IPC; recover.c hands it runs taken over after
+ * their worker died.
  */
 #ifndef PALYRA_WORKER_TOOLS_H
 #define PALYRA_WORKER_TOOLS_H
@@ -102,5 +104,19 @@ int	wrk_tool_run(struct wrk_run *, const char *name, const char *args_json,
  * APIs that allow only [a-zA-Z0-9_-], and the gate takes either spelling.
  * NULL when no tool is offered. Owned by the run (freed with it). */
 const char *wrk_tools_declarations(struct wrk_run *);
+
+/*
+ * At run start (run.c): an owned copy of the run's agent config (NULL:
+ * none, the defaults apply) and its client-side tools, each checked: at
+ * most WRK_CLIENT_TOOLS_MAX, names 1..64 of [A-Za-z0-9._-] naming no
+ * built-in and no other, a schema of at most WRK_CLIENT_TOOL_SCHEMA_MAX
+ * bytes that jschema_check() accepts. Returns 0, or -EINVAL (why says
+ * what is wrong: the start fails INVALID_ARGUMENT) or -ENOMEM.
+ * wrk_tools_free() releases what it made (with the run).
+ */
+int	wrk_tools_setup(struct wrk_run *, const Palyra__Ipc__AgentConfig *,
+	    Palyra__V1__ToolDeclaration *const *decls, size_t ndecls,
+	    char *why, size_t whylen);
+void	wrk_tools_free(struct wrk_run *);
 
 #endif

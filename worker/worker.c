@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "budget.h"
 #include "config.h"
 #include "embed.h"
 #include "http.h"
@@ -35,6 +36,7 @@
 #include "log.h"
 #include "proc.h"
 #include "sandbox.h"
+#include "tools.h"
 #include "worker.h"
 
 #define ALLOWED_SUPERVISOR \
@@ -43,9 +45,13 @@
 	(IPC_TYPE_BIT(IPC_RUN_START) | IPC_TYPE_BIT(IPC_RUN_CANCEL) | \
 	    IPC_TYPE_BIT(IPC_RUN_ATTACH) | IPC_TYPE_BIT(IPC_RUN_ABORT) |	\
 	    IPC_TYPE_BIT(IPC_RUN_NOTE) | IPC_TYPE_BIT(IPC_RUN_FLOW) |	\
-	    IPC_TYPE_BIT(IPC_RUN_INPUT))
+	    IPC_TYPE_BIT(IPC_RUN_INPUT) | IPC_TYPE_BIT(IPC_RUN_DECISION) | \
+	    IPC_TYPE_BIT(IPC_RUN_TOOL_RESULT))
 #define ALLOWED_JOURNALD \
-	(IPC_TYPE_BIT(IPC_JOURNAL_ACK) | IPC_TYPE_BIT(IPC_RUN_PREPARED))
+	(IPC_TYPE_BIT(IPC_JOURNAL_ACK) | IPC_TYPE_BIT(IPC_RUN_PREPARED) | \
+	    IPC_TYPE_BIT(IPC_BUDGET_RESERVED) | \
+	    IPC_TYPE_BIT(IPC_APPROVAL_CREATED) | \
+	    IPC_TYPE_BIT(IPC_APPROVAL_DECISION) | IPC_TYPE_BIT(IPC_RUN_RECOVERED))
 
 int64_t
 wrk_now_ms(void)
@@ -134,6 +140,11 @@ wrk_journald_lost(struct wrk_ctx *ctx, const char *why)
 	ctx->journald_paused = 0;
 	wrk_append_drop_all(ctx);
 	wrk_run_abandon_all(ctx);
+	wrk_budget_forget(ctx);
+	/* The runs it held were abandoned: the next journald hands out
+	 * those that wait for an approval again. */
+	ctx->recover_sent = 0;
+	ctx->recover_id = 0;
 	chan_release(ctx, chan);
 }
 
@@ -141,12 +152,41 @@ static void
 journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 {
 	struct wrk_ctx	*ctx = arg;
+	int		 r = 0;
 
 	if (chan != ctx->journald)
 		return;
 	if (m->hdr.type == IPC_RUN_PREPARED) {
 		(void)wrk_prepare_answer(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunPrepared *)m->msg);
+		return;
+	}
+	if (m->hdr.type == IPC_BUDGET_RESERVED) {
+		if (wrk_budget_on_reserved(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__BudgetReserved *)m->msg) < 0)
+			wrk_journald_lost(ctx, "malformed budget answer");
+		return;
+	}
+	switch (m->hdr.type) {
+	case IPC_APPROVAL_CREATED:
+		r = wrk_tool_on_created(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__ApprovalCreated *)m->msg);
+		break;
+	case IPC_APPROVAL_DECISION:
+		r = wrk_tool_on_approval(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__ApprovalDecisionMsg *)m->msg);
+		break;
+	case IPC_RUN_RECOVERED:
+		r = wrk_recover_answer(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunRecovered *)m->msg);
+		break;
+	case IPC_JOURNAL_ACK:
+		break;
+	default:
+		return;
+	}
+	if (r < 0) {
+		wrk_journald_lost(ctx, "malformed message");
 		return;
 	}
 	if (m->hdr.type != IPC_JOURNAL_ACK)
@@ -222,6 +262,14 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		r = wrk_run_input(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunInput *)m->msg);
 		break;
+	case IPC_RUN_DECISION:
+		r = wrk_tool_on_decision(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunDecision *)m->msg);
+		break;
+	case IPC_RUN_TOOL_RESULT:
+		r = wrk_tool_on_client_result(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__RunToolResult *)m->msg);
+		break;
 	default:
 		r = -EPERM;
 		break;
@@ -269,6 +317,7 @@ attach_peer(struct wrk_ctx *ctx, const Palyra__Ipc__AttachPeer *ap, int fd)
 			return -ENOMEM;
 		ctx->journald = chan;
 		log_info("journald attached (generation %u)", ap->generation);
+		(void)wrk_recover_send(ctx);
 		return 0;
 	case PALYRA__IPC__PEER_KIND__PEER_FRONT:
 		front_lost(ctx, "replaced");
@@ -308,6 +357,8 @@ configure(struct wrk_ctx *ctx, Palyra__Ipc__WorkerConfig *config)
 	ctx->config = config;
 	log_info("configured: %zu agents, %zu providers", config->n_agents,
 	    config->n_providers);
+	/* Runs waiting for an approval whose worker died (recover.c). */
+	(void)wrk_recover_send(ctx);
 	if (ctx->ready_sent)
 		return 0;
 	palyra__ipc__ready__init(&ready);
@@ -476,6 +527,7 @@ ctx_fini(struct wrk_ctx *ctx)
 {
 	wrk_append_drop_all(ctx);
 	wrk_run_free_all(ctx);
+	wrk_budget_forget(ctx);
 	wrk_net_free(ctx);
 	wrk_embed_free(ctx);
 	wrk_append_fini(ctx);

@@ -14,6 +14,11 @@
  *   offline.c  the built-in deterministic offline provider
  *   provider.c the network providers: turn loop, retries, failover
  *   openai.c, anthropic.c, proto.c, retry.c  their protocols and policy
+ *   tools.c, toolgate.c  the tool gate: registry, policy, approvals,
+ *              client-side tools (tools.h)
+ *   recover.c  runs waiting for an approval, taken over after their
+ *              worker died
+ *   budget.c   budget reservations of provider calls (budget.h)
  *   embed.c, embed_offline.c  text embeddings (embed.h)
  */
 #ifndef PALYRA_WORKER_H
@@ -62,6 +67,11 @@ enum wrk_event_kind {
 	WRK_EVENT_INPUT,	/* follow-up input taken: text */
 	WRK_EVENT_TOOL_CALL,	/* text: arguments; tool_id, tool_name */
 	WRK_EVENT_TOOL_RESULT,	/* text: content; tool_id, tool_name, is_error */
+	WRK_EVENT_ERROR,	/* text: message; grpc_status: its code */
+	WRK_EVENT_BUDGET_WARNING, /* text: message; budget_id, unit, used,
+				   * limit */
+	WRK_EVENT_APPROVAL_REQUEST,	/* detail: ApprovalRequest */
+	WRK_EVENT_APPROVAL_DECIDED,	/* detail: ApprovalDecided */
 };
 
 /* One run event as the worker keeps it until journald acknowledged it. */
@@ -78,6 +88,13 @@ struct wrk_event {
 	char			*tool_id;	/* TOOL_*; owned */
 	char			*tool_name;	/* TOOL_*; owned */
 	int			 is_error;	/* TOOL_RESULT */
+	uint32_t		 grpc_status;	/* ERROR */
+	char			*budget_id;	/* BUDGET_WARNING; owned */
+	char			*unit;		/* BUDGET_WARNING; owned */
+	uint64_t		 used;		/* BUDGET_WARNING */
+	uint64_t		 limit;
+	/* APPROVAL_*: an owned copy of the message (unpacked). */
+	ProtobufCMessage	*detail;
 };
 
 struct wrk_run;
@@ -120,6 +137,7 @@ extern const struct wrk_provider_ops wrk_net_provider;
 struct wrk_ctx;
 struct wrk_tool_state;
 struct wrk_budget_state;
+struct wrk_budget_orphan;
 struct wrk_fetch_state;
 
 /* A client-side tool declared in RunStart.tools; owned copies. */
@@ -218,6 +236,10 @@ struct wrk_run {
 	/* Budgets (budget.c): the reservation of the provider call in
 	 * flight, and the soft budgets already warned about. */
 	struct wrk_budget_state	*budget;
+	/* wrk_run_fail_status(): the run's own call ends with this gRPC
+	 * status and message after its last event, instead of OK. */
+	uint32_t		 fail_grpc_status;
+	char			*fail_message;
 	/* http.fetch (fetch.c): the fetch in flight. */
 	struct wrk_fetch_state	*fetch;
 };
@@ -266,7 +288,11 @@ struct wrk_ctx {
 	uint32_t		 prepare_counter;	/* RunPrepare ids */
 	uint32_t		 tool_counter;	/* ApprovalCreate/Decide ids */
 	uint32_t		 budget_counter;	/* BudgetReserve ids */
+	/* Reservations asked for by runs that ended before the answer
+	 * (budget.c): settled at zero when it comes. */
+	struct wrk_budget_orphan *budget_orphans;
 	uint32_t		 recover_id;	/* RunRecover; 0: done */
+	int			 recover_sent;	/* to this journald */
 	struct event		*kick_ev;	/* parked, stalled */
 
 	struct event		*sigterm_ev;
@@ -279,7 +305,8 @@ struct wrk_ctx {
 	int64_t			 busy_last_ms;	/* last time it was not idle */
 	struct event		*idle_ev;
 
-	/* SIGTERM: no new runs; live ones end CANCELLED, then exit. */
+	/* SIGTERM: no new runs; live ones end CANCELLED (those waiting for an
+	 * approval are left to the next worker: recover.c), then exit. */
 	int			 draining;
 	int64_t			 drain_deadline_ms;
 	struct event		*drain_ev;
@@ -369,6 +396,13 @@ int		 wrk_run_tool_call(struct wrk_run *, const char *id,
 		    const char *name, const char *arguments_json);
 int		 wrk_run_tool_result(struct wrk_run *, const char *id,
 		    const char *name, int is_error, const char *content);
+/* The tool gate's events (toolgate.c): ApprovalRequest and
+ * ApprovalDecided, as wrk_run_token (but also while the run waits): 0,
+ * -EAGAIN or 1. */
+int		 wrk_run_approval_request(struct wrk_run *,
+		    const Palyra__V1__ApprovalRequest *);
+int		 wrk_run_approval_decided(struct wrk_run *,
+		    const Palyra__V1__ApprovalDecided *);
 /* A soft budget crossed (budget.c): a BudgetWarning event (run.c), as
  * wrk_run_token: 0, -EAGAIN or 1. */
 int		 wrk_run_budget_warning(struct wrk_run *,
@@ -395,9 +429,19 @@ void		 wrk_append_drop_all(struct wrk_ctx *);
 void		 wrk_append_kick(struct wrk_ctx *);
 void		 wrk_event_clear(struct wrk_event *);
 
+/* A run rebuilt by recover.c (run.c): see there. */
+int		 wrk_run_restore(struct wrk_ctx *,
+		    const Palyra__Ipc__RecoveredRun *,
+		    const Palyra__Ipc__AgentConfig *, int64_t started_ms,
+		    struct wrk_run **);
+
 /* recover.c: runs waiting for an approval whose worker died. */
 /* Sends IPC_RUN_RECOVER once the WorkerConfig arrived. 0 or -errno. */
 int		 wrk_recover_send(struct wrk_ctx *);
+/* The ToolCall event of rr whose id is the pending approval's, or NULL
+ * (for the providers' recover ops). */
+const Palyra__V1__ToolCall *wrk_recover_pending_call(
+		    const Palyra__Ipc__RecoveredRun *rr);
 /* IPC_RUN_RECOVERED: rebuilds one run (it joins ctx->runs, WAITING_APPROVAL,
  * with no call: clients follow it by reattaching). Returns 0 or -EBADMSG. */
 int		 wrk_recover_answer(struct wrk_ctx *, uint32_t request_id,
@@ -406,6 +450,9 @@ int		 wrk_recover_answer(struct wrk_ctx *, uint32_t request_id,
 /* provider.c */
 int		 wrk_net_type(const char *type);	/* 1: served here */
 void		 wrk_net_free(struct wrk_ctx *);
+/* The worker's one HTTP engine (worker/http.h), made on first use; also
+ * http.fetch's (fetch.c). NULL when it cannot be made. */
+struct wrk_http	*wrk_net_http(struct wrk_ctx *);
 
 /* offline.c */
 size_t		 wrk_offline_count_words(const char *);

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import queue
 import signal
 import socket
 import sqlite3
@@ -641,3 +642,85 @@ def start_workers(daemon, tenants=None, timeout=10.0):
         out[t] = poll(lambda: daemon.pids_of("palyra-worker", t), timeout,
                       what=f"a worker of tenant {t}")
     return out
+
+
+class BidiRun(threading.Thread):
+    """One RunStream whose events are visible while it runs; more requests
+    (decisions, tool results, input) go with send()."""
+
+    def __init__(self, channel, token, start, deadline=30.0):
+        super().__init__(daemon=True)
+        self.channel, self.token, self.start_msg = channel, token, start
+        self.deadline = deadline
+        self.events = []
+        self.code = self.details = None
+        self._cv = threading.Condition()
+        self._requests = queue.Queue()
+        self._done = threading.Event()
+        self.start()
+
+    def send(self, req):
+        self._requests.put(req)
+
+    def run(self):
+        def requests():
+            yield pb.RunStreamRequest(start=self.start_msg)
+            while not self._done.is_set():
+                try:
+                    yield self._requests.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+
+        call = self.channel.stream_stream(
+            "/palyra.v1.GatewayService/RunStream",
+            request_serializer=pb.RunStreamRequest.SerializeToString,
+            response_deserializer=pb.RunEvent.FromString)
+        # wait_for_ready: a loaded host may be slow to hand over SETTINGS.
+        it = call(requests(), metadata=auth_md(self.token), timeout=self.deadline,
+                  wait_for_ready=True)
+        try:
+            for ev in it:
+                with self._cv:
+                    self.events.append(ev)
+                    self._cv.notify_all()
+            self.code, self.details = it.code(), it.details()
+        except grpc.RpcError as e:
+            self.code, self.details = e.code(), e.details()
+        finally:
+            self._done.set()
+            with self._cv:
+                self._cv.notify_all()
+
+    def wait_for(self, kind, timeout=30.0):
+        """The first event of kind, an event_kind or a status name such as
+        WAITING_TOOL (waits for it)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for ev in self.events:
+                    if kind in (event_kind(ev), run_event_label(ev)):
+                        return ev
+                left = deadline - time.monotonic()
+                assert left > 0 and not self._done.is_set(), \
+                    f"no {kind} event: {self.code} {self.details} {self.events}"
+                self._cv.wait(left)
+
+    def finish(self, timeout=30.0):
+        self.join(timeout)
+        assert not self.is_alive(), f"stream still open after {timeout}s"
+        return self
+
+    def kinds(self):
+        return [run_event_label(ev) for ev in self.events]
+
+    def final(self):
+        return "".join(ev.final.text for ev in self.events
+                       if event_kind(ev) == "final")
+
+
+def run_event_label(ev):
+    """event_kind, with a status event named by its status (COMPLETED...)."""
+    k = event_kind(ev)
+    if k == "status":
+        return pb.RunStatus.Name(ev.status.status).replace("RUN_STATUS_", "")
+    return k

@@ -64,16 +64,28 @@ provider "slow" {{ type offline; token-delay 40ms }}
 tenant "alpha" {{
 	agent "assistant" {{ providers "offline" }}
 	agent "snail" {{ providers "slow" }}
+	agent "asker" {{
+		providers "offline"
+		tool "time.now" ask
+	}}
 }}
 tenant "beta" {{
 	agent "assistant" {{ providers "offline" }}
 	agent "snail" {{ providers "slow" }}
+	agent "asker" {{
+		providers "offline"
+		tool "time.now" ask
+	}}
 }}
 """
 TENANTS = ("alpha", "beta")
 A, B = TENANTS
 
 SVC = "/palyra.v1.GatewayService/"
+APPROVALS = "/palyra.v1.ApprovalsService/"
+USAGE = "/palyra.v1.UsageService/"
+TOOL_INPUT = "/tool time.now {}"
+B_BUDGET = "agent:asker:tokens:month"
 TIMEOUT = 10.0
 DEADLINE = 30.0
 # About 300 tokens at 40 ms: a run of about 12 s, outliving the matrix.
@@ -96,7 +108,7 @@ OK = grpc.StatusCode.OK
 # ---------------------------------------------------------------- clients
 
 def unary(ch, name, req, resp_cls, token, timeout=TIMEOUT):
-    call = ch.unary_unary(SVC + name,
+    call = ch.unary_unary(name if name.startswith("/") else SVC + name,
                           request_serializer=type(req).SerializeToString,
                           response_deserializer=resp_cls.FromString)
     return call(req, metadata=auth_md(token), timeout=timeout)
@@ -199,6 +211,18 @@ class Stream(threading.Thread):
         return self
 
 
+def wait_approval(stream):
+    """The approval id of the stream's first approval request."""
+    def got():
+        with stream._lock:
+            reqs = [ev for ev in stream.events
+                    if event_kind(ev) == "approval_request"]
+        if not reqs and stream._done.is_set():
+            raise AssertionError(f"run ended: {stream.code} {stream.details}")
+        return reqs[0].approval_request.approval_id if reqs else None
+    return poll(got, TIMEOUT, what="an approval request")
+
+
 def start_stream(ch, token, text, agent="snail", session_key="", **kw):
     s = Stream(ch, token, pb.RunStart(input=text, agent=agent,
                                       session_key=session_key,
@@ -299,8 +323,40 @@ def world(tmp_path_factory):
     poll(lambda: w.a_live.count() >= 3, TIMEOUT, what="alice's live run")
     w.a_live_id = w.a_live.run_id()
 
+    # Issue 7: in B, carol's decided approval that made a session grant,
+    # her pending approval (a run waiting), and a runtime budget; in A,
+    # alice's pending approval.
+    w.b_grant_run = start_stream(w.ch, carol, TOOL_INPUT, agent="asker",
+                                 session_key="carol-grant")
+    first = wait_approval(w.b_grant_run)
+    decided = unary(w.ch, APPROVALS + "DecideApproval",
+                    pb.DecideApprovalRequest(decision=pb.ApprovalDecision(
+                        approval_id=first, decision=pb.APPROVAL_DECISION_ALLOW,
+                        scope=pb.APPROVAL_SCOPE_SESSION)), pb.Approval, carol)
+    w.b_grant = decided.grant_id
+    assert w.b_grant, decided
+    w.b_grant_run.finish()
+    w.b_ask = start_stream(w.ch, carol, TOOL_INPUT, agent="asker",
+                           session_key="carol-ask")
+    w.b_approval = wait_approval(w.b_ask)
+    unary(w.ch, USAGE + "SetBudget", pb.SetBudgetRequest(budget=pb.Budget(
+        scope=pb.BUDGET_SCOPE_AGENT, subject="asker",
+        unit=pb.BUDGET_UNIT_TOKENS, period=pb.BUDGET_PERIOD_MONTH,
+        limit=1_000_000)), pb.Budget, w.tok["B/admin"])
+    w.a_ask = start_stream(w.ch, alice, TOOL_INPUT, agent="asker",
+                           session_key="alice-ask")
+    w.a_approval = wait_approval(w.a_ask)
+
     # What B sees now, to compare with after the matrix.
     w.b_before = {
+        "approval": unary(w.ch, APPROVALS + "GetApproval",
+                          pb.GetApprovalRequest(approval_id=w.b_approval),
+                          pb.Approval, carol),
+        "grants": unary(w.ch, APPROVALS + "ListGrants", pb.ListGrantsRequest(),
+                        pb.ListGrantsResponse, carol),
+        "budgets": sorted((b.budget_id, b.limit) for b in unary(
+            w.ch, USAGE + "ListBudgets", pb.ListBudgetsRequest(),
+            pb.ListBudgetsResponse, carol).budgets),
         "run": get_run(w.ch, carol, w.b_run),
         "events": list_run_events(w.ch, carol, w.b_run),
         "sessions": sorted((s.session_id, s.closed_unix_ms, s.run_count)
@@ -404,6 +460,34 @@ def _delete_agent(w, t):
                                   pb.DeleteAgentResponse, t))
 
 
+def _get_approval(aid):
+    return lambda w, t: rpc_code(lambda: unary(
+        w.ch, APPROVALS + "GetApproval", pb.GetApprovalRequest(approval_id=aid(w)),
+        pb.Approval, t))
+
+
+def _decide(aid):
+    return lambda w, t: rpc_code(lambda: unary(
+        w.ch, APPROVALS + "DecideApproval", pb.DecideApprovalRequest(
+            decision=pb.ApprovalDecision(
+                approval_id=aid(w), decision=pb.APPROVAL_DECISION_ALLOW,
+                scope=pb.APPROVAL_SCOPE_TTL, ttl_ms=3_600_000,
+                reason="mallory")),
+        pb.Approval, t))
+
+
+def _revoke_grant(w, t):
+    return rpc_code(lambda: unary(
+        w.ch, APPROVALS + "RevokeGrant", pb.RevokeGrantRequest(grant_id=w.b_grant),
+        pb.RevokeGrantResponse, t))
+
+
+def _delete_budget(w, t):
+    return rpc_code(lambda: unary(
+        w.ch, USAGE + "DeleteBudget", pb.DeleteBudgetRequest(budget_id=B_BUDGET),
+        pb.DeleteBudgetResponse, t))
+
+
 def _run_b_agent(w, t):
     return _stream_code(w.ch, t, pb.RunStart(input="hi", agent=B_AGENT))
 
@@ -412,6 +496,8 @@ b_run = lambda w: w.b_run  # noqa: E731
 b_live = lambda w: w.b_live_id  # noqa: E731
 b_session = lambda w: w.b_session  # noqa: E731
 b_live_session = lambda w: w.b_live_session  # noqa: E731
+b_approval = lambda w: w.b_approval  # noqa: E731
+a_approval = lambda w: w.a_approval  # noqa: E731
 
 NF = {"user": NOT_FOUND, "operator": NOT_FOUND, "admin": NOT_FOUND}
 WRITE = {"user": DENIED, "operator": NOT_FOUND, "admin": NOT_FOUND}
@@ -435,6 +521,10 @@ GRPC_ROWS = [
     ("GetAgent", _get_agent, NF, True),
     ("UpdateAgent", _update_agent, WRITE, False),
     ("DeleteAgent", _delete_agent, WRITE, False),
+    ("GetApproval", _get_approval(b_approval), NF, True),
+    ("DecideApproval", _decide(b_approval), NF, False),
+    ("RevokeGrant", _revoke_grant, NF, False),
+    ("DeleteBudget", _delete_budget, WRITE, False),
 ]
 A_TOKENS = [("A/alice", "user"), ("A/bob", "user"), ("A/op", "operator"),
             ("A/root", "admin")]
@@ -490,6 +580,48 @@ def test_grpc_cross_tenant_listings(world, who):
     assert s.principal == who.split("/")[1]
 
 
+def _export(ch, token):
+    call = ch.unary_stream(
+        APPROVALS + "ExportApprovals",
+        request_serializer=pb.ExportApprovalsRequest.SerializeToString,
+        response_deserializer=pb.ExportChunk.FromString)
+    return b"".join(c.ndjson for c in call(pb.ExportApprovalsRequest(),
+                                           metadata=auth_md(token),
+                                           timeout=TIMEOUT))
+
+
+@pytest.mark.parametrize("who", [t for t, _ in A_TOKENS])
+def test_grpc_cross_tenant_governance_listings(world, who):
+    """ListApprovals, ExportApprovals, ListGrants, ListBudgets and GetUsage
+    answer with A's own things only, the console's routes too."""
+    w = world
+    t = w.tok[who]
+    ids = {a.approval_id for a in unary(
+        w.ch, APPROVALS + "ListApprovals", pb.ListApprovalsRequest(page_size=100),
+        pb.ListApprovalsResponse, t).approvals}
+    assert w.b_approval not in ids, ids
+    export = _export(w.ch, t)
+    assert export.endswith(b"\n") and b'"end"' in export, export[-200:]
+    assert w.b_approval.encode() not in export and b"carol" not in export
+    grants = unary(w.ch, APPROVALS + "ListGrants",
+                   pb.ListGrantsRequest(include_expired=True),
+                   pb.ListGrantsResponse, t).grants
+    assert w.b_grant not in {g.grant_id for g in grants}
+    budgets = unary(w.ch, USAGE + "ListBudgets", pb.ListBudgetsRequest(),
+                    pb.ListBudgetsResponse, t).budgets
+    assert B_BUDGET not in {b.budget_id for b in budgets}, budgets
+    usage = unary(w.ch, USAGE + "GetUsage", pb.GetUsageRequest(
+        group_by=["principal"]), pb.GetUsageResponse, t)
+    assert "carol" not in {r.principal for r in usage.rows}, usage
+    for path in ("approvals", "approvals/export", "grants?include_expired=1",
+                 "budgets", "usage?group_by=principal"):
+        st, body = http_request(w.d, "GET", "/console/v1/" + path, token=t)
+        assert st == 200, (who, path, st, body)
+        text = body if isinstance(body, str) else json.dumps(body)
+        for secret in (w.b_approval, w.b_grant, B_BUDGET, "carol"):
+            assert secret not in text, (who, path, secret)
+
+
 def test_grpc_create_agent_with_b_name(world):
     """CreateAgent with B's agent name: a user of A is refused for its
     role; an operator of A creates A's own agent, which B never sees."""
@@ -522,10 +654,12 @@ PRINCIPAL_ROWS = [
     ("RunStream start in session", _start_in(lambda w: w.a_session), NOT_FOUND),
     ("AbortRun finished", _abort(lambda w: w.a_run), grpc.StatusCode.FAILED_PRECONDITION),
     ("AppendEvent finished", _note(lambda w: w.a_run), grpc.StatusCode.FAILED_PRECONDITION),
+    ("GetApproval", _get_approval(a_approval), OK),
     # Last: these two would change alice's things if they were allowed.
     ("AbortRun live", _abort(lambda w: w.a_live_id), None),
     ("AppendEvent live", _note(lambda w: w.a_live_id), None),
     ("CleanupSession", _cleanup(lambda w: w.a_session), None),
+    ("DecideApproval", _decide(a_approval), None),
 ]
 
 
@@ -547,6 +681,15 @@ def test_principal_isolation(world, name, fn, op_code):
 
 def test_principal_listings(world):
     w = world
+    bob_ids = {a.approval_id for a in unary(
+        w.ch, APPROVALS + "ListApprovals", pb.ListApprovalsRequest(page_size=100),
+        pb.ListApprovalsResponse, w.tok["A/bob"]).approvals}
+    assert w.a_approval not in bob_ids
+    assert w.a_approval.encode() not in _export(w.ch, w.tok["A/bob"])
+    op_ids = {a.approval_id for a in unary(
+        w.ch, APPROVALS + "ListApprovals", pb.ListApprovalsRequest(page_size=100),
+        pb.ListApprovalsResponse, w.tok["A/op"]).approvals}
+    assert w.a_approval in op_ids
     bob = {s.session_id for s in list_sessions(w.ch, w.tok["A/bob"])}
     assert w.a_session not in bob
     op = {s.session_id: s for s in list_sessions(w.ch, w.tok["A/op"])}
@@ -627,13 +770,20 @@ CONSOLE_ROWS = [
     ("PATCH", "/console/v1/agents/" + B_AGENT, {"system_prompt": "taken over"},
      H_WRITE, False),
     ("DELETE", "/console/v1/agents/" + B_AGENT, None, H_WRITE, False),
+    ("GET", "/console/v1/approvals/{b_approval}", None, H_NF, True),
+    ("POST", "/console/v1/approvals/{b_approval}/decision",
+     {"decision": "allow", "scope": "ttl", "ttl_ms": 3_600_000}, H_NF, False),
+    ("DELETE", "/console/v1/grants/{b_grant}", None, H_NF, False),
+    ("DELETE", "/console/v1/budgets/" + B_BUDGET, None, H_WRITE, False),
 ]
 
 
 def _console_path(w, path):
     return path.format(b_run=w.b_run, b_live=w.b_live_id, b_session=w.b_session,
                        b_live_session=w.b_live_session, a_run=w.a_run,
-                       a_live=w.a_live_id, a_session=w.a_session)
+                       a_live=w.a_live_id, a_session=w.a_session,
+                       b_approval=w.b_approval, b_grant=w.b_grant,
+                       a_approval=w.a_approval)
 
 
 @pytest.mark.parametrize("method,path,body,expect,control", CONSOLE_ROWS,
@@ -654,6 +804,28 @@ def test_console_cross_tenant(world, method, path, body, expect, control):
     assert_b_live_untouched(w)
 
 
+def test_console_budget_with_b_id(world):
+    """PUT of B's budget id: a user of A is refused for its role; an
+    operator of A sets A's own budget of that id, which B never sees."""
+    w = world
+    path = "/console/v1/budgets/" + B_BUDGET
+    for who in ("A/alice", "A/bob"):
+        st, resp = http_request(w.d, "PUT", path, {"limit": 1}, token=w.tok[who])
+        assert st == 403, (who, st, resp)
+    st, resp = http_request(w.d, "PUT", path, {"limit": 1, "hard": True},
+                            token=w.tok["A/op"])
+    assert st == 200 and resp["limit"] == 1 and resp["hard"], (st, resp)
+    st, carol = http_request(w.d, "GET", "/console/v1/budgets",
+                             token=w.tok["B/carol"])
+    assert st == 200
+    assert sorted((b["budget_id"], b["limit"]) for b in carol["budgets"]) == \
+        [tuple(x) for x in w.b_before["budgets"]]
+    st, resp = http_request(w.d, "DELETE", path, token=w.tok["A/root"])
+    assert st == 200, (st, resp)
+    st, resp = http_request(w.d, "DELETE", path, token=w.tok["A/root"])
+    assert st == 404, (st, resp)
+
+
 # Inside A over the console: bob (user) gets 404 on alice's run and
 # session; the operator sees her run.
 CONSOLE_PRINCIPAL_ROWS = [
@@ -661,7 +833,10 @@ CONSOLE_PRINCIPAL_ROWS = [
     ("GET", "/console/v1/runs/{a_run}/events", None, 200),
     ("GET", "/console/v1/sessions/{a_session}", None, 200),
     ("POST", "/console/v1/runs/{a_live}/abort", {"reason": "bob"}, None),
+    ("GET", "/console/v1/approvals/{a_approval}", None, 200),
     ("DELETE", "/console/v1/sessions/{a_session}", None, None),
+    ("POST", "/console/v1/approvals/{a_approval}/decision",
+     {"decision": "allow"}, None),
 ]
 
 
@@ -682,6 +857,39 @@ def test_console_principal_isolation(world, method, path, body, op_status):
 
 
 # ---------------------------------------------------------------- B after
+
+def test_approvals_untouched_then_decided(world):
+    """B's approval is still pending, its grant and budget as they were,
+    alice's approval pending too; their own principals then decide them
+    and both runs complete."""
+    w = world
+    carol, alice = w.tok["B/carol"], w.tok["A/alice"]
+    assert unary(w.ch, APPROVALS + "GetApproval",
+                 pb.GetApprovalRequest(approval_id=w.b_approval), pb.Approval,
+                 carol) == w.b_before["approval"]
+    assert unary(w.ch, APPROVALS + "ListGrants", pb.ListGrantsRequest(),
+                 pb.ListGrantsResponse, carol) == w.b_before["grants"]
+    assert sorted((b.budget_id, b.limit) for b in unary(
+        w.ch, USAGE + "ListBudgets", pb.ListBudgetsRequest(),
+        pb.ListBudgetsResponse, carol).budgets) == w.b_before["budgets"]
+    for stream, aid, tok in ((w.b_ask, w.b_approval, carol),
+                             (w.a_ask, w.a_approval, alice)):
+        a = unary(w.ch, APPROVALS + "GetApproval",
+                  pb.GetApprovalRequest(approval_id=aid), pb.Approval, tok)
+        assert a.state == pb.APPROVAL_STATE_PENDING, a
+        a = unary(w.ch, APPROVALS + "DecideApproval", pb.DecideApprovalRequest(
+            decision=pb.ApprovalDecision(approval_id=aid,
+                                         decision=pb.APPROVAL_DECISION_DENY)),
+            pb.Approval, tok)
+        assert a.state == pb.APPROVAL_STATE_DENIED and a.grant_id == "", a
+        s = stream.finish()
+        assert s.code == OK, (s.code, s.details)
+        assert s.events[-1].status.status == S.RUN_STATUS_COMPLETED
+        decided = [ev.approval_decided for ev in s.events
+                   if event_kind(ev) == "approval_decided"]
+        assert len(decided) == 1 and "mallory" not in decided[0].reason
+
+
 
 def test_b_unchanged(world):
     """With B's tokens: the live run went on and completed, untouched; the

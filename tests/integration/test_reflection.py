@@ -11,7 +11,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 
 from conftest import PY_GEN
 
-SERVICES = {"palyra.v1.GatewayService", "grpc.health.v1.Health",
+SERVICES = {"palyra.v1.GatewayService", "palyra.v1.ApprovalsService",
+            "palyra.v1.UsageService", "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection"}
 

@@ -117,6 +117,28 @@ assert_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
 }
 
 static void
+assert_fetch_equal(const struct cfg_fetch *a, const struct cfg_fetch *b)
+{
+	size_t i;
+
+	assert_int_equal(a->set, b->set);
+	assert_int_equal(a->nallow, b->nallow);
+	for (i = 0; i < a->nallow; i++) {
+		assert_string_equal(a->allow[i].host, b->allow[i].host);
+		assert_int_equal(a->allow[i].port, b->allow[i].port);
+		assert_int_equal(a->allow[i].allow_private,
+		    b->allow[i].allow_private);
+	}
+	assert_int_equal(a->max_bytes, b->max_bytes);
+	assert_int_equal(a->timeout_ms, b->timeout_ms);
+	assert_int_equal(a->ncontent_types, b->ncontent_types);
+	for (i = 0; i < a->ncontent_types; i++)
+		assert_string_equal(a->content_types[i], b->content_types[i]);
+	assert_int_equal(a->max_redirects, b->max_redirects);
+	assert_int_equal(a->has_max_redirects, b->has_max_redirects);
+}
+
+static void
 assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 {
 	const struct cfg_provider *pa, *pb;
@@ -188,6 +210,11 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 			    ab->max_tool_calls);
 			assert_int_equal(aa->max_wall_clock_ms,
 			    ab->max_wall_clock_ms);
+			assert_int_equal(aa->approval_timeout_ms,
+			    ab->approval_timeout_ms);
+			assert_int_equal(aa->client_tool_timeout_ms,
+			    ab->client_tool_timeout_ms);
+			assert_fetch_equal(&aa->fetch, &ab->fetch);
 			assert_int_equal(aa->ntools, ab->ntools);
 			for (k = 0; k < aa->ntools; k++) {
 				assert_string_equal(aa->tools[k].pattern,
@@ -206,7 +233,13 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
 			    tb->budgets[j].period);
 			assert_int_equal(ta->budgets[j].hard,
 			    tb->budgets[j].hard);
+			assert_int_equal(ta->budgets[j].scope,
+			    tb->budgets[j].scope);
+			assert_true(str_eq(ta->budgets[j].subject,
+			    tb->budgets[j].subject));
 		}
+		assert_true(str_eq(ta->timezone, tb->timezone));
+		assert_fetch_equal(&ta->fetch, &tb->fetch);
 	}
 }
 
@@ -875,7 +908,156 @@ static const struct golden errors[] = {
 	{ "tenant \"t\" { budget tokens 1.5 per day }\n",
 	    "t.conf:1:28: invalid number \"1.5\" for \"budget\"" },
 	{ "tenant \"t\" { budget tokens 1 per day; budget tokens 2 per day }\n",
-	    "t.conf:1:39: duplicate budget tokens per day" },
+	    "t.conf:1:39: duplicate budget \"tenant:tokens:day\" (first at "
+	    "line 1 of t.conf)" },
+	/* Issue 7: budgets of every scope, timeouts, time zones, fetch. */
+	{ "tenant \"t\" {\n\tagent \"a\" { budget cost 2 per month }\n"
+	    "\tbudget cost 3 per month hard agent \"a\"\n}\n",
+	    "t.conf:3:2: duplicate budget \"agent:a:cost:month\" (first at "
+	    "line 2 of t.conf)" },
+	{ "tenant \"t\" {\n\tbudget tokens 5 per day principal \"bob\"\n"
+	    "\tbudget tokens 6 per day soft principal bob\n}\n",
+	    "t.conf:3:2: duplicate budget \"principal:bob:tokens:day\" "
+	    "(first at line 2 of t.conf)" },
+	{ "tenant \"t\" {\n\tbudget tokens 5 per day agent \"ghost\"\n"
+	    "\tagent \"a\" { }\n}\n",
+	    "t.conf:2:32: unknown agent \"ghost\" in tenant \"t\"" },
+	{ "tenant \"t\" { budget tokens 5 per day agent \"x\" }\n",
+	    "t.conf:1:44: unknown agent \"x\" in tenant \"t\"" },
+	{ "tenant \"t\" { budget tokens 5 per day agent \"assistant\" "
+	    "principal p }\n",
+	    "t.conf:1:56: a budget applies to one agent or one principal, not "
+	    "both" },
+	{ "tenant \"t\" { budget tokens 5 per day principal \"a b\" }\n",
+	    "t.conf:1:48: invalid principal name \"a b\"" },
+	{ "tenant \"t\" { budget tokens 5 per day agent }\n",
+	    "t.conf:1:38: missing argument to \"agent\"" },
+	{ "tenant \"t\" { agent \"a\" { budget tokens 5 per day agent a } }\n",
+	    "t.conf:1:50: \"agent\" is not allowed in a budget inside an agent "
+	    "block (the budget is the agent's)" },
+	{ "tenant \"t\" { agent \"a\" { budget tokens 5 per day hard "
+	    "principal p } }\n",
+	    "t.conf:1:55: \"principal\" is not allowed in a budget inside an "
+	    "agent block (the budget is the agent's)" },
+	{ "tenant \"t\" { budget tokens 5 per day maybe }\n",
+	    "t.conf:1:38: invalid value \"maybe\" for \"budget\" (expected "
+	    "hard or soft)" },
+	{ "tenant \"t\" { budget cost -1 per day }\n",
+	    "t.conf:1:26: invalid decimal number \"-1\" for \"budget\"" },
+	{ "tenant \"t\" { timezone \"Mars/Olympus_Mons\" }\n",
+	    "t.conf:1:23: unknown time zone \"Mars/Olympus_Mons\": no such "
+	    "tzdata zone in /usr/share/zoneinfo" },
+	{ "tenant \"t\" { timezone \"../../etc/passwd\" }\n",
+	    "t.conf:1:23: invalid time zone \"../../etc/passwd\" (expected a "
+	    "tzdata name such as \"Europe/Paris\" or \"UTC\")" },
+	{ "tenant \"t\" { timezone \"/etc/localtime\" }\n",
+	    "t.conf:1:23: invalid time zone \"/etc/localtime\" (expected a "
+	    "tzdata name such as \"Europe/Paris\" or \"UTC\")" },
+	{ "tenant \"t\" { timezone \"Europe\" }\n",
+	    "t.conf:1:23: unknown time zone \"Europe\": not a tzdata zone in "
+	    "/usr/share/zoneinfo" },
+	{ "tenant \"t\" { timezone \"tzdata.zi\" }\n",
+	    "t.conf:1:23: unknown time zone \"tzdata.zi\": not a tzdata zone "
+	    "file in /usr/share/zoneinfo" },
+	{ "tenant \"t\" { timezone UTC; timezone UTC }\n",
+	    "t.conf:1:28: duplicate \"timezone\"" },
+	{ "timezone UTC\n",
+	    "t.conf:1:1: \"timezone\" is not allowed at top level" },
+	{ "tenant \"t\" { agent \"a\" { timezone UTC } }\n",
+	    "t.conf:1:26: \"timezone\" is not allowed in an agent block" },
+	{ "tenant \"t\" { agent \"a\" { approval-timeout 500ms } }\n",
+	    "t.conf:1:43: value \"500ms\" out of range for "
+	    "\"approval-timeout\" (1s..1d)" },
+	{ "tenant \"t\" { agent \"a\" { approval-timeout 25h } }\n",
+	    "t.conf:1:43: value \"25h\" out of range for \"approval-timeout\" "
+	    "(1s..1d)" },
+	{ "tenant \"t\" { agent \"a\" { client-tool-timeout 2h } }\n",
+	    "t.conf:1:46: value \"2h\" out of range for "
+	    "\"client-tool-timeout\" (1s..1h)" },
+	{ "tenant \"t\" { agent \"a\" { client-tool-timeout soon } }\n",
+	    "t.conf:1:46: invalid duration \"soon\" for "
+	    "\"client-tool-timeout\"" },
+	{ "tenant \"t\" { agent \"a\" { approval-timeout 1m; "
+	    "approval-timeout 2m } }\n",
+	    "t.conf:1:47: duplicate \"approval-timeout\"" },
+	{ "http-fetch { }\n",
+	    "t.conf:1:1: \"http-fetch\" is not allowed at top level" },
+	{ "tenant \"t\" { http-fetch { } http-fetch { } }\n",
+	    "t.conf:1:29: duplicate \"http-fetch\"" },
+	{ "tenant \"t\" { http-fetch { allow \"https://example.com\" } }\n",
+	    "t.conf:1:33: invalid host \"https://example.com\" for \"allow\" "
+	    "(no scheme: a host name or address, with an optional :PORT)" },
+	{ "tenant \"t\" { http-fetch { allow \"example.com/api\" } }\n",
+	    "t.conf:1:33: invalid host \"example.com/api\" for \"allow\" (no "
+	    "path: a host name or address, with an optional :PORT)" },
+	{ "tenant \"t\" { http-fetch { allow \"*.example.com\" } }\n",
+	    "t.conf:1:33: invalid host \"*.example.com\" for \"allow\" "
+	    "(wildcards are not supported: list each host)" },
+	{ "tenant \"t\" { http-fetch { allow \"example.com:0\" } }\n",
+	    "t.conf:1:33: invalid host \"example.com:0\" for \"allow\" (the "
+	    "port must be 1..65535)" },
+	{ "tenant \"t\" { http-fetch { allow \"example.com:65536\" } }\n",
+	    "t.conf:1:33: invalid host \"example.com:65536\" for \"allow\" "
+	    "(the port must be 1..65535)" },
+	{ "tenant \"t\" { http-fetch { allow \"example.com:\" } }\n",
+	    "t.conf:1:33: invalid host \"example.com:\" for \"allow\" (the "
+	    "port must be 1..65535)" },
+	{ "tenant \"t\" { http-fetch { allow \"fd00::1:65536\" } }\n",
+	    "t.conf:1:33: invalid host \"fd00::1:65536\" for \"allow\" (an "
+	    "IPv6 address with a port needs brackets: [IPV6]:PORT)" },
+	{ "tenant \"t\" { http-fetch { allow \"[::g]:80\" } }\n",
+	    "t.conf:1:33: invalid host \"[::g]:80\" for \"allow\" (not an "
+	    "IPv6 address in brackets)" },
+	{ "tenant \"t\" { http-fetch { allow \"exa_mple.com\" } }\n",
+	    "t.conf:1:33: invalid host \"exa_mple.com\" for \"allow\" (not a "
+	    "host name or IPv4 address)" },
+	{ "tenant \"t\" { http-fetch { allow \"-bad.example\" } }\n",
+	    "t.conf:1:33: invalid host \"-bad.example\" for \"allow\" (not a "
+	    "host name or IPv4 address)" },
+	{ "tenant \"t\" { http-fetch { allow \"10.0.0.256\" } }\n",
+	    "t.conf:1:33: invalid host \"10.0.0.256\" for \"allow\" (not a "
+	    "host name or IPv4 address)" },
+	{ "tenant \"t\" { http-fetch { allow \"example.com.\" } }\n",
+	    "t.conf:1:33: invalid host \"example.com.\" for \"allow\" (not a "
+	    "host name or IPv4 address)" },
+	{ "tenant \"t\" { http-fetch { allow \"\" } }\n",
+	    "t.conf:1:33: invalid host \"\" for \"allow\" (expected HOST, "
+	    "HOST:PORT or [IPV6]:PORT)" },
+	{ "tenant \"t\" { http-fetch {\n\tallow \"a.example\"\n"
+	    "\tallow \"A.Example\" private\n} }\n",
+	    "t.conf:3:8: duplicate allow \"A.Example\" (first at line 2)" },
+	{ "tenant \"t\" { http-fetch { allow \"a.example\" public } }\n",
+	    "t.conf:1:45: extra argument \"public\" to \"allow\"" },
+	{ "tenant \"t\" { http-fetch { max-size 0 } }\n",
+	    "t.conf:1:36: value \"0\" out of range for \"max-size\" (1..64M)" },
+	{ "tenant \"t\" { http-fetch { max-size 65M } }\n",
+	    "t.conf:1:36: value \"65M\" out of range for \"max-size\" "
+	    "(1..64M)" },
+	{ "tenant \"t\" { http-fetch { timeout 6m } }\n",
+	    "t.conf:1:35: value \"6m\" out of range for \"timeout\" (1s..5m)" },
+	{ "tenant \"t\" { http-fetch { timeout 0 } }\n",
+	    "t.conf:1:35: value \"0\" out of range for \"timeout\" (1s..5m)" },
+	{ "tenant \"t\" { http-fetch { max-redirects 11 } }\n",
+	    "t.conf:1:41: value \"11\" out of range for \"max-redirects\" "
+	    "(0..10)" },
+	{ "tenant \"t\" { http-fetch { content-types \"text\" } }\n",
+	    "t.conf:1:41: invalid content type \"text\" (expected "
+	    "\"type/subtype\" or \"type/*\")" },
+	{ "tenant \"t\" { http-fetch { content-types \"*/*\" } }\n",
+	    "t.conf:1:41: invalid content type \"*/*\" (expected "
+	    "\"type/subtype\" or \"type/*\")" },
+	{ "tenant \"t\" { http-fetch { content-types \"text/html; q=1\" } }\n",
+	    "t.conf:1:41: invalid content type \"text/html; q=1\" (expected "
+	    "\"type/subtype\" or \"type/*\")" },
+	{ "tenant \"t\" { http-fetch { content-types text/* TEXT/* } }\n",
+	    "t.conf:1:48: duplicate content type \"TEXT/*\"" },
+	{ "tenant \"t\" { http-fetch { content-types } }\n",
+	    "t.conf:1:27: missing argument to \"content-types\"" },
+	{ "tenant \"t\" { http-fetch { workers 2 } }\n",
+	    "t.conf:1:27: \"workers\" is not allowed in an http-fetch block" },
+	{ "tenant \"t\" { agent \"a\" { http-fetch { allow x.example } "
+	    "http-fetch { } } }\n",
+	    "t.conf:1:57: duplicate \"http-fetch\"" },
 	{ "tenant \"t\" { agent \"a\" { tool \"x\" maybe } }\n",
 	    "t.conf:1:35: invalid value \"maybe\" for \"tool\" (expected "
 	    "allow, "
@@ -1318,6 +1500,136 @@ test_includes(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* Issue 7: time zone, budgets of every scope, tool timeouts, http-fetch. */
+static void
+test_tools_budgets_fetch(void **state)
+{
+	const struct cfg_tenant *tn;
+	const struct cfg_agent *a;
+	const struct cfg_fetch *fe;
+	const struct cfg_budget *b;
+	struct cfg *cfg;
+	char id[128];
+
+	(void)state;
+	cfg = parse_ok(
+	    "pricing \"m\" { input 0.4; output 1.6 }\n"
+	    "tenant \"t\" {\n"
+	    "\ttimezone \"Europe/Paris\"\n"
+	    "\tbudget tokens 1000 per day hard\n"
+	    "\tbudget cost 2.50 per month soft agent \"helper\"\n"
+	    "\tbudget tokens 50 per total principal \"alice\"\n"
+	    "\tbudget tokens 60 per total agent helper\n"
+	    "\thttp-fetch {\n"
+	    "\t\tallow \"Example.COM\"\n"
+	    "\t\tallow \"127.0.0.1:8080\" private\n"
+	    "\t\tallow \"[::1]:8443\" private\n"
+	    "\t\tallow \"2001:DB8::1\"\n"
+	    "\t\tallow api.example.org:8443\n"
+	    "\t\tmax-size 1M\n"
+	    "\t\ttimeout 10s\n"
+	    "\t\tcontent-types \"text/*\" \"Application/JSON\"\n"
+	    "\t\tmax-redirects 0\n"
+	    "\t}\n"
+	    "\tagent \"helper\" {\n"
+	    "\t\ttool \"http.*\" ask\n"
+	    "\t\tapproval-timeout 5m\n"
+	    "\t\tclient-tool-timeout 60s\n"
+	    "\t\tbudget tokens 70 per day soft\n"
+	    "\t\thttp-fetch { allow \"docs.example\" private max-size 64M "
+	    "timeout 5m }\n"
+	    "\t}\n"
+	    "\tagent \"plain\" { }\n"
+	    "}\n"
+	    "tenant \"u\" { timezone UTC }\n");
+	tn = &cfg->tenants[0];
+	assert_string_equal(tn->timezone, "Europe/Paris");
+	assert_string_equal(cfg->tenants[1].timezone, "UTC");
+	assert_int_equal(tn->nbudgets, 5);
+	b = &tn->budgets[0];
+	assert_int_equal(b->scope, CFG_BUDGET_TENANT);
+	assert_null(b->subject);
+	assert_int_equal(cfg_budget_id(b, id, sizeof(id)), 17);
+	assert_string_equal(id, "tenant:tokens:day");
+	assert_int_equal(cfg_budget_limit(b), 1000);
+	b = &tn->budgets[1];
+	assert_int_equal(b->scope, CFG_BUDGET_AGENT);
+	assert_string_equal(b->subject, "helper");
+	assert_int_equal(b->hard, 0);
+	cfg_budget_id(b, id, sizeof(id));
+	assert_string_equal(id, "agent:helper:cost:month");
+	assert_int_equal(cfg_budget_limit(b), 2500000);	/* micro-USD */
+	b = &tn->budgets[2];
+	assert_int_equal(b->scope, CFG_BUDGET_PRINCIPAL);
+	cfg_budget_id(b, id, sizeof(id));
+	assert_string_equal(id, "principal:alice:tokens:total");
+	assert_int_equal(b->hard, 1);
+	cfg_budget_id(&tn->budgets[3], id, sizeof(id));
+	assert_string_equal(id, "agent:helper:tokens:total");
+	/* The agent block's own budget: agent scope, its name. */
+	b = &tn->budgets[4];
+	cfg_budget_id(b, id, sizeof(id));
+	assert_string_equal(id, "agent:helper:tokens:day");
+	assert_int_equal(b->hard, 0);
+
+	fe = &tn->fetch;
+	assert_int_equal(fe->set, 1);
+	assert_int_equal(fe->nallow, 5);
+	assert_string_equal(fe->allow[0].host, "example.com");
+	assert_int_equal(fe->allow[0].port, 0);
+	assert_int_equal(fe->allow[0].allow_private, 0);
+	assert_string_equal(fe->allow[1].host, "127.0.0.1");
+	assert_int_equal(fe->allow[1].port, 8080);
+	assert_int_equal(fe->allow[1].allow_private, 1);
+	assert_string_equal(fe->allow[2].host, "::1");
+	assert_int_equal(fe->allow[2].port, 8443);
+	assert_string_equal(fe->allow[3].host, "2001:db8::1");
+	assert_int_equal(fe->allow[3].port, 0);
+	assert_string_equal(fe->allow[4].host, "api.example.org");
+	assert_int_equal(fe->allow[4].port, 8443);
+	assert_int_equal(fe->max_bytes, 1 << 20);
+	assert_int_equal(fe->timeout_ms, 10000);
+	assert_int_equal(fe->ncontent_types, 2);
+	assert_string_equal(fe->content_types[0], "text/*");
+	assert_string_equal(fe->content_types[1], "application/json");
+	assert_int_equal(fe->has_max_redirects, 1);
+	assert_int_equal(fe->max_redirects, 0);
+
+	a = &tn->agents[0];
+	assert_int_equal(a->approval_timeout_ms, 5 * 60 * 1000);
+	assert_int_equal(a->client_tool_timeout_ms, 60 * 1000);
+	assert_int_equal(a->fetch.set, 1);
+	assert_int_equal(a->fetch.nallow, 1);
+	assert_string_equal(a->fetch.allow[0].host, "docs.example");
+	assert_int_equal(a->fetch.allow[0].allow_private, 1);
+	assert_int_equal(a->fetch.max_bytes, 64 << 20);
+	assert_int_equal(a->fetch.timeout_ms, 5 * 60 * 1000);
+	assert_int_equal(a->fetch.has_max_redirects, 0);
+	/* Unset: zero, the worker's defaults. */
+	a = &tn->agents[1];
+	assert_int_equal(a->approval_timeout_ms, 0);
+	assert_int_equal(a->client_tool_timeout_ms, 0);
+	assert_int_equal(a->fetch.set, 0);
+	assert_int_equal(cfg->tenants[1].fetch.set, 0);
+	assert_round_trip(cfg);
+	cfg_free(cfg);
+
+	/* Budgets on the default agent of a tenant without agents. */
+	cfg = parse_ok("tenant \"d\" { budget tokens 9 per day agent "
+	    "assistant }\n");
+	cfg_budget_id(&cfg->tenants[0].budgets[0], id, sizeof(id));
+	assert_string_equal(id, "agent:assistant:tokens:day");
+	assert_round_trip(cfg);
+	cfg_free(cfg);
+	/* Same unit and period, other scopes or subjects: no duplicates. */
+	cfg = parse_ok("tenant \"d\" { agent a { }; agent b { }\n"
+	    "budget tokens 1 per day\nbudget tokens 1 per day agent a\n"
+	    "budget tokens 1 per day agent b\n"
+	    "budget tokens 1 per day principal a\n}\n");
+	assert_int_equal(cfg->tenants[0].nbudgets, 4);
+	cfg_free(cfg);
+}
+
 static void
 test_round_trip_escapes(void **state)
 {
@@ -1416,6 +1728,7 @@ main(void)
 		cmocka_unit_test(test_worker_pool),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_includes),
+		cmocka_unit_test(test_tools_budgets_fetch),
 		cmocka_unit_test(test_round_trip_escapes),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_garbage),

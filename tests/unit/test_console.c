@@ -1,7 +1,7 @@
 /*
  * test_console.c: the context-free parsers of /console/v1
  * (front/console_parse.c): JSON nesting depth, the session cookie in a
- * Cookie header, unsigned query values.
+ * Cookie header, unsigned query values, budget ids.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,6 +94,54 @@ test_query_uint(void **state)
 			     INT64_MAX), -1);
 }
 
+static void
+test_budget_id(void **state)
+{
+	struct fe_budget_id b;
+
+	(void)state;
+	assert_int_equal(fe_console_budget_id("tenant:tokens:day", &b), 0);
+	assert_int_equal(b.scope, PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_TENANT);
+	assert_int_equal(b.unit, PALYRA__V1__BUDGET_UNIT__BUDGET_UNIT_TOKENS);
+	assert_int_equal(b.period, PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_DAY);
+	assert_string_equal(b.subject, "");
+	assert_int_equal(fe_console_budget_id("agent:asker:cost:month", &b), 0);
+	assert_int_equal(b.scope, PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_AGENT);
+	assert_int_equal(b.unit, PALYRA__V1__BUDGET_UNIT__BUDGET_UNIT_COST);
+	assert_int_equal(
+	    b.period, PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_MONTH);
+	assert_string_equal(b.subject, "asker");
+	assert_int_equal(
+	    fe_console_budget_id("principal:a.b-c_d:tokens:total", &b), 0);
+	assert_int_equal(
+	    b.scope, PALYRA__V1__BUDGET_SCOPE__BUDGET_SCOPE_PRINCIPAL);
+	assert_int_equal(
+	    b.period, PALYRA__V1__BUDGET_PERIOD__BUDGET_PERIOD_TOTAL);
+	assert_string_equal(b.subject, "a.b-c_d");
+	/* Malformed: wrong arity, empty parts, unknown words, bad names. */
+	assert_int_equal(fe_console_budget_id("", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant:tokens", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant:x:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("agent:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("agent::tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id(":tenant:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant:tokens:day:", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant:tokens:week", &b), -1);
+	assert_int_equal(fe_console_budget_id("tenant:dollars:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("team:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("Tenant:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("agent:a/b:tokens:day", &b), -1);
+	assert_int_equal(
+	    fe_console_budget_id("agent:a:b:tokens:day", &b), -1);
+	assert_int_equal(fe_console_budget_id("agent:"
+					      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+					      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+					      ":tokens:day",
+			     &b),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -101,6 +149,7 @@ main(void)
 		cmocka_unit_test(test_json_depth),
 		cmocka_unit_test(test_cookie),
 		cmocka_unit_test(test_query_uint),
+		cmocka_unit_test(test_budget_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

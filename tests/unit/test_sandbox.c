@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -314,6 +315,37 @@ static int
 act_write_outside(void)
 {
 	return write_file(fx.outside);
+}
+
+/* tzdata inside the sandbox: the zone file, and glibc's use of it. */
+static int
+act_zoneinfo_read(void)
+{
+	struct tm tm;
+	char magic[4];
+	time_t t = 1719792000; /* 2024-07-01 00:00 UTC: 02:00 in Paris */
+	int fd;
+
+	if ((fd = open(SBX_ZONEINFO_DIR "/Europe/Paris", O_RDONLY)) == -1)
+		return errno;
+	if (read(fd, magic, sizeof(magic)) != 4 ||
+	    memcmp(magic, "TZif", 4) != 0) {
+		close(fd);
+		return 200;
+	}
+	close(fd);
+	if (setenv("TZ", "Europe/Paris", 1) == -1)
+		return errno;
+	tzset();
+	if (localtime_r(&t, &tm) == NULL)
+		return 201;
+	return tm.tm_gmtoff == 7200 && tm.tm_hour == 2 ? 0 : 202;
+}
+
+static int
+act_zoneinfo_write(void)
+{
+	return write_file(SBX_ZONEINFO_DIR "/palyra-test");
 }
 
 /* Relative to the cwd, which the full profile made the directory. */
@@ -774,6 +806,52 @@ test_front_no_connect(void **state)
 	expect_sigsys(FRONT, LAYER_ALL, act_execve);
 }
 
+/* The tzdata, read-only, inside the worker's and journald's roots. */
+static void
+test_zoneinfo(void **state)
+{
+	/* As root or not: a user namespace may bind read-only too. */
+	assert_int_equal(expect_errno(WORKER, LAYER_ALL, act_zoneinfo_read), 0);
+	assert_int_equal(
+	    expect_errno(WORKER, LAYER_ALL, act_zoneinfo_write), EROFS);
+	assert_int_equal(
+	    expect_errno(JOURNALD, LAYER_ALL, act_zoneinfo_read), 0);
+	assert_int_equal(
+	    expect_errno(JOURNALD, LAYER_ALL, act_zoneinfo_write), EROFS);
+	/* The ids layer alone (chroot, no Landlock): still there. */
+	assert_int_equal(expect_errno(WORKER, LAYER_IDS, act_zoneinfo_read), 0);
+}
+
+/* A symlink planted where the mount point goes is never followed: the
+ * bind is skipped and nothing is created or mounted where it points. */
+static void
+test_zoneinfo_symlink(void **state)
+{
+	char link[192], target[192], made[256];
+	struct stat st;
+
+	need_root();
+	snprintf(link, sizeof(link), "%s/usr", fx.state);
+	snprintf(target, sizeof(target), "%s/elsewhere", fx.top);
+	snprintf(made, sizeof(made), "%s/share", target);
+	(void)rmdir(made);
+	assert_int_equal(mkdir(target, 0755), 0);
+	if (lstat(link, &st) == 0) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", link);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(symlink(target, link), 0);
+	/* Inside the chroot the link leads nowhere. */
+	assert_int_equal(
+	    expect_errno(JOURNALD, LAYER_ALL, act_zoneinfo_read), ENOENT);
+	assert_int_equal(stat(made, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(rmdir(target), 0);
+}
+
 /* Parsers of -U and -P. */
 
 static void
@@ -842,6 +920,8 @@ main(void)
 	    cmocka_unit_test(test_front_no_files),
 	    cmocka_unit_test(test_front_empty_root),
 	    cmocka_unit_test(test_front_no_connect),
+	    cmocka_unit_test(test_zoneinfo),
+	    cmocka_unit_test(test_zoneinfo_symlink),
 	};
 	int rc;
 
