@@ -5,6 +5,7 @@
 #   make run      deps + build + palyrad in the foreground, state in ./var
 #   make test     deps + build + every test (unit, integration)
 #   make bench    the benchmark table (figures beside same-run ceilings)
+#   make install  DESTDIR= PREFIX=/usr/local: the host service; make uninstall
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -208,6 +209,100 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@PALYRA_BUILD=$(abspath $(B)) tests/bench/run.sh
+
+# Installation (DESIGN section 5): `make install DESTDIR= PREFIX=/usr/local`
+# copies an already built tree $(B) (building it if needed) into
+# $(DESTDIR)$(PREFIX); the configuration goes to $(DESTDIR)/etc/palyra.
+# palyrad finds its helpers in ../libexec/palyra relative to itself, so the
+# installed tree needs no wrapper and no compiled-in path. `make uninstall`
+# (same DESTDIR and PREFIX) removes exactly what install put there, except a
+# configuration the operator changed; the state directory is never touched.
+PREFIX		?= /usr/local
+DESTDIR		?=
+INSTALL		?= install
+ifeq ($(PREFIX),/usr)
+UNITDIR		?= /lib/systemd/system
+else
+UNITDIR		?= $(PREFIX)/lib/systemd/system
+endif
+INST_SBIN	:= $(DESTDIR)$(PREFIX)/sbin
+INST_BIN	:= $(DESTDIR)$(PREFIX)/bin
+INST_LIBEXEC	:= $(DESTDIR)$(PREFIX)/libexec/palyra
+INST_MAN	:= $(DESTDIR)$(PREFIX)/share/man
+INST_UNIT	:= $(DESTDIR)$(UNITDIR)
+INST_SYSUSERS	:= $(DESTDIR)$(PREFIX)/lib/sysusers.d
+INST_TMPFILES	:= $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+INST_ETC	:= $(DESTDIR)/etc/palyra
+INST_COMPL	:= $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INST_HELPERS	:= palyra-front palyra-worker palyra-journald
+INST_MANPAGES	:= $(wildcard man/*.[158])
+INST_STAGE	:= $(B)/install
+
+# The shipped etc/palyrad.conf is the development one (state in ./var): the
+# installed copy keeps everything but puts the state in /var/lib/palyra and
+# runs the front and journald as the service user of palyra.sysusers.
+define inst_stage
+	@mkdir -p $(INST_STAGE)
+	$(Q)sed -e '1s|.*|# palyrad.conf: installed by make install; see palyrad.conf(5).|' \
+		-e 's|^# Relative paths are resolved .*|# The service user of palyra-front and palyra-journald.|' \
+		-e 's|^# from the top of the source tree, .*|user "_palyra"|' \
+		-e 's|^state-dir "var"|state-dir "/var/lib/palyra"|' \
+		etc/palyrad.conf > $(INST_STAGE)/palyrad.conf
+	$(Q)sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' etc/palyrad.service \
+		> $(INST_STAGE)/palyrad.service
+endef
+
+# palyractl's bash completion, generated from its own command table.
+$(INST_STAGE)/palyractl.bash: $(B)/bin/palyractl
+	@mkdir -p $(INST_STAGE)
+	$(Q)$(B)/bin/palyractl completion bash > $@
+
+install: $(ALL_BIN) $(INST_STAGE)/palyractl.bash
+	$(inst_stage)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)$(INSTALL) -d -m 0755 $(INST_SBIN) $(INST_BIN) $(INST_LIBEXEC) \
+		$(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8 \
+		$(INST_UNIT) $(INST_SYSUSERS) $(INST_TMPFILES) $(INST_ETC) \
+		$(INST_COMPL)
+	$(Q)$(INSTALL) -m 0755 $(B)/bin/palyrad $(INST_SBIN)/palyrad
+	$(Q)$(INSTALL) -m 0644 $(INST_STAGE)/palyractl.bash $(INST_COMPL)/palyractl
+	$(Q)$(INSTALL) -m 0755 $(B)/bin/palyractl $(INST_BIN)/palyractl
+	$(Q)for h in $(INST_HELPERS); do \
+		$(INSTALL) -m 0755 $(B)/libexec/$$h $(INST_LIBEXEC)/$$h || exit 1; \
+	done
+	$(Q)for m in $(INST_MANPAGES); do \
+		$(INSTALL) -m 0644 $$m $(INST_MAN)/man$${m##*.}/ || exit 1; \
+	done
+	$(Q)$(INSTALL) -m 0644 $(INST_STAGE)/palyrad.service $(INST_UNIT)/palyrad.service
+	$(Q)$(INSTALL) -m 0644 etc/palyra.sysusers $(INST_SYSUSERS)/palyra.conf
+	$(Q)$(INSTALL) -m 0644 etc/palyra.tmpfiles $(INST_TMPFILES)/palyra.conf
+	$(Q)if [ -e $(INST_ETC)/palyrad.conf ]; then \
+		echo "install: keeping $(INST_ETC)/palyrad.conf, example in palyrad.conf.example"; \
+		$(INSTALL) -m 0644 $(INST_STAGE)/palyrad.conf $(INST_ETC)/palyrad.conf.example; \
+	else \
+		$(INSTALL) -m 0644 $(INST_STAGE)/palyrad.conf $(INST_ETC)/palyrad.conf; \
+	fi
+
+uninstall:
+	$(inst_stage)
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(INST_SBIN)/palyrad $(INST_BIN)/palyractl \
+		$(addprefix $(INST_LIBEXEC)/,$(INST_HELPERS)) \
+		$(foreach m,$(INST_MANPAGES),$(INST_MAN)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(INST_UNIT)/palyrad.service $(INST_SYSUSERS)/palyra.conf \
+		$(INST_TMPFILES)/palyra.conf $(INST_COMPL)/palyractl
+	$(Q)rmdir $(INST_LIBEXEC) 2>/dev/null || true
+	$(Q)for f in palyrad.conf palyrad.conf.example; do \
+		[ -e $(INST_ETC)/$$f ] || continue; \
+		if cmp -s $(INST_STAGE)/palyrad.conf $(INST_ETC)/$$f; then \
+			rm -f $(INST_ETC)/$$f; \
+		else \
+			echo "uninstall: keeping $(INST_ETC)/$$f (changed)"; \
+		fi; \
+	done
+	$(Q)rmdir $(INST_ETC) 2>/dev/null || true
+
+.PHONY: install uninstall
 
 clean:
 	rm -rf $(B)

@@ -56,6 +56,7 @@ struct cfg_listen {
 	char		*tls_certificate;
 	char		*tls_key;
 	struct cfg_pos	 pos;
+	struct cfg_pos	 tls_key_pos;	/* of "key", for the safety checks */
 };
 
 struct cfg_provider {
@@ -72,6 +73,7 @@ struct cfg_provider {
 	uint32_t	 max_concurrent;
 	uint32_t	 token_delay_ms;	/* offline only: between tokens */
 	struct cfg_pos	 pos;
+	struct cfg_pos	 api_key_pos;	/* of "api-key", for the safety checks */
 };
 
 struct cfg_pricing {
@@ -177,6 +179,7 @@ struct cfg {
 	size_t		 ntenants;
 	char		**files;	/* every file read, for cfg_pos */
 	size_t		 nfiles;
+	struct cfg_pos	 state_dir_pos;	/* file NULL: the default state-dir */
 };
 
 /*

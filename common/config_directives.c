@@ -52,6 +52,7 @@ d_state_dir(struct parser *p, struct cfg_lexer *lx,
 
 	if (cfg_take_arg(p, lx, kw, &t) == -1)
 		return -1;
+	cfg_set_pos(&p->cfg->state_dir_pos, lx, kw);
 	return cfg_dup_path(p, lx, kw, &t, &p->cfg->state_dir);
 }
 
@@ -212,6 +213,7 @@ d_tls_key(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 
 	if (cfg_take_arg(p, lx, kw, &t) == -1)
 		return -1;
+	cfg_set_pos(&l->tls_key_pos, lx, kw);
 	return cfg_dup_path(p, lx, kw, &t, &l->tls_key);
 }
 
@@ -393,6 +395,7 @@ d_api_key(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 
 	if (cfg_take_arg(p, lx, kw, &t) == -1)
 		return -1;
+	cfg_set_pos(&pr->api_key_pos, lx, kw);
 	if (strncmp(t.text, "env:", 4) == 0)
 		ok = env_name_valid(t.text + 4);
 	else if (strncmp(t.text, "vault:", 6) == 0)

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -167,6 +169,7 @@ admin_request(const struct ctl_ctx *ctx, const char *method, const char *path,
 	}
 	if (rc != CURLE_OK) {
 		curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &oserr);
+		ctl_transport_failed(ctx, (int)rc);
 		if (rc == CURLE_COULDNT_CONNECT ||
 		    rc == CURLE_COULDNT_RESOLVE_HOST)
 			snprintf(err, errlen, "cannot connect to %s: %s",
@@ -309,14 +312,14 @@ ctl_processes(const struct ctl_ctx *ctx, char **reply_json, char *err,
 char *
 ctl_bearer(const struct ctl_ctx *ctx, const char *token, const char *tenant)
 {
-	const char	*env = getenv("PALYRA_TOKEN"), *t;
+	const char	*t;
 	char		 err[512], *reply = NULL, *out = NULL;
 	json_t		*root;
 
 	if (token != NULL)
 		return strdup(token);
 	if (tenant == NULL)
-		return env != NULL ? strdup(env) : NULL;
+		return ctx->token != NULL ? strdup(ctx->token) : NULL;
 	if (ctl_token_create(ctx, tenant, "palyractl", "operator", 0, &reply,
 	    err, sizeof(err)) < 0) {
 		fprintf(stderr, "palyractl: token create: %s\n", err);
@@ -331,4 +334,71 @@ ctl_bearer(const struct ctl_ctx *ctx, const char *token, const char *tenant)
 		fprintf(stderr, "palyractl: token create: malformed reply\n");
 	json_decref(root);
 	return out;
+}
+
+int
+ctl_token_file(const char *path, char *out, size_t size, char *err,
+    size_t errlen)
+{
+	struct stat	 st;
+	ssize_t		 n;
+	size_t		 len = 0, i;
+	int		 fd;
+
+	/* O_NONBLOCK: a FIFO in its place must not hang palyractl. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		snprintf(err, errlen, "token file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "token file %s: not a regular file",
+		    path);
+		goto fail;
+	}
+	/* A token others can read is a token others hold. */
+	if ((st.st_mode & S_IRWXO) != 0) {
+		snprintf(err, errlen, "token file %s: accessible by others "
+		    "(mode %04o); chmod o= it", path,
+		    (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	while (len < size) {
+		n = read(fd, out + len, size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			snprintf(err, errlen, "token file %s: %s", path,
+			    strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' ||
+	    out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	if (len >= size || len > FE_TOKEN_MAX_LEN) {
+		snprintf(err, errlen, "token file %s: token longer than %d "
+		    "bytes", path, FE_TOKEN_MAX_LEN);
+		goto fail;
+	}
+	if (len == 0) {
+		snprintf(err, errlen, "token file %s: empty", path);
+		goto fail;
+	}
+	for (i = 0; i < len; i++)
+		if ((unsigned char)out[i] <= 0x20 || out[i] == 0x7f) {
+			snprintf(err, errlen, "token file %s: not one token "
+			    "on one line", path);
+			goto fail;
+		}
+	out[len] = '\0';
+	close(fd);
+	return 0;
+fail:
+	explicit_bzero(out, size);
+	close(fd);
+	return -1;
 }

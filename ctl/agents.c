@@ -357,7 +357,7 @@ ctl_cmd_agent(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if ((rc = agent_parse(argc, argv, &o)) != 0)
 		return rc;
-	env = getenv("PALYRA_TOKEN");
+	env = ctx->token;
 	if (o.token == NULL && o.tenant == NULL &&
 	    (env == NULL || env[0] == '\0'))
 		return agent_usage(

@@ -83,11 +83,13 @@ ctl_print_clean(FILE *f, const char *s)
 
 char *
 ctl_command_token(const struct ctl_ctx *ctx, const char *token,
-    const char *tenant, const char *what)
+    const char *tenant, const char *what, int *exit_code)
 {
-	const char *env = getenv("PALYRA_TOKEN");
+	const char *env = ctx->token;
 	char *t;
 
+	/* The first two are usage errors; the rest the daemon's answer. */
+	*exit_code = CTL_EXIT_USAGE;
 	if (token != NULL && tenant != NULL) {
 		fprintf(stderr,
 		    "palyractl: %s: --tenant and --token exclude "
@@ -103,6 +105,7 @@ ctl_command_token(const struct ctl_ctx *ctx, const char *token,
 		    what);
 		return NULL;
 	}
+	*exit_code = CTL_EXIT_FAIL;
 	if ((t = ctl_bearer(ctx, token, tenant)) == NULL)
 		return NULL;
 	if (t[0] == '\0' || strlen(t) > FE_TOKEN_MAX_LEN) {
@@ -924,8 +927,9 @@ ctl_cmd_approvals(struct ctl_ctx *ctx, int argc, char **argv)
 	if (strcmp(o.command, "verify-export") == 0)
 		return cmd_verify_export(ctx, o.args[0]);
 	snprintf(what, sizeof(what), "approvals %s", o.command);
-	if ((token = ctl_command_token(ctx, o.token, o.tenant, what)) == NULL)
-		return CTL_EXIT_FAIL;
+	if ((token = ctl_command_token(ctx, o.token, o.tenant, what, &rc)) ==
+	    NULL)
+		return rc;
 	if (strcmp(o.command, "list") == 0)
 		rc = cmd_list(ctx, &o, token);
 	else if (strcmp(o.command, "grants") == 0)

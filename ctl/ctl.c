@@ -42,7 +42,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: palyractl [-hv] [--json] [-g host:port] [-s state_dir]\n"
-	    "                 [-u url] command ...\n"
+	    "                 [-u url] [--token-file file] command ...\n"
 	    "commands:\n"
 	    "  health\n"
 	    "  token create --tenant name [--principal name] "
@@ -104,6 +104,7 @@ usage(FILE *f)
 	    "  budget delete budget_id\n"
 	    "  (approvals, usage and budget take --tenant name or "
 	    "--token token, and --json)\n"
+	    "  completion bash\n"
 	    "  help\n");
 }
 
@@ -863,7 +864,7 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if (run_parse(ctx, argc, argv, &o) < 0)
 		return CTL_EXIT_USAGE;
-	env = getenv("PALYRA_TOKEN");
+	env = ctx->token;
 	if (o.token != NULL)
 		token = strdup(o.token);
 	else if (o.tenant == NULL && env != NULL && env[0] != '\0')
@@ -939,19 +940,142 @@ ctl_follow_events(const struct ctl_ctx *ctx, const char *method,
 	return run_finish(&rc, &res, called);
 }
 
+/* The handlers that only read the context. */
+static int
+run_health(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return cmd_health(ctx, argc, argv);
+}
+
+static int
+run_token(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return cmd_token(ctx, argc, argv);
+}
+
+static int
+run_status(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return ctl_cmd_status(ctx, argc, argv);
+}
+
+static int
+run_journal(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return ctl_cmd_journal(ctx, argc, argv);
+}
+
+static int
+run_tenant(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return ctl_cmd_tenant(ctx, argc, argv);
+}
+
+static int
+run_reload(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	return ctl_cmd_reload(ctx, argc, argv);
+}
+
+static int	cmd_completion(struct ctl_ctx *, int, char **);
+
+#define TENANT_FLAGS	"--tenant= --token="
+
+/* Every command; the shell completion is generated from this table. */
+static const struct ctl_command commands[] = {
+	{ "health", "", "", run_health },
+	{ "token", "create list revoke",
+	    "--tenant= --principal= --role= --expires=", run_token },
+	{ "run", "", TENANT_FLAGS " --agent= --session-key= "
+	    "--idempotency-key= --cancel-on-disconnect --approve= --attach= "
+	    "--after= -v", cmd_run },
+	{ "runs", "show abort events note", TENANT_FLAGS " --reason= "
+	    "--after=", ctl_cmd_runs },
+	{ "sessions", "list resolve cleanup", TENANT_FLAGS " --page-size=",
+	    ctl_cmd_sessions },
+	{ "agent", "list show create update delete", TENANT_FLAGS
+	    " --system-prompt= --provider= --max-output-tokens= "
+	    "--temperature= --max-tool-calls= --max-turns= "
+	    "--max-wall-clock=", ctl_cmd_agent },
+	{ "tenant", "list show create update delete", "--workers= "
+	    "--memory-limit= --pids-limit= --cpu-weight= --journal-quota= "
+	    "--idle-timeout=", run_tenant },
+	{ "reload", "", "", run_reload },
+	{ "status", "", "", run_status },
+	{ "journal", "verify checkpoint pubkey export backup prune",
+	    "--tenant= --since= --older-than=", run_journal },
+	{ "approvals", "list show decide grants revoke export verify-export",
+	    TENANT_FLAGS " --json --state= --run= --scope= --ttl= --reason= "
+	    "--all -o= --since=", ctl_cmd_approvals },
+	{ "usage", "", TENANT_FLAGS " --json --from= --to= --agent= "
+	    "--principal= --by=", ctl_cmd_usage },
+	{ "budget", "list set delete", TENANT_FLAGS " --json",
+	    ctl_cmd_budget },
+	{ "completion", "bash", "", cmd_completion },
+	{ "help", "", "", NULL },
+};
+#define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))
+
+static const char global_flags[] = "-g= -u= -s= --token-file= --json -v -h "
+    "--help";
+
+static int
+cmd_completion(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	if (argc != 2 || strcmp(argv[1], "bash") != 0)
+		return usage_error("completion needs a shell: bash");
+	ctl_completion_bash(stdout, commands, NCOMMANDS, global_flags);
+	return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+}
+
+/*
+ * The tenant token without --token: --token-file, else PALYRA_TOKEN, else
+ * PALYRA_TOKEN_FILE (a flag wins over the environment). buf holds a token
+ * read from a file. Returns 0, or -1 after a message.
+ */
+static int
+resolve_token(struct ctl_ctx *ctx, const char *token_file, char *buf,
+    size_t size)
+{
+	const char	*env;
+	char		 err[512];
+
+	if (token_file == NULL && (env = getenv("PALYRA_TOKEN")) != NULL &&
+	    env[0] != '\0') {
+		ctx->token = env;
+		return 0;
+	}
+	if (token_file == NULL && (env = getenv("PALYRA_TOKEN_FILE")) !=
+	    NULL && env[0] != '\0')
+		token_file = env;
+	if (token_file == NULL)
+		return 0;
+	if (ctl_token_file(token_file, buf, size, err, sizeof(err)) < 0) {
+		fprintf(stderr, "palyractl: %s\n", err);
+		return -1;
+	}
+	ctx->token = buf;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "token-file", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl_ctx	 ctx;
-	const char	*env;
-	int		 ch, rc;
+	const char	*env, *token_file = NULL;
+	char		 token[FE_TOKEN_MAX_LEN + 2];
+	size_t		 i;
+	int		 ch, rc, transport_failed = 0;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.transport_failed = &transport_failed;
 	ctx.grpc_addr = (env = getenv("PALYRA_GRPC")) != NULL &&
 	    env[0] != '\0' ? env : CTL_DEFAULT_GRPC;
 	ctx.url = (env = getenv("PALYRA_URL")) != NULL && env[0] != '\0' ?
@@ -960,6 +1084,9 @@ main(int argc, char **argv)
 	/* "+": options after the command belong to the command. */
 	while ((ch = getopt_long(argc, argv, "+g:hs:u:v", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'F':
+			token_file = optarg;
+			break;
 		case 'g':
 			ctx.grpc_addr = optarg;
 			break;
@@ -994,42 +1121,28 @@ main(int argc, char **argv)
 	if (strncmp(ctx.url, "http://", 7) != 0 &&
 	    strncmp(ctx.url, "https://", 8) != 0)
 		return usage_error("bad URL %s", ctx.url);
-	if (strcmp(argv[0], "help") == 0) {
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcmp(argv[0], commands[i].name) == 0)
+			break;
+	if (i == NCOMMANDS)
+		return usage_error("unknown command %s", argv[0]);
+	if (commands[i].run == NULL) {
 		usage(stdout);
 		return CTL_EXIT_OK;
 	}
+	/* Only the commands that take a tenant token read a token file. */
+	if (strstr(commands[i].flags, "--token=") != NULL &&
+	    resolve_token(&ctx, token_file, token, sizeof(token)) < 0)
+		return CTL_EXIT_USAGE;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "palyractl: libcurl failed to initialise\n");
 		return CTL_EXIT_FAIL;
 	}
-	if (strcmp(argv[0], "health") == 0)
-		rc = cmd_health(&ctx, argc, argv);
-	else if (strcmp(argv[0], "token") == 0)
-		rc = cmd_token(&ctx, argc, argv);
-	else if (strcmp(argv[0], "run") == 0)
-		rc = cmd_run(&ctx, argc, argv);
-	else if (strcmp(argv[0], "status") == 0)
-		rc = ctl_cmd_status(&ctx, argc, argv);
-	else if (strcmp(argv[0], "runs") == 0)
-		rc = ctl_cmd_runs(&ctx, argc, argv);
-	else if (strcmp(argv[0], "sessions") == 0)
-		rc = ctl_cmd_sessions(&ctx, argc, argv);
-	else if (strcmp(argv[0], "agent") == 0)
-		rc = ctl_cmd_agent(&ctx, argc, argv);
-	else if (strcmp(argv[0], "journal") == 0)
-		rc = ctl_cmd_journal(&ctx, argc, argv);
-	else if (strcmp(argv[0], "tenant") == 0)
-		rc = ctl_cmd_tenant(&ctx, argc, argv);
-	else if (strcmp(argv[0], "reload") == 0)
-		rc = ctl_cmd_reload(&ctx, argc, argv);
-	else if (strcmp(argv[0], "approvals") == 0)
-		rc = ctl_cmd_approvals(&ctx, argc, argv);
-	else if (strcmp(argv[0], "usage") == 0)
-		rc = ctl_cmd_usage(&ctx, argc, argv);
-	else if (strcmp(argv[0], "budget") == 0)
-		rc = ctl_cmd_budget(&ctx, argc, argv);
-	else
-		rc = usage_error("unknown command %s", argv[0]);
+	rc = commands[i].run(&ctx, argc, argv);
 	curl_global_cleanup();
+	explicit_bzero(token, sizeof(token));
+	/* No answer from palyrad is not the same as palyrad saying no. */
+	if (rc == CTL_EXIT_FAIL && transport_failed)
+		rc = CTL_EXIT_CONNECT;
 	return rc;
 }

@@ -18,6 +18,7 @@
  *   export_verify.c the verifier of approval exports (no daemon)
  *   usage.c  the usage and budget commands (UsageService)
  *   table.c  column-aligned tables for people
+ *   completion.c the bash completion script, from the command table
  */
 #ifndef PALYRA_CTL_H
 #define PALYRA_CTL_H
@@ -53,6 +54,7 @@ enum ctl_exit {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_FAIL = 1,
 	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_CONNECT = 3,	/* cannot connect, or the transport broke */
 };
 
 /* What every command needs: where palyrad is and how to talk. */
@@ -60,8 +62,25 @@ struct ctl_ctx {
 	const char	*grpc_addr;	/* HOST:PORT */
 	const char	*url;		/* http://HOST:PORT */
 	const char	*state_dir;	/* NULL: the default search */
+	const char	*token;		/* --token-file, PALYRA_TOKEN or
+					 * PALYRA_TOKEN_FILE; NULL: none */
 	int		 json;
 	int		 verbose;
+	/* Set to 1 by a call whose transport failed (no reply from palyrad):
+	 * main then exits CTL_EXIT_CONNECT instead of CTL_EXIT_FAIL. */
+	int		*transport_failed;
+};
+
+/*
+ * One palyractl command: its name, its subcommands and flags (space
+ * separated; a flag ending in '=' takes a value), and its handler. The
+ * table in ctl.c dispatches commands and generates the shell completion.
+ */
+struct ctl_command {
+	const char	*name;
+	const char	*subcommands;
+	const char	*flags;
+	int		(*run)(struct ctl_ctx *, int argc, char **argv);
 };
 
 /* Called with each complete response message; nonzero aborts the call. */
@@ -77,6 +96,9 @@ struct ctl_grpc_result {
 };
 
 /* grpc.c */
+/* Marks ctx->transport_failed when a libcurl error (a CURLcode) means
+ * that palyrad could not be reached or the connection broke. */
+void		 ctl_transport_failed(const struct ctl_ctx *, int curl_code);
 int		 ctl_grpc_call(const struct ctl_ctx *, const char *path,
 		    const char *bearer, const uint8_t *req, size_t req_len,
 		    ctl_grpc_msg_cb cb, void *arg, struct ctl_grpc_result *);
@@ -217,11 +239,12 @@ const char	*ctl_time_string(int64_t unix_ms, char *buf, size_t size);
 void		 ctl_print_clean(FILE *f, const char *s);
 /*
  * The bearer token of a tenant command from --token, --tenant or
- * PALYRA_TOKEN (ctl_bearer), checked; NULL after a message naming what.
- * Free it with ctl_free_token (wiped first).
+ * ctx->token (ctl_bearer), checked; NULL after a message naming what, with
+ * the CTL_EXIT_ code to return in *exit_code. Free it with ctl_free_token
+ * (wiped first).
  */
 char		*ctl_command_token(const struct ctl_ctx *, const char *token,
-		    const char *tenant, const char *what);
+		    const char *tenant, const char *what, int *exit_code);
 void		 ctl_free_token(char *token);
 
 /*
@@ -262,6 +285,20 @@ void		 ctl_table_free(struct ctl_table *);
 /* usage.c: usage; budget list, set, delete. Return a CTL_EXIT_ code. */
 int		 ctl_cmd_usage(struct ctl_ctx *, int argc, char **argv);
 int		 ctl_cmd_budget(struct ctl_ctx *, int argc, char **argv);
+
+/*
+ * completion.c: the bash completion script of the commands (ncommands of
+ * them) and the global flags on f.
+ */
+void		 ctl_completion_bash(FILE *f, const struct ctl_command *,
+		    size_t ncommands, const char *global_flags);
+
+/*
+ * admin.c: reads a token file (a regular file not accessible by others,
+ * one token on a line) into out. Returns 0, or -1 with the reason in err.
+ */
+int		 ctl_token_file(const char *path, char *out, size_t size,
+		    char *err, size_t errlen);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

@@ -198,6 +198,33 @@ write_cb(char *buf, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+void
+ctl_transport_failed(const struct ctl_ctx *ctx, int curl_code)
+{
+	/*
+	 * Only a connection that could not be made or that broke: a stream
+	 * the server reset (CURLE_HTTP2_STREAM) or a GOAWAY (CURLE_HTTP2) is
+	 * palyrad's answer, even if libcurl lost the status that came with it.
+	 */
+	switch ((CURLcode)curl_code) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+		if (ctx->transport_failed != NULL)
+			*ctx->transport_failed = 1;
+		break;
+	default:
+		break;
+	}
+}
+
 /* Describes a transport failure the way an operator wants to read it. */
 static void
 transport_error(const struct ctl_ctx *ctx, CURL *curl, CURLcode rc,
@@ -205,6 +232,7 @@ transport_error(const struct ctl_ctx *ctx, CURL *curl, CURLcode rc,
 {
 	long	 oserr = 0;
 
+	ctl_transport_failed(ctx, (int)rc);
 	curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &oserr);
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 		snprintf(res->error, sizeof(res->error),
@@ -302,7 +330,13 @@ ctl_grpc_call(const struct ctl_ctx *ctx, const char *path, const char *bearer,
 			    "call aborted");
 		goto out;
 	}
-	if (rc != CURLE_OK) {
+	/*
+	 * A server that answers before it read the whole request (a trailers-
+	 * only error) may then reset the stream with NO_ERROR, which libcurl
+	 * reports as a failure: the grpc-status came in the last HEADERS
+	 * frame, so the answer is complete and is what the user must see.
+	 */
+	if (rc != CURLE_OK && !(call.have_status && http_status == 200)) {
 		transport_error(ctx, curl, rc, errbuf, res);
 		goto out;
 	}

@@ -427,8 +427,11 @@ ctl_grpc_bidi(const struct ctl_ctx *ctx, const char *path, const char *bearer,
 		snprintf(res->error, sizeof(res->error), "out of memory");
 		goto out;
 	}
-	if ((b.fd = connect_addr(ctx->grpc_addr, res)) < 0)
+	if ((b.fd = connect_addr(ctx->grpc_addr, res)) < 0) {
+		if (ctx->transport_failed != NULL)
+			*ctx->transport_failed = 1;
 		goto out;
+	}
 	if (bearer != NULL && strlen(bearer) > FE_TOKEN_MAX_LEN) {
 		snprintf(res->error, sizeof(res->error), "token too long");
 		goto out;

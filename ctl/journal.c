@@ -161,8 +161,16 @@ journal_request(const struct ctl_ctx *ctx, const char *path,
 		goto out;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s: %s", ctx->url, errbuf[0] != '\0' ?
-		    errbuf : curl_easy_strerror(rc));
+		ctl_transport_failed(ctx, (int)rc);
+		if (rc == CURLE_COULDNT_CONNECT ||
+		    rc == CURLE_COULDNT_RESOLVE_HOST)
+			snprintf(err, errlen, "cannot connect to %s: %s",
+			    ctx->url, errbuf[0] != '\0' ? errbuf :
+			    curl_easy_strerror(rc));
+		else
+			snprintf(err, errlen, "%s: %s", ctx->url,
+			    errbuf[0] != '\0' ? errbuf :
+			    curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);

@@ -255,7 +255,7 @@ ctl_cmd_runs(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if ((rc = runs_parse(argc, argv, &o)) != 0)
 		return rc;
-	env = getenv("PALYRA_TOKEN");
+	env = ctx->token;
 	if (o.token == NULL && o.tenant == NULL &&
 	    (env == NULL || env[0] == '\0'))
 		return runs_usage("runs needs --token, PALYRA_TOKEN or "

@@ -238,7 +238,7 @@ ctl_cmd_sessions(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if ((rc = sessions_parse(argc, argv, &o)) != 0)
 		return rc;
-	env = getenv("PALYRA_TOKEN");
+	env = ctx->token;
 	if (o.token == NULL && o.tenant == NULL &&
 	    (env == NULL || env[0] == '\0'))
 		return sessions_usage("sessions needs --token, PALYRA_TOKEN "

@@ -380,9 +380,9 @@ ctl_cmd_usage(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if ((rc = usage_parse(ctx, argc, argv, &o)) != 0)
 		return rc;
-	if ((token = ctl_command_token(ctx, o.token, o.tenant, "usage")) ==
+	if ((token = ctl_command_token(ctx, o.token, o.tenant, "usage", &rc)) ==
 	    NULL)
-		return CTL_EXIT_FAIL;
+		return rc;
 	req.from_day = (char *)(o.from != NULL ? o.from : "");
 	req.to_day = (char *)(o.to != NULL ? o.to : "");
 	req.agent = (char *)(o.agent != NULL ? o.agent : "");
@@ -699,8 +699,8 @@ ctl_cmd_budget(struct ctl_ctx *ctx, int argc, char **argv)
 	if (nargs == 1 && (argv[optind + 1][0] == '\0' ||
 			      strlen(argv[optind + 1]) > BUDGET_ID_MAX))
 		return budget_usage("bad budget id");
-	if ((token = ctl_command_token(ctx, tok, tenant, what)) == NULL)
-		return CTL_EXIT_FAIL;
+	if ((token = ctl_command_token(ctx, tok, tenant, what, &rc)) == NULL)
+		return rc;
 	if (nargs == 0)
 		rc = budget_list(ctx, token);
 	else if (nargs == 6)

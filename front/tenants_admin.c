@@ -427,7 +427,8 @@ static void
 treq_finish(struct fe_tenant_req *tr, const Palyra__Ipc__TenantAdminReply *r)
 {
 	struct evhttp_request *req = tr->req;
-	char message[256];
+	/* Room for a reload error: the prefix and a FILE:LINE:COL message. */
+	char message[768];
 	json_t *root = NULL, *t;
 	size_t i;
 	int op = tr->op;

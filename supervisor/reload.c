@@ -98,6 +98,12 @@ sup_reload(struct sup_ctx *ctx, const char *why, char *err, size_t errlen)
 		    "%s", err);
 		return -1;
 	}
+	if (sup_safety_check(next, err, errlen) == -1) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		cfg_free(next);
+		return -1;
+	}
 	if (sup_tls_check(next, tls, sizeof(tls)) == -1) {
 		snprintf(err, errlen, "tls: %s", tls);
 		log_error("reload failed, keeping the running configuration: "

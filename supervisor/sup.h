@@ -207,6 +207,11 @@ ssize_t	sup_provider_secret(const struct cfg_provider *, uint8_t *buf,
 	    size_t size);
 void	sup_child_wire(struct sup_ctx *, struct sup_child *);
 
+/* safety.c: refuses an unsafe configuration (secret files others may
+ * read, a state directory others may write). Returns 0, or -1 with
+ * "FILE:LINE:COL: reason" in err. */
+int	sup_safety_check(const struct cfg *, char *err, size_t errlen);
+
 /* tls.c: the TLS listeners' certificate and key files. */
 /* Reads every file once; returns 0, or -1 with "FILE: reason" in err. */
 int	sup_tls_check(const struct cfg *, char *err, size_t errlen);

@@ -35,18 +35,25 @@ usage(void)
 	exit(PROC_EXIT_USAGE);
 }
 
-/* The helpers live in ../libexec relative to our own executable, both in
- * the build tree and in an installed PREFIX. */
+/* The helpers live next to our own executable: ../libexec/palyra in an
+ * installed PREFIX (sbin/palyrad, libexec/palyra/palyra-front, as make
+ * install lays them out), ../libexec in the build tree (bin/palyrad,
+ * libexec/palyra-front). No compiled-in path, so a DESTDIR works too. */
 static int
 find_libexec(struct sup_ctx *ctx)
 {
 	char exe[PATH_MAX], *dir;
+	struct stat st;
 	ssize_t n;
 
 	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
 		return -1;
 	exe[n] = '\0';
 	dir = dirname(exe);
+	snprintf(ctx->libexec, sizeof(ctx->libexec), "%s/../libexec/palyra",
+	    dir);
+	if (stat(ctx->libexec, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
 	snprintf(ctx->libexec, sizeof(ctx->libexec), "%s/../libexec", dir);
 	return 0;
 }
@@ -126,6 +133,13 @@ main(int argc, char *argv[])
 	if (cfg_load(ctx.config_path, ctx.start_dir, &ctx.cfg, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
+		return PROC_EXIT_FATAL;
+	}
+	/* Secret files others may read and a state directory others may
+	 * write are refused before anything uses them. */
+	if (sup_safety_check(ctx.cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(ctx.cfg);
 		return PROC_EXIT_FATAL;
 	}
 	/* The certificate and key files must be readable now (and the keys

@@ -559,7 +559,7 @@ def test_bad_usage_is_a_usage_error(args):
 def test_unreachable_daemon_is_a_clear_error():
     from conftest import free_port
     r = ctl("-g", f"127.0.0.1:{free_port()}", "approvals", "list", "--token", "t")
-    assert r.returncode == 1, r
+    assert r.returncode == 3, r  # cannot connect (palyractl(1) EXIT STATUS)
     assert "approvals list failed: cannot connect" in r.stderr, r
 
 
