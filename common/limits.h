@@ -187,6 +187,8 @@
  * worker past which the front asks for another worker of the tenant. */
 #define FE_PENDING_CALLS_MAX	256
 #define FE_WORKER_START_TIMEOUT_MS 5000
+/* A worker request unanswered this long is sent again while calls wait. */
+#define FE_WORKER_WANT_RETRY_MS	250
 #define FE_WORKER_BUSY_RUNS	64
 /* palyractl status: a process starting for longer than this is reported
  * as a failure (a worker slot that is idle is not). */

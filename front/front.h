@@ -258,7 +258,7 @@ struct fe_pool {
 	struct fe_call_list parked;
 	size_t nparked;
 	/* IPC_WORKER_WANTED sent for this many workers, not yet answered by
-	 * an attach; want_timer forgets it after FE_WORKER_START_TIMEOUT_MS. */
+	 * an attach; want_timer forgets it after FE_WORKER_WANT_RETRY_MS. */
 	uint32_t wanted;
 	struct event *want_timer;
 };

@@ -35,14 +35,28 @@ pool_find(struct fe_ctx *ctx, const char *tenant)
 	return NULL;
 }
 
+static struct fe_worker *least_loaded(struct fe_ctx *, const char *,
+    uint32_t *, int *);
+static void pool_want(struct fe_pool *, uint32_t);
+
 static void
 want_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fe_pool *pool = arg;
+	uint32_t nattached;
+	int busy;
 
-	/* Unanswered: the worker could not start, or the supervisor had
-	 * nothing to add. The next call may ask again. */
+	/*
+	 * Unanswered: the worker could not start yet, or the supervisor had
+	 * nothing to add: a worker that retired just as a call was routed to
+	 * it still counts as running until it is reaped. Calls still parked
+	 * with no worker attached ask again; the supervisor ignores a request
+	 * that a starting worker already covers. The next call may ask too.
+	 */
 	pool->wanted = 0;
+	if (pool->nparked > 0 &&
+	    least_loaded(pool->ctx, pool->tenant, &nattached, &busy) == NULL)
+		pool_want(pool, 1);
 }
 
 /* One pool per tenant that ever had a RunStream, bounded by the tenants. */
@@ -70,15 +84,15 @@ pool_get(struct fe_ctx *ctx, const char *tenant)
 /*
  * Asks the supervisor for count workers of the pool's tenant. A request
  * for the same count is not repeated until a worker attached or
- * FE_WORKER_START_TIMEOUT_MS passed.
+ * FE_WORKER_WANT_RETRY_MS passed (then parked calls ask again).
  */
 static void
 pool_want(struct fe_pool *pool, uint32_t count)
 {
 	Palyra__Ipc__WorkerWanted ww = PALYRA__IPC__WORKER_WANTED__INIT;
 	struct fe_ctx *ctx = pool->ctx;
-	struct timeval tv = {FE_WORKER_START_TIMEOUT_MS / 1000,
-	    (FE_WORKER_START_TIMEOUT_MS % 1000) * 1000};
+	struct timeval tv = {FE_WORKER_WANT_RETRY_MS / 1000,
+	    (FE_WORKER_WANT_RETRY_MS % 1000) * 1000};
 	int rc;
 
 	if (pool->wanted == count || ctx->parent == NULL ||
