@@ -99,6 +99,19 @@ enum ipc_type {
 	IPC_BUDGET_SETTLE,	/* Palyra__Ipc__BudgetSettle */
 	IPC_RUN_RECOVER,	/* Palyra__Ipc__RunRecover */
 	IPC_RUN_RECOVERED,	/* Palyra__Ipc__RunRecovered */
+	IPC_MEMORY_STORE,	/* Palyra__Ipc__MemoryStore */
+	IPC_MEMORY_STORED,	/* Palyra__Ipc__MemoryStored */
+	IPC_MEMORY_QUERY,	/* Palyra__Ipc__MemoryQuery */
+	IPC_MEMORY_HITS,	/* Palyra__Ipc__MemoryHits */
+	IPC_VAULT_STORE,	/* Palyra__Ipc__VaultStore */
+	IPC_VAULT_STORED,	/* Palyra__Ipc__VaultStored */
+	IPC_VAULT_FETCH,	/* Palyra__Ipc__VaultFetch */
+	IPC_VAULT_ITEMS,	/* Palyra__Ipc__VaultItems */
+	IPC_VAULT_CHANGED,	/* Palyra__Ipc__VaultChanged */
+	IPC_VAULT_ADMIN,	/* Palyra__Ipc__VaultAdmin */
+	IPC_VAULT_ADMIN_REPLY,	/* Palyra__Ipc__VaultAdminReply */
+	IPC_CRON_FIRE,		/* Palyra__Ipc__CronFireRequest */
+	IPC_CRON_FIRED,		/* Palyra__Ipc__CronFired */
 	IPC_TYPE_MAX
 };
 

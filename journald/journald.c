@@ -52,7 +52,10 @@
 	    IPC_TYPE_BIT(IPC_APPROVAL_CREATE) |                                \
 	    IPC_TYPE_BIT(IPC_APPROVAL_DECIDE) |                                \
 	    IPC_TYPE_BIT(IPC_BUDGET_RESERVE) |                                 \
-	    IPC_TYPE_BIT(IPC_BUDGET_SETTLE) | IPC_TYPE_BIT(IPC_RUN_RECOVER))
+	    IPC_TYPE_BIT(IPC_BUDGET_SETTLE) | IPC_TYPE_BIT(IPC_RUN_RECOVER) |   \
+	    IPC_TYPE_BIT(IPC_MEMORY_STORE) | IPC_TYPE_BIT(IPC_MEMORY_QUERY) |   \
+	    IPC_TYPE_BIT(IPC_VAULT_STORE) | IPC_TYPE_BIT(IPC_VAULT_FETCH) |     \
+	    IPC_TYPE_BIT(IPC_CRON_FIRED))
 
 #define STOP_POLL_MS 10
 
@@ -173,6 +176,7 @@ jnl_worker_fail(struct jnl_ctx *ctx, struct jnl_worker *w)
 	jnl_runprep_worker_gone(ctx, w);
 	jnl_budget_worker_gone(ctx, w);
 	jnl_approvals_worker_gone(ctx, w);
+	jnl_cron_worker_gone(ctx, w);
 	/* Its runs will never be finished by anyone: say so in the journal.
 	 * Only its own: the tenant's other workers go on with theirs. At
 	 * shutdown the next start does it. */
@@ -202,6 +206,16 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		jnl_budget_reserve(w->ctx, w, m);
 	else if (m->hdr.type == IPC_BUDGET_SETTLE)
 		jnl_budget_settle(w->ctx, w, m);
+	else if (m->hdr.type == IPC_MEMORY_STORE)
+		jnl_memory_store(w->ctx, w, m);
+	else if (m->hdr.type == IPC_MEMORY_QUERY)
+		jnl_memory_query(w->ctx, w, m);
+	else if (m->hdr.type == IPC_VAULT_STORE)
+		jnl_vault_store(w->ctx, w, m);
+	else if (m->hdr.type == IPC_VAULT_FETCH)
+		jnl_vault_fetch(w->ctx, w, m);
+	else if (m->hdr.type == IPC_CRON_FIRED)
+		jnl_cron_fired(w->ctx, w, m);
 }
 
 static void

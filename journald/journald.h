@@ -476,4 +476,29 @@ void jnl_handle_token_lookup(struct jnl_ctx *, const struct ipc_msg *);
 void jnl_handle_token_list(struct jnl_ctx *, const struct ipc_msg *);
 void jnl_handle_token_revoke(struct jnl_ctx *, const struct ipc_msg *);
 
+/* memory.c: memory items (issue 8): storage, TTL expiry and hybrid
+ * search for the workers; MemoryService but Ingest and Search. */
+void jnl_memory_store(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+void jnl_memory_query(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+int jnl_memory_call(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *);
+
+/* vault.c: vault ciphertexts (issue 8); ListSecrets and DeleteSecret. */
+void jnl_vault_store(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+void jnl_vault_fetch(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+int jnl_vault_call(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *);
+
+/* cron.c: the cron scheduler (issue 8): fires recorded here, run by a
+ * worker of the tenant (IPC_CRON_FIRE); CronService. */
+void jnl_cron_fired(struct jnl_ctx *, struct jnl_worker *,
+    const struct ipc_msg *);
+void jnl_cron_worker_gone(struct jnl_ctx *, struct jnl_worker *);
+int jnl_cron_call(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *);
+
 #endif

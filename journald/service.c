@@ -1,7 +1,10 @@
 /*
  * service.c: the gRPC services journald answers for the front
- * (IPC_SERVICE_CALL): ApprovalsService (approvals.c) and UsageService
- * (usage.c). The front verified the token and names its tenant, principal
+ * (IPC_SERVICE_CALL): ApprovalsService (approvals.c), UsageService
+ * (usage.c), MemoryService but IngestMemory and SearchMemory (memory.c;
+ * those two go to a worker, which embeds), VaultService ListSecrets and
+ * DeleteSecret (vault.c; PutSecret and GetSecret go to a worker, which
+ * holds the data key) and CronService (cron.c). The front verified the token and names its tenant, principal
  * and role; the request is the client's message, decoded here alone.
  */
 #include <errno.h>
@@ -14,6 +17,9 @@
 
 #define APPROVALS_PREFIX	"/palyra.v1.ApprovalsService/"
 #define USAGE_PREFIX		"/palyra.v1.UsageService/"
+#define MEMORY_PREFIX		"/palyra.v1.MemoryService/"
+#define VAULT_PREFIX		"/palyra.v1.VaultService/"
+#define CRON_PREFIX		"/palyra.v1.CronService/"
 
 int
 jnl_service_reply(struct jnl_ctx *ctx, uint32_t request_id, uint32_t code,
@@ -66,6 +72,14 @@ jnl_service_call(struct jnl_ctx *ctx, const struct ipc_msg *m)
 	else if (strncmp(call->method, USAGE_PREFIX, strlen(USAGE_PREFIX)) ==
 	    0)
 		rc = jnl_usage_call(ctx, m->hdr.request_id, call);
+	else if (strncmp(call->method, MEMORY_PREFIX, strlen(MEMORY_PREFIX)) ==
+	    0)
+		rc = jnl_memory_call(ctx, m->hdr.request_id, call);
+	else if (strncmp(call->method, VAULT_PREFIX, strlen(VAULT_PREFIX)) ==
+	    0)
+		rc = jnl_vault_call(ctx, m->hdr.request_id, call);
+	else if (strncmp(call->method, CRON_PREFIX, strlen(CRON_PREFIX)) == 0)
+		rc = jnl_cron_call(ctx, m->hdr.request_id, call);
 	else
 		rc = jnl_service_reply(ctx, m->hdr.request_id,
 		    GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL, 0);

@@ -46,12 +46,15 @@
 	    IPC_TYPE_BIT(IPC_RUN_ATTACH) | IPC_TYPE_BIT(IPC_RUN_ABORT) |	\
 	    IPC_TYPE_BIT(IPC_RUN_NOTE) | IPC_TYPE_BIT(IPC_RUN_FLOW) |	\
 	    IPC_TYPE_BIT(IPC_RUN_INPUT) | IPC_TYPE_BIT(IPC_RUN_DECISION) | \
-	    IPC_TYPE_BIT(IPC_RUN_TOOL_RESULT))
+	    IPC_TYPE_BIT(IPC_RUN_TOOL_RESULT) | IPC_TYPE_BIT(IPC_SERVICE_CALL))
 #define ALLOWED_JOURNALD \
 	(IPC_TYPE_BIT(IPC_JOURNAL_ACK) | IPC_TYPE_BIT(IPC_RUN_PREPARED) | \
 	    IPC_TYPE_BIT(IPC_BUDGET_RESERVED) | \
 	    IPC_TYPE_BIT(IPC_APPROVAL_CREATED) | \
-	    IPC_TYPE_BIT(IPC_APPROVAL_DECISION) | IPC_TYPE_BIT(IPC_RUN_RECOVERED))
+	    IPC_TYPE_BIT(IPC_APPROVAL_DECISION) | IPC_TYPE_BIT(IPC_RUN_RECOVERED) | \
+	    IPC_TYPE_BIT(IPC_MEMORY_STORED) | IPC_TYPE_BIT(IPC_MEMORY_HITS) |	\
+	    IPC_TYPE_BIT(IPC_VAULT_STORED) | IPC_TYPE_BIT(IPC_VAULT_ITEMS) |	\
+	    IPC_TYPE_BIT(IPC_VAULT_CHANGED) | IPC_TYPE_BIT(IPC_CRON_FIRE))
 
 int64_t
 wrk_now_ms(void)
@@ -180,6 +183,30 @@ journald_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		r = wrk_recover_answer(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunRecovered *)m->msg);
 		break;
+	case IPC_MEMORY_STORED:
+		r = wrk_memory_on_stored(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__MemoryStored *)m->msg);
+		break;
+	case IPC_MEMORY_HITS:
+		r = wrk_memory_on_hits(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__MemoryHits *)m->msg);
+		break;
+	case IPC_VAULT_STORED:
+		r = wrk_vault_on_stored(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__VaultStored *)m->msg);
+		break;
+	case IPC_VAULT_ITEMS:
+		r = wrk_vault_on_items(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__VaultItems *)m->msg);
+		break;
+	case IPC_VAULT_CHANGED:
+		r = wrk_vault_on_changed(ctx,
+		    (const Palyra__Ipc__VaultChanged *)m->msg);
+		break;
+	case IPC_CRON_FIRE:
+		r = wrk_cron_fire(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__CronFireRequest *)m->msg);
+		break;
 	case IPC_JOURNAL_ACK:
 		break;
 	default:
@@ -269,6 +296,10 @@ front_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 	case IPC_RUN_TOOL_RESULT:
 		r = wrk_tool_on_client_result(ctx, m->hdr.request_id,
 		    (const Palyra__Ipc__RunToolResult *)m->msg);
+		break;
+	case IPC_SERVICE_CALL:
+		r = wrk_service_call(ctx, m->hdr.request_id,
+		    (const Palyra__Ipc__ServiceCall *)m->msg);
 		break;
 	default:
 		r = -EPERM;

@@ -459,4 +459,43 @@ size_t		 wrk_offline_count_words(const char *);
 size_t		 wrk_offline_next_token(const char *text, size_t len,
 		    size_t pos);
 
+/*
+ * service.c: the service methods the front routes to a worker
+ * (IPC_SERVICE_CALL from the front; DESIGN section 6): MemoryService
+ * IngestMemory and SearchMemory (memory.c), VaultService PutSecret and
+ * GetSecret (vault.c). The tenant is the worker's, whatever the message
+ * says; principal and role are the front's verified token's.
+ */
+int		 wrk_service_call(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__ServiceCall *);
+/* Answers the front's service call request_id (IPC_SERVICE_REPLY): code a
+ * gRPC status, response the message on OK (NULL: none). 0 or -errno. */
+int		 wrk_service_reply(struct wrk_ctx *, uint32_t request_id,
+		    uint32_t code, const char *message,
+		    const ProtobufCMessage *response);
+
+/* memory.c: memory items (embeddings here, storage and search in
+ * journald), the memory.search and memory.ingest tools, recall. */
+int		 wrk_memory_call(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__ServiceCall *);
+int		 wrk_memory_on_stored(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__MemoryStored *);
+int		 wrk_memory_on_hits(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__MemoryHits *);
+
+/* vault.c: the tenant's vault (the data key is here only), vault:NAME
+ * provider credentials and redaction of vault values by value. */
+int		 wrk_vault_call(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__ServiceCall *);
+int		 wrk_vault_on_stored(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__VaultStored *);
+int		 wrk_vault_on_items(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__VaultItems *);
+int		 wrk_vault_on_changed(struct wrk_ctx *,
+		    const Palyra__Ipc__VaultChanged *);
+
+/* cron.c: runs of cron fires (journald schedules, the worker runs). */
+int		 wrk_cron_fire(struct wrk_ctx *, uint32_t request_id,
+		    const Palyra__Ipc__CronFireRequest *);
+
 #endif
