@@ -1,4 +1,7 @@
 /* vault.c: placeholder until the vault engineer lands it. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "grpc_status.h"
 #include "worker.h"
 
@@ -33,4 +36,11 @@ wrk_vault_on_changed(struct wrk_ctx *ctx, const Palyra__Ipc__VaultChanged *m)
 {
 	(void)ctx; (void)m;
 	return 0;
+}
+
+char *
+wrk_vault_redact_text(struct wrk_ctx *ctx, const char *text)
+{
+	(void)ctx;
+	return strdup(text);
 }

@@ -493,6 +493,10 @@ int		 wrk_vault_on_items(struct wrk_ctx *, uint32_t request_id,
 		    const Palyra__Ipc__VaultItems *);
 int		 wrk_vault_on_changed(struct wrk_ctx *,
 		    const Palyra__Ipc__VaultChanged *);
+/* A malloc'd copy of text with every value of the tenant's vault replaced
+ * by the redaction mark (as journald's, JNL_REDACTED); NULL: ENOMEM. For
+ * text that leaves the worker outside an event (memory items). */
+char		*wrk_vault_redact_text(struct wrk_ctx *, const char *text);
 
 /* cron.c: runs of cron fires (journald schedules, the worker runs). */
 int		 wrk_cron_fire(struct wrk_ctx *, uint32_t request_id,
