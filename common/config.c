@@ -310,6 +310,7 @@ static const struct block *const blocks[BLOCK_COUNT] = {
 	[BLOCK_AGENT] = &cfg_agent_block,
 	[BLOCK_TLS] = &cfg_tls_block,
 	[BLOCK_FETCH] = &cfg_fetch_block,
+	[BLOCK_MEMORY] = &cfg_memory_block,
 };
 
 static const struct directive *
@@ -485,7 +486,7 @@ finish(struct parser *p, const char *file)
 			return cfg_parser_error(p, p->refs[i].file,
 			    p->refs[i].line, p->refs[i].col,
 			    "unknown provider \"%s\"", p->refs[i].name);
-	return 0;
+	return cfg_memory_check(p);
 oom:
 	return cfg_parser_error(p, file, 1, 1, "out of memory");
 }
@@ -703,6 +704,7 @@ cfg_free(struct cfg *cfg)
 		free(cfg->tenants[i].budgets);
 		free(cfg->tenants[i].timezone);
 		cfg_fetch_free(&cfg->tenants[i].fetch);
+		free(cfg->tenants[i].memory.embedder);
 	}
 	free(cfg->tenants);
 	for (i = 0; i < cfg->nfiles; i++)

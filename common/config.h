@@ -110,6 +110,16 @@ struct cfg_fetch {
 	struct cfg_pos	 pos;
 };
 
+/* A tenant's memory { } block (palyrad.conf(5)); 0 values: defaults. */
+struct cfg_memory {
+	int		 set;		/* the block was given */
+	char		*embedder;	/* a provider; NULL: offline */
+	uint64_t	 default_ttl_ms; /* 0: items never expire */
+	uint64_t	 max_items;	/* 0: the default */
+	struct cfg_pos	 embedder_pos;
+	struct cfg_pos	 pos;
+};
+
 struct cfg_agent {
 	char		*name;
 	char		**providers;	/* ordered failover list */
@@ -125,6 +135,9 @@ struct cfg_agent {
 	uint64_t	 approval_timeout_ms;	/* 0: the worker's default */
 	uint64_t	 client_tool_timeout_ms; /* 0: the worker's default */
 	struct cfg_fetch fetch;		/* replaces the tenant's if set */
+	/* memory-recall top-k N min-score F; 0 items: no recall. */
+	uint32_t	 recall_top_k;
+	double		 recall_min_score;
 	struct cfg_pos	 pos;
 };
 
@@ -159,6 +172,7 @@ struct cfg_tenant {
 	size_t		 nbudgets;
 	char		*timezone;	/* tzdata name; NULL: UTC */
 	struct cfg_fetch fetch;		/* the tenant's http-fetch block */
+	struct cfg_memory memory;	/* the tenant's memory block */
 	struct cfg_pos	 pos;
 };
 
@@ -204,6 +218,9 @@ const struct cfg_provider *cfg_provider_find(const struct cfg *,
 /* Checks a tenant, agent or principal name: [A-Za-z0-9._-], 1..NAME_MAX_LEN,
  * not starting with '.' or '-'. Returns 1 if valid. */
 int	cfg_name_valid(const char *name);
+/* Checks a vault secret's name (gateway.proto VaultService): 1 to 128
+ * bytes of [A-Za-z0-9._-], not starting with '.'. Returns 1 if valid. */
+int	cfg_vault_name_valid(const char *name);
 
 /* The budget id of the shared contract: "tenant:UNIT:PERIOD",
  * "agent:NAME:UNIT:PERIOD" or "principal:NAME:UNIT:PERIOD". Returns the

@@ -398,8 +398,10 @@ d_api_key(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 	cfg_set_pos(&pr->api_key_pos, lx, kw);
 	if (strncmp(t.text, "env:", 4) == 0)
 		ok = env_name_valid(t.text + 4);
+	else if (strncmp(t.text, "vault:host/", 11) == 0)
+		ok = cfg_vault_name_valid(t.text + 11);
 	else if (strncmp(t.text, "vault:", 6) == 0)
-		ok = cfg_name_valid(t.text + 6);
+		ok = cfg_vault_name_valid(t.text + 6);
 	else if (strncmp(t.text, "file:", 5) == 0 && t.text[5] != '\0') {
 		if ((path = cfg_path_join(p->base_dir, t.text + 5)) == NULL)
 			return cfg_out_of_memory(p, lx, &t);
@@ -420,7 +422,8 @@ d_api_key(struct parser *p, struct cfg_lexer *lx, const struct cfg_token *kw,
 		ok = 0;
 	if (!ok)
 		return TOKEN_ERROR(p, lx, &t, "invalid api-key \"%s\" "
-		    "(expected env:NAME, file:PATH or vault:NAME)", t.text);
+		    "(expected env:NAME, file:PATH, vault:NAME or "
+		    "vault:host/NAME)", t.text);
 	return cfg_dup_string(p, lx, &t, &pr->api_key);
 }
 

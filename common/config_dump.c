@@ -196,6 +196,12 @@ dump_agent(FILE *fp, const struct cfg_agent *a)
 		fprintf(fp, "\t\tclient-tool-timeout %s\n", wall);
 	}
 	dump_fetch(fp, &a->fetch, "\t\t");
+	if (a->recall_top_k != 0) {
+		fprintf(fp, "\t\tmemory-recall top-k %u min-score ",
+		    a->recall_top_k);
+		dump_decimal(fp, a->recall_min_score);
+		fputc('\n', fp);
+	}
 	fputs("\t}\n", fp);
 }
 
@@ -230,6 +236,21 @@ dump_tenant(FILE *fp, const struct cfg_tenant *tn)
 		fputc('\n', fp);
 	}
 	dump_fetch(fp, &tn->fetch, "\t");
+	if (tn->memory.set) {
+		fputs("\tmemory {\n", fp);
+		if (tn->memory.embedder != NULL) {
+			fputs("\t\tembedder ", fp);
+			dump_string(fp, tn->memory.embedder);
+			fputc('\n', fp);
+		}
+		cfg_format_duration(size, sizeof(size),
+		    tn->memory.default_ttl_ms);
+		fprintf(fp, "\t\tdefault-ttl %s\n", size);
+		if (tn->memory.max_items != 0)
+			fprintf(fp, "\t\tmax-items %llu\n",
+			    (unsigned long long)tn->memory.max_items);
+		fputs("\t}\n", fp);
+	}
 	for (i = 0; i < tn->nagents; i++)
 		dump_agent(fp, &tn->agents[i]);
 	for (i = 0; i < tn->nbudgets; i++) {

@@ -74,6 +74,7 @@ enum block_kind {
 	BLOCK_AGENT,
 	BLOCK_TLS,
 	BLOCK_FETCH,
+	BLOCK_MEMORY,
 	BLOCK_COUNT,
 };
 
@@ -211,5 +212,15 @@ int	cfg_directive_timezone(struct parser *, struct cfg_lexer *,
 	    const struct cfg_token *, const struct frame *);
 void	cfg_fetch_free(struct cfg_fetch *);
 extern const struct block cfg_fetch_block;
+
+/* config_memory.c: the tenant's memory block and memory-recall. */
+int	cfg_directive_memory(struct parser *, struct cfg_lexer *,
+	    const struct cfg_token *, const struct frame *);
+int	cfg_directive_memory_recall(struct parser *, struct cfg_lexer *,
+	    const struct cfg_token *, const struct frame *);
+/* Once every file is read: each embedder names a provider with an
+ * embedding-model, or one of type offline. 0 or -1. */
+int	cfg_memory_check(struct parser *);
+extern const struct block cfg_memory_block;
 
 #endif /* PALYRA_CONFIG_INT_H */

@@ -570,6 +570,7 @@ static const struct directive tenant_directives[] = {
 	{ "journal-quota", d_journal_quota, D_ONCE | D_CHAIN },
 	{ "timezone", cfg_directive_timezone, D_ONCE | D_CHAIN },
 	{ "http-fetch", cfg_directive_http_fetch, D_ONCE },
+	{ "memory", cfg_directive_memory, D_ONCE },
 };
 
 static const struct directive agent_directives[] = {
@@ -586,6 +587,7 @@ static const struct directive agent_directives[] = {
 	{ "approval-timeout", d_approval_timeout, D_ONCE | D_CHAIN },
 	{ "client-tool-timeout", d_client_tool_timeout, D_ONCE | D_CHAIN },
 	{ "http-fetch", cfg_directive_http_fetch, D_ONCE },
+	{ "memory-recall", cfg_directive_memory_recall, D_ONCE | D_CHAIN },
 };
 
 const struct block cfg_tenant_block =

@@ -47,6 +47,25 @@ cfg_name_valid(const char *name)
 	return 1;
 }
 
+int
+cfg_vault_name_valid(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || name[0] == '\0' || name[0] == '.')
+		return 0;
+	for (i = 0; name[i] != '\0'; i++) {
+		if (i >= 128)
+			return 0;
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
+		    name[i] == '_' || name[i] == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 /* Arguments */
 
 int

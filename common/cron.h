@@ -4,17 +4,21 @@
  *
  * Schedules:
  *   "MIN HOUR DOM MON DOW"  five fields: '*', numbers, ranges a-b, lists
- *                           a,b, steps */n and a-b/n; MON takes JAN-DEC,
- *                           DOW SUN-SAT (0 and 7 are Sunday), case
+ *                           a,b, steps "*" "/n", a-b/n and a/n (a to
+ *                           the field's end); MON takes JAN-DEC, DOW
+ *                           SUN-SAT (0 and 7 are Sunday), case
  *                           insensitive. When both DOM and DOW are
- *                           restricted a day matches either (Vixie cron).
+ *                           restricted (anything but a bare '*') a day
+ *                           matches either (Vixie cron).
  *   "@yearly" "@annually" "@monthly" "@weekly" "@daily" "@midnight"
  *   "@hourly"               the usual five-field equivalents.
  *   "every DURATION"        a fixed period, 1s to 366d ("90s", "5m",
- *                           "1h30m"), counted from an anchor instant in
- *                           UTC: no time zone, no DST.
+ *                           "1h30m": units d h m s, each at most once, in
+ *                           that order), counted from an anchor instant
+ *                           in UTC: no time zone, no DST.
  *   "at RFC3339"            one instant, "2027-03-28T02:30:00+01:00" or
- *                           "...Z"; fires once.
+ *                           "...Z"; fires once. A fraction of a second
+ *                           (up to 9 digits) is truncated to the ms.
  *
  * Expressions match local civil minutes of the zone. Across DST changes:
  * a local time that a forward change skips fires once, at the first valid
@@ -59,9 +63,10 @@ int64_t		 cron_value_ms(const struct cron_sched *);
 
 /*
  * The first fire instant strictly after after_ms (unix ms) in zone (NULL:
- * UTC). CRON_EVERY fires at anchor_ms + k * period; CRON_AT at its
- * instant. Returns 1 with *next_ms, 0 when there is none (an `at` not
- * after after_ms; an expression with no match within CRON_HORIZON_YEARS).
+ * UTC). CRON_EVERY fires at anchor_ms + k * period for k >= 1 (never at
+ * the anchor itself); CRON_AT at its instant. Returns 1 with *next_ms, 0
+ * when there is none (an `at` not after after_ms; an expression with no
+ * match within CRON_HORIZON_YEARS; a fire past the range of int64 ms).
  */
 int		 cron_next(const struct cron_sched *, const struct tz_zone *,
 		    int64_t anchor_ms, int64_t after_ms, int64_t *next_ms);

@@ -223,6 +223,52 @@ ipc_kind(uint32_t type)
 	return &ipc_kinds[type];
 }
 
+/*
+ * Whether m, or a message inside it, holds an unknown field numbered 0.
+ * protobuf-c decodes field number 0 written as a multi-byte tag (0x82
+ * 0x00) into an unknown field, but packs it back as the one-byte tag 0x02,
+ * which its own decoder refuses. A client's message carried inside ours
+ * (the RunStart of IPC_RUN_START) would so make the receiver drop the
+ * whole channel as malformed; found by tests/fuzz/fuzz_ipc.c.
+ */
+static int
+holds_field_zero(const ProtobufCMessage *m, int depth)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const ProtobufCFieldDescriptor *f;
+	const ProtobufCMessage *const *v;
+	const char *base = (const char *)m;
+	size_t i, j, n;
+
+	/* Deeper than any message of ours: refused rather than walked. */
+	if (depth > 32)
+		return 1;
+	for (i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return 1;
+	for (i = 0; i < d->n_fields; i++) {
+		f = &d->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			memcpy(&n, base + f->quantifier_offset, sizeof(n));
+			memcpy(&v, base + f->offset, sizeof(v));
+		} else {
+			if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+			    *(const uint32_t *)(const void *)(base +
+			    f->quantifier_offset) != f->id)
+				continue;
+			n = 1;
+			v = (const ProtobufCMessage *const *)(const void *)
+			    (base + f->offset);
+		}
+		for (j = 0; j < n; j++)
+			if (v[j] != NULL && holds_field_zero(v[j], depth + 1))
+				return 1;
+	}
+	return 0;
+}
+
 ssize_t
 ipc_encode(uint8_t *buf, size_t size, enum ipc_type type,
     uint32_t request_id, const ProtobufCMessage *msg)
@@ -231,7 +277,8 @@ ipc_encode(uint8_t *buf, size_t size, enum ipc_type type,
 	struct ipc_header h;
 	size_t len;
 
-	if (k == NULL || msg == NULL || msg->descriptor != k->desc)
+	if (k == NULL || msg == NULL || msg->descriptor != k->desc ||
+	    holds_field_zero(msg, 0))
 		return -EINVAL;
 	len = protobuf_c_message_get_packed_size(msg);
 	if (len > IPC_MAX_PAYLOAD || size < IPC_HEADER_LEN ||

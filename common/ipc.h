@@ -148,8 +148,10 @@ const char	*ipc_type_name(uint32_t type);
 
 /*
  * Encodes header and payload into buf. Returns the datagram length, -EINVAL
- * for an unknown type or a message of the wrong kind, -EMSGSIZE when it does
- * not fit IPC_MAX_PAYLOAD or size.
+ * for an unknown type, a message of the wrong kind or one holding an
+ * unknown field numbered 0 (a peer's message carried inside ours, which
+ * protobuf-c would pack into bytes it cannot decode), -EMSGSIZE when it
+ * does not fit IPC_MAX_PAYLOAD or size.
  */
 ssize_t	ipc_encode(uint8_t *buf, size_t size, enum ipc_type type,
 	    uint32_t request_id, const ProtobufCMessage *msg);

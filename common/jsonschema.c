@@ -9,7 +9,8 @@
  * hostile schema or instance costs an error, never the stack. Patterns are
  * POSIX extended regular expressions compiled with regcomp(3); ECMA-262
  * syntax beyond that (lookaround, \d) is refused by regcomp or by the
- * check for back-references, which would make matching exponential.
+ * check for back-references, which would make matching exponential; so is
+ * a pattern whose repetitions would expand past JSCHEMA_PATTERN_NODES.
  */
 #include <sys/types.h>
 
@@ -24,6 +25,9 @@
 
 #define JSCHEMA_PATH_MAX	512
 #define JSCHEMA_PATTERN_MAX	1024	/* bytes of a pattern */
+#define JSCHEMA_PATTERN_NODES	10000	/* atoms once repetitions expand */
+#define JSCHEMA_PATTERN_REPEAT	1000	/* the larger bound of {m,n} */
+#define JSCHEMA_PATTERN_GROUPS	64	/* nested groups of a pattern */
 #define JSCHEMA_UNIQUE_MAX	2048	/* items checked for uniqueItems */
 
 struct walk {
@@ -305,6 +309,145 @@ utf8_length(const char *s, size_t bytes)
 	return n;
 }
 
+/*
+ * Reads the interval at s ("{m}", "{m,}", "{m,n}", at most 5 digits
+ * each): 1 with the copies regcomp() makes of its atom (the larger bound,
+ * one more than m for an open one) and *end at the '}', else 0.
+ */
+static int
+interval(const char *s, uint64_t *copies, const char **end)
+{
+	uint64_t n = 0;
+	int digits = 0;
+
+	for (s++; *s >= '0' && *s <= '9'; s++)
+		if (++digits > 5)
+			return 0;
+		else
+			n = n * 10 + (uint64_t)(*s - '0');
+	if (digits == 0)
+		return 0;
+	*copies = n;
+	if (*s == ',') {
+		*copies = n + 1;
+		for (s++, digits = 0, n = 0; *s >= '0' && *s <= '9'; s++)
+			if (++digits > 5)
+				return 0;
+			else
+				n = n * 10 + (uint64_t)(*s - '0');
+		if (digits > 0)
+			*copies = n;
+	}
+	if (*s != '}')
+		return 0;
+	*end = s;
+	return 1;
+}
+
+/*
+ * Whether regcomp() would build too large a tree for pattern. glibc copies
+ * a subexpression once per count of a bounded repetition (a{2,9}: 9
+ * copies) and once more for '+' (a+ is aa*), so stacked or nested
+ * repetitions grow its tree exponentially: "a?+++..." of 100 bytes took
+ * over a gigabyte (found by tests/fuzz/fuzz_jsonschema.c), as would
+ * "((a{99}){99}){99}"; a long optional chain (x{1,9999}) takes seconds.
+ * So a repetition of a repetition is refused, a count is at most
+ * JSCHEMA_PATTERN_REPEAT, and the size of the expanded pattern (an atom
+ * 1, a group the sum of its parts) at most JSCHEMA_PATTERN_NODES.
+ * Malformed syntax is left for regcomp() to refuse.
+ */
+static int
+pattern_too_big(const char *s)
+{
+	uint64_t group[JSCHEMA_PATTERN_GROUPS + 1], last = 0, copies;
+	const char *end;
+	int depth = 0, quantified = 0;
+
+	group[0] = 0;
+	for (; *s != '\0'; s++) {
+		/* A repetition of a repetition ("a*+", "a{2}{3}") is
+		 * undefined in POSIX and exponential in glibc. */
+		if (quantified && (*s == '*' || *s == '+' || *s == '?' ||
+		    (*s == '{' && interval(s, &copies, &end))))
+			return 1;
+		quantified = *s == '*' || *s == '+' || *s == '?' ||
+		    (*s == '{' && interval(s, &copies, &end));
+		switch (*s) {
+		case '(':
+			if (depth == JSCHEMA_PATTERN_GROUPS)
+				return 1;
+			group[++depth] = 0;
+			last = 0;
+			continue;
+		case ')':
+			if (depth == 0) {
+				/* An unmatched ')' is an ordinary character
+				 * to glibc. */
+				last = 1;
+				group[0] += 1;
+				break;
+			}
+			last = group[depth--] + 1;
+			group[depth] += last;
+			break;
+		case '*':
+		case '?':
+			continue;
+		case '+':
+			group[depth] += last;
+			last *= 2;
+			break;
+		case '{':
+			/* {m}, {m,} or {m,n}: as many copies as the larger
+			 * bound, one more for an open one; anything else is
+			 * an ordinary '{' or an error of regcomp(). */
+			if (!interval(s, &copies, &s)) {
+				last = 1;
+				group[depth] += 1;
+				break;
+			}
+			if (copies > JSCHEMA_PATTERN_REPEAT)
+				return 1;
+			if (copies < 1)
+				copies = 1;
+			group[depth] += last * (copies - 1);
+			last *= copies;
+			break;
+		case '[':
+			/* A bracket expression is one atom; "[]...]" and
+			 * "[^]...]" hold a ']', "[:alpha:]" a class. An
+			 * unterminated one is regcomp()'s error. */
+			s++;
+			if (*s == '^')
+				s++;
+			if (*s == ']')
+				s++;
+			for (; *s != '\0' && *s != ']'; s++)
+				if (*s == '[' && (s[1] == ':' || s[1] == '.' ||
+				    s[1] == '=') && (end = strchr(s + 2,
+				    s[1])) != NULL && end[1] == ']')
+					s = end + 1;
+			if (*s == '\0')
+				return 0;
+			last = 1;
+			group[depth] += 1;
+			break;
+		case '\\':
+			if (s[1] != '\0')
+				s++;
+			/* FALLTHROUGH */
+		default:
+			last = 1;
+			group[depth] += 1;
+			break;
+		}
+		if (last > JSCHEMA_PATTERN_NODES || group[depth] >
+		    JSCHEMA_PATTERN_NODES)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 pattern_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
 {
@@ -314,6 +457,12 @@ pattern_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
 	if (strlen(pattern) > JSCHEMA_PATTERN_MAX) {
 		snprintf(why, whylen, "longer than %d bytes",
 		    JSCHEMA_PATTERN_MAX);
+		return -1;
+	}
+	if (pattern_too_big(pattern)) {
+		snprintf(why, whylen, "too complex (a repeated repetition, "
+		    "a count over %d or more than %d atoms once expanded)",
+		    JSCHEMA_PATTERN_REPEAT, JSCHEMA_PATTERN_NODES);
 		return -1;
 	}
 	for (s = pattern; *s != '\0'; s++) {

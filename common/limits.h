@@ -182,6 +182,18 @@
 #define FE_JOURNAL_REQUESTS_MAX	16
 #define FE_JOURNAL_TIMEOUT_MS	10000
 #define FE_JOURNAL_JOB_TIMEOUT_MS (15 * 60 * 1000)
+/* Service calls (front/services.c): the encoded request the front passes
+ * on, by method: any (ApprovalsService, UsageService), PutSecret (a 64 KiB
+ * value), IngestMemory (16 KiB of text, tags, source), CreateJob and
+ * UpdateJob (a run input), every other one; how long a worker may take to
+ * answer (an ingest or search may wait for an embedding provider): longer
+ * than the worker's own bound, so that its answer says what timed out. */
+#define FE_SERVICE_REQUEST_MAX		(IPC_MAX_PAYLOAD - 1024)
+#define FE_VAULT_PUT_REQUEST_MAX	(68 * 1024)
+#define FE_MEMORY_INGEST_REQUEST_MAX	(24 * 1024)
+#define FE_CRON_JOB_REQUEST_MAX		(TEXT_MAX_LEN + 8 * 1024)
+#define FE_SERVICE_SMALL_REQUEST_MAX	(8 * 1024)
+#define FE_WORKER_SERVICE_TIMEOUT_MS	(WRK_MEMORY_TIMEOUT_MS + 5000)
 /* Worker pools: calls of one tenant parked while a worker starts, how long
  * one may wait before it ends with UNAVAILABLE, and the live calls per
  * worker past which the front asks for another worker of the tenant. */
@@ -243,6 +255,34 @@
 #define FE_LISTING_REQUESTS_MAX	16
 /* GET /admin/v1/tokens: tokens of one page (a cursor names the next). */
 #define JNL_TOKEN_PAGE_MAX	256
+/*
+ * Memory items (journald/memory*.c; DESIGN section 8): the bytes of an
+ * item's text and of a query, tags of an item (each 1..JNL_MEMORY_TAG_MAX
+ * bytes), the bytes of its source, the largest embedding dimension stored
+ * (the largest a worker embeds), the items one tenant may hold whatever
+ * its max-items says, top-k of a search (and its default), the words of a
+ * query searched, the lexical candidates read from FTS5 and the rows
+ * scanned for the vector score, items of one list page (and its default),
+ * and the expiry sweep: JNL_MEMORY_SWEEP_AGAIN_MS after start, then
+ * every JNL_MEMORY_SWEEP_MS, at most JNL_MEMORY_SWEEP_BATCH items a tenant
+ * per pass (again after JNL_MEMORY_SWEEP_AGAIN_MS while more are due).
+ */
+#define JNL_MEMORY_TEXT_MAX	(16 * 1024)
+#define JNL_MEMORY_TAGS_MAX	16
+#define JNL_MEMORY_TAG_MAX	64
+#define JNL_MEMORY_SOURCE_MAX	256
+#define JNL_MEMORY_DIM_MAX	WRK_EMBED_DIM_MAX
+#define JNL_MEMORY_MAX_ITEMS	100000
+#define JNL_MEMORY_TOP_K_DEFAULT 5
+#define JNL_MEMORY_TOP_K_MAX	100
+#define JNL_MEMORY_WORDS_MAX	64
+#define JNL_MEMORY_LEXICAL_MAX	1000
+#define JNL_MEMORY_SCAN_MAX	20000
+#define JNL_MEMORY_PAGE_DEFAULT	100
+#define JNL_MEMORY_PAGE_MAX	1000
+#define JNL_MEMORY_SWEEP_MS	60000
+#define JNL_MEMORY_SWEEP_AGAIN_MS 1000
+#define JNL_MEMORY_SWEEP_BATCH	1000
 
 /* Agents (journald/agents.c): runtime agents of one tenant, the longest
  * system prompt, max-output-tokens and temperature ranges, and the
@@ -356,6 +396,60 @@
 #define WRK_EMBED_DIM_MAX	4096
 #define WRK_EMBED_RESPONSE_MAX	(16 * 1024 * 1024)
 #define WRK_EMBED_OFFLINE_DIM	256
+/*
+ * Memory in the worker (worker/memory*.c; the item limits are journald's
+ * JNL_MEMORY_*): the bytes of a query, the longest TTL, requests in
+ * flight per worker and how long one may take (embedding and journald),
+ * and the recall section of a prompt and how long a run waits for it.
+ */
+#define WRK_MEMORY_QUERY_MAX	(4 * 1024)
+#define WRK_MEMORY_TTL_MAX_MS	(3650ULL * 24 * 60 * 60 * 1000)
+#define WRK_MEMORY_PENDING_MAX	256
+#define WRK_MEMORY_TIMEOUT_MS	30000
+#define WRK_RECALL_MAX_BYTES	4096
+#define WRK_RECALL_TIMEOUT_MS	10000
+
+/*
+ * The tenant vault (worker/vault*.c, journald/vault.c): a secret's name
+ * (1..VAULT_NAME_MAX bytes of [A-Za-z0-9._-], not starting with '.'), its
+ * value and description, the secrets of one tenant, ListSecrets pages,
+ * names of one VaultFetch, Put and Get calls a worker waits on at once,
+ * how long it waits for journald's answer, and how long a run start waits
+ * for the vault's values to be loaded (then: UNAVAILABLE).
+ */
+#define VAULT_NAME_MAX		128
+#define VAULT_VALUE_MAX		65536
+#define VAULT_DESCRIPTION_MAX	256
+#define VAULT_ITEMS_MAX		1024
+#define VAULT_PAGE_DEFAULT	100
+#define VAULT_PAGE_MAX		1000
+#define VAULT_FETCH_NAMES_MAX	64
+#define WRK_VAULT_PENDING_MAX	256
+#define WRK_VAULT_TIMEOUT_MS	10000
+#define WRK_VAULT_LOAD_WAIT_MS	10000
+
+/*
+ * Cron (journald/cron*.c; DESIGN section 9): jobs of one tenant; a fire
+ * more than JNL_CRON_GRACE_MS late is missed (misfire policy), not late;
+ * late fires one plan may hold; the bounded scan of due times and its
+ * jump; jitter and catch-up bounds; list pages; a worker's refusal
+ * offered again after JNL_CRON_RETRY_MS, at most JNL_CRON_ATTEMPTS times;
+ * the bytes of a fire's reason; IPC_WORKER_WANTED at most this often.
+ */
+#define JNL_CRON_JOBS_MAX	1000
+#define JNL_CRON_GRACE_MS	2000
+#define JNL_CRON_LATE_MAX	16
+#define JNL_CRON_SCAN_MAX	100000
+#define JNL_CRON_JUMP_MS	(30LL * 86400 * 1000)
+#define JNL_CRON_JITTER_MAX_MS	3600000
+#define JNL_CRON_CATCH_UP_MAX	100
+#define JNL_CRON_CATCH_UP_DEFAULT 10
+#define JNL_CRON_PAGE_DEFAULT	100
+#define JNL_CRON_PAGE_MAX	1000
+#define JNL_CRON_RETRY_MS	1000
+#define JNL_CRON_ATTEMPTS	3
+#define JNL_CRON_REASON_MAX	256
+#define JNL_CRON_WANT_EVERY_MS	1000
 
 /* Sandbox (common/sandbox.c) */
 #define SBX_MAX_PORTS		64	/* -P: TCP ports a worker may connect to */

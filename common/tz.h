@@ -27,7 +27,9 @@ int	tz_name_valid(const char *name);
  * Loads zone name from dir (normally "/usr/share/zoneinfo"); "" and "UTC"
  * give UTC without reading anything. Returns 0 with *out, -EINVAL (not a
  * valid name), -ENOENT (no such zone), -EBADMSG (not a TZif file we can
- * read), -ENOMEM.
+ * read), -ENOMEM. A symbolic link (tzdata aliases, "US/Eastern") is
+ * followed only when its target is relative, stays inside dir and is a
+ * valid name; files with leap second records ("right/") are -EBADMSG.
  */
 int	tz_load(const char *dir, const char *name, struct tz_zone **out);
 /* Parses a TZif image held in memory (tests, fuzzing). Same returns. */

@@ -219,6 +219,14 @@ ctl_admin_patch(const struct ctl_ctx *ctx, const char *path, const char *body,
 }
 
 int
+ctl_admin_put(const struct ctl_ctx *ctx, const char *path, const char *body,
+    long *http_status, char **reply, char *err, size_t errlen)
+{
+	return admin_request(ctx, "PUT", path, body, http_status, reply, err,
+	    errlen);
+}
+
+int
 ctl_admin_delete(const struct ctl_ctx *ctx, const char *path,
     long *http_status, char **reply, char *err, size_t errlen)
 {

@@ -341,7 +341,8 @@ delete(const struct ctl_ctx *ctx, const struct agent_opts *o,
 		return CTL_EXIT_FAIL;
 	free(reply.data);
 	if (ctx->json)
-		printf("{\"name\":\"%s\",\"deleted\":true}\n", o->name);
+		ctl_print_json(json_pack("{s:s, s:b}", "name", o->name,
+		    "deleted", 1));
 	else
 		printf("%s deleted\n", o->name);
 	return CTL_EXIT_OK;

@@ -54,7 +54,7 @@ usage(FILE *f)
 	    "      [--session-key key] [--idempotency-key key]\n"
 	    "      [--cancel-on-disconnect] "
 	    "[--approve once|session|ttl:duration|deny]\n"
-	    "      [-v] prompt\n"
+	    "      [--deny] [-v] prompt\n"
 	    "  run [--tenant name | --token token] --attach run_id "
 	    "[--after seq] [-v]\n"
 	    "  runs show|abort|events [--tenant name | --token token] "
@@ -77,6 +77,7 @@ usage(FILE *f)
 	    "      [--pids-limit n] [--cpu-weight n] [--journal-quota size]\n"
 	    "      [--idle-timeout duration]\n"
 	    "  reload\n"
+	    "  config check [-v] [-f file]\n"
 	    "  status\n"
 	    "  journal verify [--tenant name]\n"
 	    "  journal checkpoint [--tenant name]\n"
@@ -102,8 +103,37 @@ usage(FILE *f)
 	    "limit\n"
 	    "      per day|month|total soft|hard\n"
 	    "  budget delete budget_id\n"
-	    "  (approvals, usage and budget take --tenant name or "
-	    "--token token, and --json)\n"
+	    "  memory add [--session id] [--tag tag ...] [--source text] "
+	    "[--ttl duration]\n"
+	    "      [--principal name] text | --file file | -\n"
+	    "  memory search [--top-k n] [--min-score x] [--session id] "
+	    "[--tag tag ...]\n"
+	    "      [--principal name] query\n"
+	    "  memory list [--principal name|*] [--session id] [--tag tag] "
+	    "[--page-size n]\n"
+	    "      [--all]\n"
+	    "  memory show|rm item_id\n"
+	    "  memory purge [--principal name|*] [--session id] [--tag tag] "
+	    "[--expired] --yes\n"
+	    "  vault put [--host] [--description text] [--file file] "
+	    "[--strip-newline] name\n"
+	    "  vault get [--force] name\n"
+	    "  vault list [--host]\n"
+	    "  vault rm [--host] name\n"
+	    "  vault rotate-master\n"
+	    "  cron add name --schedule schedule [--agent name] [--tz zone]\n"
+	    "      [--misfire skip|catch-up|once] [--catch-up-max n] "
+	    "[--overlap]\n"
+	    "      [--jitter duration] [--unattended deny|wait] "
+	    "[--session-key key]\n"
+	    "      [--disabled] input | --file file\n"
+	    "  cron list\n"
+	    "  cron show|rm|enable|disable job\n"
+	    "  cron run [--follow] job\n"
+	    "  cron runs [--limit n] job\n"
+	    "  (approvals, usage, budget, memory, vault and cron take "
+	    "--tenant name or\n"
+	    "   --token token, and --json)\n"
 	    "  completion bash\n"
 	    "  help\n");
 }
@@ -335,21 +365,35 @@ struct run_call {
 	struct run_approve	 approve;
 	struct ctl_grpc_sender	*sender;	/* run --approve */
 	int			 send_failed;
+	int			 prompt;	/* ask on the terminal */
 };
 
-/* Writes a line of a run's progress to stderr, control bytes as '?'. */
+/* A tool's result on stderr is cut after this many bytes (--json carries
+ * it whole). */
+#define NOTE_RESULT_MAX	200
+
+/*
+ * Writes a line of a run's progress to stderr, control bytes as '?', s cut
+ * after max bytes (0: whole) at a character boundary, "..." marking it.
+ */
 static void
-write_note(const char *tag, const char *name, const char *s)
+write_note(const char *tag, const char *name, const char *s, size_t max)
 {
-	const char	*p;
+	const char	*p, *end = NULL;
+
+	if (max > 0 && strlen(s) > max) {
+		end = s + max;
+		while (end > s && ((unsigned char)*end & 0xc0) == 0x80)
+			end--;
+	}
 
 	fprintf(stderr, "[%s", tag);
 	for (p = name; p != NULL && *p != '\0'; p++)
 		fputc((unsigned char)*p < 0x20 ? '?' : *p, stderr);
 	fputc(' ', stderr);
-	for (p = s; *p != '\0'; p++)
+	for (p = s; *p != '\0' && p != end; p++)
 		fputc((unsigned char)*p < 0x20 ? '?' : *p, stderr);
-	fputs("]\n", stderr);
+	fputs(end != NULL ? "...]\n" : "]\n", stderr);
 }
 
 /* Writes model text; on a terminal, control bytes cannot act on it. */
@@ -479,7 +523,7 @@ approval_text(const struct run_call *rc,
 	    ar->arguments_summary : "{}");
 	fprintf(stderr, " expires %s]\n", ctl_time_string(ar->expires_unix_ms,
 	    expires, sizeof(expires)));
-	if (rc->approve.decision == 0)
+	if (rc->approve.decision == 0 && !rc->prompt)
 		fprintf(stderr, "[decide with: palyractl approvals decide %s "
 		    "allow (or deny)]\n", ar->approval_id);
 }
@@ -566,15 +610,16 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_CALL:
 		write_note("tool ", ev->tool_call->name,
 		    ev->tool_call->arguments_json[0] != '\0' ?
-		    ev->tool_call->arguments_json : "{}");
+		    ev->tool_call->arguments_json : "{}", 0);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_TOOL_RESULT:
 		write_note(ev->tool_result->is_error ? "error " : "result ",
-		    ev->tool_result->name, ev->tool_result->content);
+		    ev->tool_result->name, ev->tool_result->content,
+		    NOTE_RESULT_MAX);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_INPUT:
 		if (rc->ctx->verbose)
-			write_note("input", NULL, ev->input->text);
+			write_note("input", NULL, ev->input->text, 0);
 		break;
 	case PALYRA__V1__RUN_EVENT__EVENT_ERROR:
 		fprintf(stderr, "palyractl: run error %s: %s\n",
@@ -601,7 +646,8 @@ event_text(struct run_call *rc, const Palyra__V1__RunEvent *ev)
 
 /* run --approve: answers an approval request on the run's own stream. */
 static int
-send_decision(struct run_call *rc, const Palyra__V1__ApprovalRequest *ar)
+send_decision(struct run_call *rc, const Palyra__V1__ApprovalRequest *ar,
+    const struct run_approve *a)
 {
 	Palyra__V1__RunStreamRequest	 req =
 	    PALYRA__V1__RUN_STREAM_REQUEST__INIT;
@@ -612,10 +658,11 @@ send_decision(struct run_call *rc, const Palyra__V1__ApprovalRequest *ar)
 	int				 r;
 
 	d.approval_id = ar->approval_id;
-	d.decision = rc->approve.decision;
-	d.scope = rc->approve.scope;
-	d.ttl_ms = rc->approve.ttl_ms;
-	d.reason = "palyractl run --approve";
+	d.decision = a->decision;
+	d.scope = a->scope;
+	d.ttl_ms = a->ttl_ms;
+	d.reason = rc->prompt ? "palyractl run (terminal)" :
+	    "palyractl run --approve";
 	req.msg_case = PALYRA__V1__RUN_STREAM_REQUEST__MSG_APPROVAL;
 	req.approval = &d;
 	len = palyra__v1__run_stream_request__get_packed_size(&req);
@@ -649,10 +696,25 @@ run_msg(const uint8_t *msg, size_t len, void *arg)
 	else
 		event_text(rc, ev);
 	if (rc->sender != NULL) {
+		struct run_approve asked;
+
+		/* On a terminal without --approve: the person decides. */
 		if (ev->event_case ==
 		    PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST &&
+		    rc->prompt && rc->approve.decision == 0) {
+			memset(&asked, 0, sizeof(asked));
+			(void)ctl_prompt_approval(
+			    ev->approval_request->tool_name,
+			    ev->approval_request->arguments_summary,
+			    &asked.decision, &asked.scope, &asked.ttl_ms);
+			if (send_decision(rc, ev->approval_request,
+			    &asked) < 0)
+				rc->send_failed = 1;
+		} else if (ev->event_case ==
+		    PALYRA__V1__RUN_EVENT__EVENT_APPROVAL_REQUEST &&
 		    rc->approve.decision != 0 &&
-		    send_decision(rc, ev->approval_request) < 0)
+		    send_decision(rc, ev->approval_request,
+		    &rc->approve) < 0)
 			rc->send_failed = 1;
 		/* The run is over: the request stream ends too. */
 		if (rc->terminal != 0)
@@ -718,6 +780,7 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 		{ "attach", required_argument, NULL, 'A' },
 		{ "after", required_argument, NULL, 'S' },
 		{ "approve", required_argument, NULL, 'P' },
+		{ "deny", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*after = NULL;
@@ -759,6 +822,9 @@ run_parse(struct ctl_ctx *ctx, int argc, char **argv, struct run_opts *o)
 				    "or deny");
 				return -1;
 			}
+			break;
+		case 'D':	/* --approve deny */
+			(void)parse_approve("deny", &o->approve);
 			break;
 		case 'v':
 			ctx->verbose = 1;
@@ -909,7 +975,10 @@ cmd_run(struct ctl_ctx *ctx, int argc, char **argv)
 	rc.tty = isatty(STDOUT_FILENO);
 	rc.attach = o.attach != NULL;
 	rc.approve = o.approve;
-	if (o.approve.decision != 0) {
+	/* A person at a terminal answers approval requests as they come. */
+	rc.prompt = o.approve.decision == 0 && o.attach == NULL &&
+	    isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+	if (o.approve.decision != 0 || rc.prompt) {
 		/* The request stream stays open for the decisions. */
 		rc.sender = &sender;
 		called = ctl_grpc_bidi(ctx, GATEWAY "RunStream", token, buf,
@@ -987,8 +1056,8 @@ static const struct ctl_command commands[] = {
 	{ "token", "create list revoke",
 	    "--tenant= --principal= --role= --expires=", run_token },
 	{ "run", "", TENANT_FLAGS " --agent= --session-key= "
-	    "--idempotency-key= --cancel-on-disconnect --approve= --attach= "
-	    "--after= -v", cmd_run },
+	    "--idempotency-key= --cancel-on-disconnect --approve= --deny "
+	    "--attach= --after= -v", cmd_run },
 	{ "runs", "show abort events note", TENANT_FLAGS " --reason= "
 	    "--after=", ctl_cmd_runs },
 	{ "sessions", "list resolve cleanup", TENANT_FLAGS " --page-size=",
@@ -1001,6 +1070,7 @@ static const struct ctl_command commands[] = {
 	    "--memory-limit= --pids-limit= --cpu-weight= --journal-quota= "
 	    "--idle-timeout=", run_tenant },
 	{ "reload", "", "", run_reload },
+	{ "config", "check", "-f= -v", ctl_cmd_config },
 	{ "status", "", "", run_status },
 	{ "journal", "verify checkpoint pubkey export backup prune",
 	    "--tenant= --since= --older-than=", run_journal },
@@ -1011,6 +1081,17 @@ static const struct ctl_command commands[] = {
 	    "--principal= --by=", ctl_cmd_usage },
 	{ "budget", "list set delete", TENANT_FLAGS " --json",
 	    ctl_cmd_budget },
+	{ "memory", "add search list show rm purge", TENANT_FLAGS
+	    " --json --session= --tag= --source= --ttl= --principal= --file= "
+	    "--top-k= --min-score= --page-size= --all --expired --yes",
+	    ctl_cmd_memory },
+	{ "vault", "put get list rm rotate-master", TENANT_FLAGS
+	    " --json --description= --file= --strip-newline --force --host",
+	    ctl_cmd_vault },
+	{ "cron", "add list show rm run runs enable disable", TENANT_FLAGS
+	    " --json --schedule= --agent= --tz= --misfire= --catch-up-max= "
+	    "--overlap --jitter= --unattended= --session-key= --disabled "
+	    "--file= --follow --limit=", ctl_cmd_cron },
 	{ "completion", "bash", "", cmd_completion },
 	{ "help", "", "", NULL },
 };

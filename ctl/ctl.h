@@ -15,9 +15,17 @@
  *   tenant.c the tenant commands: runtime tenants over the admin API
  *   approvals.c the approvals commands (ApprovalsService) and the offline
  *            verifier of approval exports
+ *   approvals_export.c approvals export and verify-export
  *   export_verify.c the verifier of approval exports (no daemon)
  *   usage.c  the usage and budget commands (UsageService)
+ *   memory.c the memory commands (MemoryService)
+ *   vault.c  the vault commands (VaultService, /admin/v1/vault)
+ *   cron.c   the cron commands (CronService)
+ *   pbjson.c a response message as one JSON document (--json)
  *   table.c  column-aligned tables for people
+ *   progress.c the progress line of long operations on a terminal
+ *   prompt.c the approval prompt of run on a terminal
+ *   config.c the config check command (runs palyrad -n)
  *   completion.c the bash completion script, from the command table
  */
 #ifndef PALYRA_CTL_H
@@ -194,6 +202,9 @@ int		 ctl_admin_patch(const struct ctl_ctx *, const char *path,
 int		 ctl_admin_delete(const struct ctl_ctx *, const char *path,
 		    long *http_status, char **reply, char *err,
 		    size_t errlen);
+int		 ctl_admin_put(const struct ctl_ctx *, const char *path,
+		    const char *body, long *http_status, char **reply,
+		    char *err, size_t errlen);
 /* The message of a JSON error reply into err, or a generic one. */
 void		 ctl_admin_error_message(const char *reply, long status,
 		    char *err, size_t errlen);
@@ -229,6 +240,12 @@ int		 ctl_cmd_reload(const struct ctl_ctx *, int argc, char **argv);
 /* approvals.c: approvals list, show, decide, grants, revoke, export,
  * verify-export. Returns a CTL_EXIT_ code. */
 int		 ctl_cmd_approvals(struct ctl_ctx *, int argc, char **argv);
+/* approvals_export.c: approvals export (output NULL: stdout; since_ms 0:
+ * everything) and verify-export. Return a CTL_EXIT_ code. */
+int		 ctl_approvals_export(const struct ctl_ctx *, const char *output,
+		    int64_t since_ms, const char *token);
+int		 ctl_approvals_verify_export(const struct ctl_ctx *,
+		    const char *path);
 /* "pending" for APPROVAL_STATE_PENDING; "once" for APPROVAL_SCOPE_ONCE
  * ("" for UNSPECIFIED). */
 const char	*ctl_approval_state_name(int state);
@@ -299,6 +316,59 @@ void		 ctl_completion_bash(FILE *f, const struct ctl_command *,
  */
 int		 ctl_token_file(const char *path, char *out, size_t size,
 		    char *err, size_t errlen);
+
+/* pbjson.c: a decoded message as one JSON document (enums as lower-case
+ * words, bytes base64), and printing one on stdout (consumes obj). The
+ * print functions return 0, or -1 (out of memory, write error). */
+struct json_t;
+struct json_t	*ctl_pb_json(const ProtobufCMessage *);
+int		 ctl_print_json(struct json_t *obj);
+int		 ctl_print_pb_json(const ProtobufCMessage *);
+
+/* memory.c, vault.c, cron.c: memory add|search|list|show|rm|purge, vault
+ * put|get|list|rm|rotate-master, cron add|list|show|rm|run|runs|enable|
+ * disable. Return a CTL_EXIT_ code. */
+int		 ctl_cmd_memory(struct ctl_ctx *, int argc, char **argv);
+int		 ctl_cmd_vault(struct ctl_ctx *, int argc, char **argv);
+int		 ctl_cmd_cron(struct ctl_ctx *, int argc, char **argv);
+/*
+ * vault.c: the whole of path ("-": standard input) into *out (caller
+ * frees, wiped; NUL-terminated past *len), at most max bytes. Returns 0,
+ * or -1 after a message on stderr naming what.
+ */
+int		 ctl_read_input(const char *what, const char *path,
+		    size_t max, char **out, size_t *len);
+
+/*
+ * progress.c: a progress line on stderr for a long operation, drawn only
+ * when stderr is a terminal and json is 0 (no --json): start, update with what
+ * is done so far (unit "bytes", "lines" or "records"; redrawn at most
+ * five times a second, the first at once), end (erases it).
+ */
+struct ctl_progress {
+	int		 on;
+	const char	*what;
+	int64_t		 start_ms;
+	int64_t		 last_ms;
+	int		 width;		/* of the longest line drawn */
+};
+void		 ctl_progress_start(struct ctl_progress *, int json,
+		    const char *what);
+void		 ctl_progress_update(struct ctl_progress *, uint64_t done,
+		    const char *unit);
+void		 ctl_progress_end(struct ctl_progress *);
+
+/*
+ * prompt.c: run on a terminal: asks on stderr whether to approve the tool
+ * call and reads the answer from standard input. Returns 0 with the
+ * ApprovalDecisionKind, ApprovalScope and TTL in milliseconds, or -1 at
+ * the end of input (a message said so; the caller denies).
+ */
+int		 ctl_prompt_approval(const char *tool, const char *arguments,
+		    int *decision, int *scope, uint64_t *ttl_ms);
+
+/* config.c: config check [-v] [-f file] (palyrad -n). */
+int		 ctl_cmd_config(struct ctl_ctx *, int argc, char **argv);
 
 /* status.c */
 int		 ctl_cmd_status(const struct ctl_ctx *, int argc, char **argv);

@@ -8,7 +8,8 @@
  * an export is streamed to stdout line by line as it arrives, each line
  * bounded (CTL_EXPORT_LINE_MAX), so a journal of any size passes through
  * in constant memory. Text from the server is shown with control
- * characters replaced.
+ * characters replaced. verify, backup and export draw a progress line on
+ * stderr when it is a terminal (progress.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -32,6 +34,8 @@ struct body {
 	int	 stream;
 	int	 error_line;	/* the server ended the export with an error */
 	char	 error[512];
+	uint64_t lines;		/* export: lines written */
+	struct ctl_progress *progress;	/* NULL: none */
 };
 
 struct journal_opts {
@@ -68,6 +72,25 @@ stream_line(struct body *b, const char *line, size_t len)
 	}
 	if (fwrite(line, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
 		return -1;
+	b->lines++;
+	if (b->progress != NULL)
+		ctl_progress_update(b->progress, b->lines, "lines");
+	return 0;
+}
+
+/* libcurl's transfer callback: the progress line, also while palyrad
+ * works and nothing arrives. */
+static int
+body_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct body	*b = arg;
+
+	if (b->stream)
+		ctl_progress_update(b->progress, b->lines, "lines");
+	else
+		ctl_progress_update(b->progress, dlnow > 0 ? (uint64_t)dlnow :
+		    0, "bytes");
 	return 0;
 }
 
@@ -153,6 +176,12 @@ journal_request(const struct ctl_ctx *ctx, const char *path,
 	 * front gives up on journald a little earlier than this. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)CTL_JOURNAL_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (reply->progress != NULL && reply->progress->on) {
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
+		    body_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, reply);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	rc = curl_easy_perform(curl);
 	if (reply->overflow) {
 		snprintf(err, errlen, "%s longer than %zu bytes",
@@ -202,20 +231,31 @@ error_message(const char *reply, long status, char *err, size_t errlen)
 
 /*
  * Calls path and parses the 200 reply. Returns the JSON (caller frees),
- * or NULL after printing the error.
+ * or NULL after printing the error. progress: o->json of a long operation
+ * (a progress line on a terminal unless 1), -1 for none.
  */
 static json_t *
 journal_call(const struct ctl_ctx *ctx, const char *what, const char *path,
-    const char *body)
+    const char *body, int progress)
 {
 	struct body	 b = { .max = CTL_JOURNAL_MAX_BODY };
+	struct ctl_progress p;
 	json_error_t	 jerr;
 	json_t		*root = NULL;
-	char		 err[512];
+	char		 err[512], title[64];
 	long		 status = 0;
+	int		 r;
 
-	if (journal_request(ctx, path, body, &b, &status, err,
-	    sizeof(err)) < 0) {
+	if (progress >= 0) {
+		snprintf(title, sizeof(title), "journal %s", what);
+		ctl_progress_start(&p, progress, title);
+		ctl_progress_update(&p, 0, "bytes");
+		b.progress = &p;
+	}
+	r = journal_request(ctx, path, body, &b, &status, err, sizeof(err));
+	if (b.progress != NULL)
+		ctl_progress_end(b.progress);
+	if (r < 0) {
 		fprintf(stderr, "palyractl: journal %s: ", what);
 		safe_print(stderr, err);
 		fputc('\n', stderr);
@@ -287,7 +327,7 @@ cmd_verify(const struct ctl_ctx *ctx, const struct journal_opts *o)
 	int		 rc = CTL_EXIT_OK;
 
 	root = journal_call(ctx, "verify", "/admin/v1/journal/verify",
-	    body != NULL ? body : "");
+	    body != NULL ? body : "", o->json);
 	free(body);
 	if (root == NULL)
 		return CTL_EXIT_FAIL;
@@ -337,7 +377,7 @@ cmd_checkpoint(const struct ctl_ctx *ctx, const struct journal_opts *o)
 	int		 rc = CTL_EXIT_OK;
 
 	root = journal_call(ctx, "checkpoint", "/admin/v1/journal/checkpoint",
-	    body != NULL ? body : "");
+	    body != NULL ? body : "", -1);
 	free(body);
 	if (root == NULL)
 		return CTL_EXIT_FAIL;
@@ -381,7 +421,7 @@ cmd_pubkey(const struct ctl_ctx *ctx, const struct journal_opts *o)
 	json_t	*root;
 
 	if ((root = journal_call(ctx, "pubkey", "/admin/v1/journal/pubkey",
-	    NULL)) == NULL)
+	    NULL, -1)) == NULL)
 		return CTL_EXIT_FAIL;
 	if (o->json)
 		print_json_root(root);
@@ -404,7 +444,8 @@ cmd_backup(const struct ctl_ctx *ctx, const struct journal_opts *o)
 		fprintf(stderr, "palyractl: journal backup: out of memory\n");
 		return CTL_EXIT_FAIL;
 	}
-	root = journal_call(ctx, "backup", "/admin/v1/journal/backup", body);
+	root = journal_call(ctx, "backup", "/admin/v1/journal/backup", body,
+	    o->json);
 	free(body);
 	if (root == NULL)
 		return CTL_EXIT_FAIL;
@@ -480,7 +521,8 @@ cmd_prune(const struct ctl_ctx *ctx, const struct journal_opts *o)
 		fprintf(stderr, "palyractl: journal prune: out of memory\n");
 		return CTL_EXIT_FAIL;
 	}
-	root = journal_call(ctx, "prune", "/admin/v1/journal/prune", text);
+	root = journal_call(ctx, "prune", "/admin/v1/journal/prune", text,
+	    -1);
 	free(text);
 	if (root == NULL)
 		return CTL_EXIT_FAIL;
@@ -507,17 +549,24 @@ static int
 cmd_export(const struct ctl_ctx *ctx, const struct journal_opts *o)
 {
 	struct body	 b = { .max = CTL_EXPORT_LINE_MAX, .stream = 1 };
+	struct ctl_progress p;
 	char		 path[256], err[512];
 	long		 status = 0;
-	int		 rc = CTL_EXIT_FAIL;
+	int		 rc = CTL_EXIT_FAIL, r;
 
 	snprintf(path, sizeof(path), "/admin/v1/journal/export?tenant=%s%s%s",
 	    o->tenant, o->since != NULL ? "&since=" : "",
 	    o->since != NULL ? o->since : "");
+	/* Not over exported lines on the same terminal. */
+	ctl_progress_start(&p, o->json || isatty(STDOUT_FILENO),
+	    "journal export");
+	ctl_progress_update(&p, 0, "lines");
+	b.progress = &p;
 	/* Until the status is known, nothing is printed: an error reply is
 	 * one JSON object, never an exported line. */
-	if (journal_request(ctx, path, NULL, &b, &status, err,
-	    sizeof(err)) < 0) {
+	r = journal_request(ctx, path, NULL, &b, &status, err, sizeof(err));
+	ctl_progress_end(&p);
+	if (r < 0) {
 		fprintf(stderr, "palyractl: journal export: ");
 		safe_print(stderr, err);
 		fputc('\n', stderr);

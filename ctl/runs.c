@@ -187,8 +187,8 @@ abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
 		return CTL_EXIT_FAIL;
 	}
 	if (ctx->json)
-		printf("{\"run_id\":\"%s\",\"status\":\"%s\"}\n", o->run_id,
-		    ctl_run_status_name(resp->status));
+		ctl_print_json(json_pack("{s:s, s:s}", "run_id", o->run_id,
+		    "status", ctl_run_status_name(resp->status)));
 	else
 		printf("%s %s\n", o->run_id, ctl_run_status_name(resp->status));
 	palyra__v1__abort_run_response__free_unpacked(resp, NULL);
@@ -216,8 +216,8 @@ note(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 		return CTL_EXIT_FAIL;
 	}
 	if (ctx->json)
-		printf("{\"run_id\":\"%s\",\"seq\":%llu}\n", o->run_id,
-		    (unsigned long long)resp->seq);
+		ctl_print_json(json_pack("{s:s, s:I}", "run_id", o->run_id,
+		    "seq", (json_int_t)resp->seq));
 	else
 		printf("%s %llu\n", o->run_id, (unsigned long long)resp->seq);
 	palyra__v1__append_event_response__free_unpacked(resp, NULL);

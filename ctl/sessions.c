@@ -220,8 +220,8 @@ cleanup(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 		return CTL_EXIT_FAIL;
 	}
 	if (ctx->json)
-		printf("{\"session_id\":\"%s\",\"runs_removed\":%u}\n",
-		    o->arg, resp->runs_removed);
+		ctl_print_json(json_pack("{s:s, s:I}", "session_id", o->arg,
+		    "runs_removed", (json_int_t)resp->runs_removed));
 	else
 		printf("%s closed, %u runs\n", o->arg, resp->runs_removed);
 	palyra__v1__cleanup_session_response__free_unpacked(resp, NULL);

@@ -228,7 +228,8 @@ ctl_cmd_token_revoke(const struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	free(reply);
 	if (ctx->json)
-		printf("{\"token_id\":\"%s\",\"revoked\":true}\n", argv[1]);
+		ctl_print_json(json_pack("{s:s, s:b}", "token_id", argv[1],
+		    "revoked", 1));
 	else
 		printf("token %s revoked\n", argv[1]);
 	return CTL_EXIT_OK;

@@ -20,6 +20,7 @@
  *   GET    /console/v1/grants, DELETE /console/v1/grants/ID
  *   GET    /console/v1/usage, GET and POST /console/v1/budgets
  *   PUT, DELETE /console/v1/budgets/ID     (console_approvals.c)
+ *   /console/v1/memory..., /vault..., /cron... (console_services.c)
  *
  * Every request but login and logout authenticates with a tenant token:
  * "Authorization: Bearer TOKEN", or the login cookie, whose session holds
@@ -43,8 +44,9 @@
  * restart logs everyone out.
  *
  * This file holds the request's life and its call; the routes are in
- * console_routes.c, the login and the credentials in console_login.c, the
- * event streams in console_sse.c.
+ * console_routes.c, console_approvals.c and console_services.c, the login
+ * and the credentials in console_login.c, the event streams in
+ * console_sse.c.
  *
  * Process: palyra-front. Touches the HTTP connections of its requests,
  * and journald and the workers only through the gRPC methods' code (and
@@ -542,7 +544,8 @@ fe_console_http(
 		   strncmp(path, "runs/", 5) == 0 ||
 		   strcmp(path, "agents") == 0 ||
 		   strncmp(path, "agents/", 7) == 0 ||
-		   fe_console_governance_path(path)) {
+		   fe_console_governance_path(path) ||
+		   fe_console_services_path(path)) {
 		if (fe_console_authenticate(cr, cmd) == 0) {
 			if (strcmp(path, "logout") == 0)
 				fe_console_route_logout(cr, cmd);
@@ -562,6 +565,8 @@ fe_console_http(
 				    cr, cmd, path[4] == '/' ? path + 5 : "");
 			else if (fe_console_governance_path(path))
 				fe_console_route_governance(cr, cmd, path);
+			else if (fe_console_services_path(path))
+				fe_console_route_services(cr, cmd, path);
 			else
 				fe_console_route_agents(
 				    cr, cmd, path[6] == '/' ? path + 7 : "");

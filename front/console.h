@@ -24,7 +24,7 @@ enum fe_console_kind {
 	FE_CONSOLE_UNARY = 0,	 /* one reply message as JSON */
 	FE_CONSOLE_SESSIONS,	 /* ListSessions as a console page */
 	FE_CONSOLE_SESSION_SHOW, /* a session's runs (journald listing) */
-	FE_CONSOLE_AGENT_CREATE, /* one message, 201 */
+	FE_CONSOLE_AGENT_CREATE, /* one message, 201 (any create) */
 	FE_CONSOLE_RUN_START,	 /* RunStream as text/event-stream */
 	FE_CONSOLE_EVENTS_PAGE,	 /* ListRunEvents until caught up, JSON */
 	FE_CONSOLE_EVENTS_SSE,	 /* ListRunEvents as text/event-stream */
@@ -139,6 +139,12 @@ void fe_console_route_governance(
  * the end is a plain JSON reply). */
 int fe_console_export_chunk(struct fe_console_req *, const ProtobufCMessage *);
 int fe_console_export_finish(struct fe_console_req *, struct fe_call *);
+
+/* console_services.c: memory, vault metadata and cron. path: what
+ * follows /console/v1/ (memory..., vault..., cron...). */
+int fe_console_services_path(const char *path);
+void fe_console_route_services(
+    struct fe_console_req *, enum evhttp_cmd_type, const char *path);
 
 /* console_parse.c */
 /* 1 when the JSON text nests arrays and objects at most max deep (strings

@@ -31,7 +31,8 @@
 	(IPC_TYPE_BIT(IPC_FRONT_KEYS) | IPC_TYPE_BIT(IPC_TENANT_LIST) |        \
 	    IPC_TYPE_BIT(IPC_ATTACH_PEER) | IPC_TYPE_BIT(IPC_PROCESS_LIST) |   \
 	    IPC_TYPE_BIT(IPC_TLS_CONFIG) |                                     \
-	    IPC_TYPE_BIT(IPC_TENANT_ADMIN_REPLY))
+	    IPC_TYPE_BIT(IPC_TENANT_ADMIN_REPLY) |                             \
+	    IPC_TYPE_BIT(IPC_VAULT_ADMIN_REPLY))
 
 static void
 usage(void)
@@ -214,6 +215,10 @@ parent_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		rc = fe_tenants_admin_reply(ctx, m->hdr.request_id,
 		    (Palyra__Ipc__TenantAdminReply *)m->msg);
 		break;
+	case IPC_VAULT_ADMIN_REPLY:
+		rc = fe_vault_admin_reply(ctx, m->hdr.request_id,
+		    (Palyra__Ipc__VaultAdminReply *)m->msg);
+		break;
 	default:
 		break;
 	}
@@ -378,6 +383,7 @@ ctx_free(struct fe_ctx *ctx)
 	fe_processes_shutdown(ctx);
 	fe_metrics_shutdown(ctx);
 	fe_tenants_admin_shutdown(ctx);
+	fe_vault_admin_shutdown(ctx);
 	fe_journal_shutdown(ctx);
 	fe_listing_shutdown(ctx);
 	fe_console_shutdown(ctx);

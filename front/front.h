@@ -17,7 +17,9 @@
  * connections: per-address limit, request deadline), tokens.c (token
  * listing and revocation over HTTP), processes.c (the
  * supervisor's process list over HTTP), tenants_admin.c (runtime
- * tenants over HTTP), services.c (ApprovalsService, UsageService),
+ * tenants over HTTP), services.c (ApprovalsService, UsageService,
+ * VaultService, CronService, MemoryService), console_services.c (their
+ * /console/v1 routes),
  * health.c (Health/Watch),
  * reflection.c (gRPC server reflection), tls.c (OpenSSL on both
  * listeners, certificate reload), metrics.c (counters, GET /metrics).
@@ -81,6 +83,26 @@ enum fe_method {
 	FE_METHOD_LIST_BUDGETS,
 	FE_METHOD_SET_BUDGET,
 	FE_METHOD_DELETE_BUDGET,
+	/* palyra.v1.VaultService, CronService and MemoryService
+	 * (services.c): PutSecret, GetSecret, IngestMemory and SearchMemory
+	 * go to a worker of the tenant, the others to journald. */
+	FE_METHOD_PUT_SECRET,
+	FE_METHOD_GET_SECRET,
+	FE_METHOD_DELETE_SECRET,
+	FE_METHOD_LIST_SECRETS,
+	FE_METHOD_CREATE_JOB,
+	FE_METHOD_UPDATE_JOB,
+	FE_METHOD_DELETE_JOB,
+	FE_METHOD_GET_JOB,
+	FE_METHOD_LIST_JOBS,
+	FE_METHOD_RUN_JOB_NOW,
+	FE_METHOD_LIST_JOB_RUNS,
+	FE_METHOD_INGEST_MEMORY,
+	FE_METHOD_SEARCH_MEMORY,
+	FE_METHOD_GET_MEMORY_ITEM,
+	FE_METHOD_LIST_MEMORY_ITEMS,
+	FE_METHOD_DELETE_MEMORY_ITEM,
+	FE_METHOD_PURGE_MEMORY,
 };
 
 /*
@@ -420,6 +442,8 @@ struct fe_ctx {
 	struct fe_listings *listings; /* listing.c: listings, or NULL */
 	/* tenants_admin.c: /admin/v1/tenants requests, or NULL */
 	struct fe_tenant_reqs *tenant_reqs;
+	/* vault_admin.c: /admin/v1/vault requests, or NULL */
+	struct fe_vault_reqs *vault_reqs;
 	struct fe_authfail *authfail; /* authfail.c, allocated on first use */
 	struct fe_console *console;   /* console.c, allocated on first use */
 	struct fe_metrics metrics;    /* metrics.c */
@@ -454,6 +478,10 @@ void fe_jreq_abandon(struct fe_jreq *);
 /* Starts and cancels runs on a worker. Return 0 or -errno. */
 int fe_worker_start(
     struct fe_worker *, struct fe_call *, const Palyra__Ipc__RunStartRequest *);
+/* Sends a service call (services.c) to w: the call joins w's calls and
+ * waits for its IPC_SERVICE_REPLY. Returns 0, -ENOTCONN or -errno. */
+int fe_worker_service(
+    struct fe_worker *, struct fe_call *, const Palyra__Ipc__ServiceCall *);
 int fe_worker_cancel(struct fe_call *, const char *reason, int disconnected);
 /* IPC_RUN_FLOW: pauses or resumes the call's run. Returns 0 or -errno. */
 int fe_worker_flow(struct fe_call *, int paused);
@@ -570,12 +598,19 @@ void fe_agents_reply(struct fe_call *, const Palyra__Ipc__JournalAgentReply *);
 /* Releases the call's runtime agent (from fe_runs_end()). */
 void fe_agents_end(struct fe_call *);
 
-/* services.c: ApprovalsService and UsageService, answered by journald
+/* services.c: ApprovalsService, UsageService, VaultService, CronService
+ * and MemoryService, answered by journald or a worker of the tenant
  * (IPC_SERVICE_CALL). */
 int fe_services_method(enum fe_method);
+/* 1 for the methods a worker answers (routed through pool.c). */
+int fe_services_worker_method(enum fe_method);
 enum fe_method fe_services_route(const char *path);
 void fe_services_message(struct fe_call *, const uint8_t *msg, size_t len);
-/* One IPC_SERVICE_REPLY of the call, or NULL when journald is gone. */
+/* pool.c chose w for the call's kept request: sends it. Returns 0,
+ * -ENOTCONN (w's channel is gone; nothing changed) or -errno. */
+int fe_services_dispatch(struct fe_call *, struct fe_worker *w);
+/* One IPC_SERVICE_REPLY of the call (from journald or its worker), or
+ * NULL when journald is gone. */
 void fe_services_reply(struct fe_call *, const Palyra__Ipc__ServiceReply *);
 /* Releases the call's service op (from fe_runs_end()). */
 void fe_services_end(struct fe_call *);
@@ -649,6 +684,15 @@ int fe_tenants_admin_reply(struct fe_ctx *, uint32_t request_id,
     const Palyra__Ipc__TenantAdminReply *);
 void fe_tenants_admin_shutdown(struct fe_ctx *);
 
+/* vault_admin.c: /admin/v1/vault (item NULL) and /admin/v1/vault/NAME
+ * (item NAME, rotate-master included), answered by the supervisor. */
+void fe_vault_admin_http(
+    struct fe_ctx *, struct evhttp_request *, const char *item);
+/* One IPC_VAULT_ADMIN_REPLY. Returns 0 (a stale one is dropped). */
+int fe_vault_admin_reply(struct fe_ctx *, uint32_t request_id,
+    const Palyra__Ipc__VaultAdminReply *);
+void fe_vault_admin_shutdown(struct fe_ctx *);
+
 /* listing.c: GET /admin/v1/tenants/NAME/{sessions,runs}, answered by
  * journald. path: what follows /admin/v1/tenants/. */
 void fe_listing_http(
@@ -707,6 +751,10 @@ void fe_reattach_start(struct fe_call *, const Palyra__V1__RunStart *);
 /* The worker answered the call's start with an existing run (its
  * idempotency key): the call follows that run from seq 0 instead. */
 void fe_reattach_follow(struct fe_call *, const char *run_id);
+/* journald's notice of the end of the call's run skips events the call
+ * was never sent (its worker died after their commit): the call reads
+ * them, and the end, from the journal as a reattach after its last seq. */
+void fe_reattach_catch_up(struct fe_call *);
 void fe_reattach_page(struct fe_call *, const Palyra__Ipc__JournalRunPage *);
 void fe_reattach_journal_failed(struct fe_call *);
 /* IPC_RUN_ATTACHED from w. Returns 0, or -EPROTO for an answer to nothing

@@ -26,7 +26,10 @@ service_known(const char *name)
 	return name[0] == '\0' ||
 	       strcmp(name, "palyra.v1.GatewayService") == 0 ||
 	       strcmp(name, "palyra.v1.ApprovalsService") == 0 ||
-	       strcmp(name, "palyra.v1.UsageService") == 0;
+	       strcmp(name, "palyra.v1.UsageService") == 0 ||
+	       strcmp(name, "palyra.v1.VaultService") == 0 ||
+	       strcmp(name, "palyra.v1.CronService") == 0 ||
+	       strcmp(name, "palyra.v1.MemoryService") == 0;
 }
 
 static int

@@ -463,6 +463,13 @@ gencb(struct evhttp_request *req, void *arg)
 		fe_tenants_admin_reload(ctx, req);
 	else if (strcmp(path, "/admin/v1/tenants") == 0)
 		fe_tenants_admin_http(ctx, req, NULL);
+	else if (strcmp(path, "/admin/v1/vault") == 0)
+		fe_vault_admin_http(ctx, req, NULL);
+	else if (strncmp(path, "/admin/v1/vault/",
+		     sizeof("/admin/v1/vault/") - 1) == 0 &&
+	    strchr(path + sizeof("/admin/v1/vault/") - 1, '/') == NULL)
+		fe_vault_admin_http(
+		    ctx, req, path + sizeof("/admin/v1/vault/") - 1);
 	else if (strncmp(path, "/admin/v1/tenants/",
 		     sizeof("/admin/v1/tenants/") - 1) == 0 &&
 	    strchr(path + sizeof("/admin/v1/tenants/") - 1, '/') == NULL)

@@ -1,7 +1,7 @@
 /*
  * peer.c: palyra-front's channels to journald (token store and lookup) and
- * to each of the tenants' workers (runs), as attached by the supervisor,
- * one per (tenant, index).
+ * to each of the tenants' workers (runs, and the service calls only a
+ * worker answers), as attached by the supervisor, one per (tenant, index).
  *
  * Process: palyra-front. Touches only the channels it is handed; a peer
  * that sends something malformed or unpermitted loses its channel, the
@@ -32,7 +32,7 @@
 #define FE_WORKER_ALLOWED                                                      \
 	(IPC_TYPE_BIT(IPC_RUN_EVENT) | IPC_TYPE_BIT(IPC_RUN_ERROR) |           \
 	    IPC_TYPE_BIT(IPC_RUN_ATTACHED) | IPC_TYPE_BIT(IPC_RUN_ABORTED) |   \
-	    IPC_TYPE_BIT(IPC_RUN_NOTED))
+	    IPC_TYPE_BIT(IPC_RUN_NOTED) | IPC_TYPE_BIT(IPC_SERVICE_REPLY))
 
 static void
 jreq_fail(struct fe_jreq *jreq)
@@ -332,7 +332,19 @@ worker_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		break;
 	if (call == NULL)
 		return; /* the run outlives its client */
-	if (m->hdr.type == IPC_RUN_EVENT)
+	/* A service call (services.c) takes its reply and nothing else. */
+	if ((m->hdr.type == IPC_SERVICE_REPLY) !=
+	    fe_services_worker_method(call->method)) {
+		log_warn("worker[%s#%u] sent a %s for call %u, dropping its "
+			 "channel",
+		    w->tenant, w->index, ipc_type_name(m->hdr.type),
+		    m->hdr.request_id);
+		worker_drop(w, 0);
+		return;
+	}
+	if (m->hdr.type == IPC_SERVICE_REPLY)
+		fe_services_reply(call, (Palyra__Ipc__ServiceReply *)m->msg);
+	else if (m->hdr.type == IPC_RUN_EVENT)
 		fe_rpc_run_event(call, (Palyra__Ipc__RunEventMsg *)m->msg);
 	else
 		fe_rpc_run_error(call, (Palyra__Ipc__RunErrorMsg *)m->msg);
@@ -458,6 +470,28 @@ fe_worker_start(struct fe_worker *w, struct fe_call *call,
 }
 
 int
+fe_worker_service(struct fe_worker *w, struct fe_call *call,
+    const Palyra__Ipc__ServiceCall *req)
+{
+	uint32_t id;
+	int rc;
+
+	if (w->chan == NULL)
+		return -ENOTCONN;
+	id = w->next_call_id++;
+	if (w->next_call_id == 0)
+		w->next_call_id = 1;
+	rc = ipc_chan_send(w->chan, IPC_SERVICE_CALL, id, &req->base, NULL, 0);
+	if (rc < 0)
+		return rc == -EPIPE ? -ENOTCONN : rc;
+	call->call_id = id;
+	call->worker = w;
+	TAILQ_INSERT_TAIL(&w->calls, call, worker_entry);
+	w->ncalls++;
+	return 0;
+}
+
+int
 fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
 {
 	Palyra__Ipc__RunCancelRequest req =
@@ -466,6 +500,9 @@ fe_worker_cancel(struct fe_call *call, const char *reason, int disconnected)
 
 	if (call->worker == NULL || call->worker->chan == NULL)
 		return -ENOTCONN;
+	/* A service call has no run to cancel: its reply is dropped. */
+	if (fe_services_worker_method(call->method))
+		return 0;
 	req.reason = (char *)reason;
 	req.disconnected = disconnected != 0;
 	rc = ipc_chan_send(call->worker->chan, IPC_RUN_CANCEL, call->call_id,
@@ -482,7 +519,8 @@ fe_worker_flow(struct fe_call *call, int paused)
 {
 	Palyra__Ipc__RunFlow req = PALYRA__IPC__RUN_FLOW__INIT;
 
-	if (call->worker == NULL || call->worker->chan == NULL)
+	if (call->worker == NULL || call->worker->chan == NULL ||
+	    fe_services_worker_method(call->method))
 		return -ENOTCONN;
 	req.call_id = call->call_id;
 	req.paused = paused != 0;
@@ -527,7 +565,16 @@ notice_calls(struct fe_call_list *calls, const char *tenant,
 			    PALYRA__V1__RUN_STATUS__RUN_STATUS_INTERRUPTED
 			? "interrupted"
 			: "ended");
-		fe_rpc_run_event(call, msg);
+		/* Committed events its dead worker never forwarded come
+		 * first, from the journal (no gap, DESIGN section 6); a
+		 * call still replaying holds the notice and reads its gap
+		 * itself (reattach.c). */
+		if (ev->seq > call->last_seq + 1 &&
+		    (call->state == FE_CALL_RUNNING ||
+			call->state == FE_CALL_HALF_CLOSED))
+			fe_reattach_catch_up(call);
+		else
+			fe_rpc_run_event(call, msg);
 	}
 }
 

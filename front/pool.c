@@ -1,5 +1,7 @@
 /*
- * pool.c: routing RunStream calls to the workers of their tenant.
+ * pool.c: routing RunStream calls, and the service calls a worker answers
+ * (services.c: IngestMemory, SearchMemory, PutSecret, GetSecret), to the
+ * workers of their tenant.
  *
  * Process: palyra-front. Touches the worker channels (through peer.c), the
  * calls it parks and the supervisor channel, on which it sends only
@@ -11,8 +13,9 @@
  * it when its channel is attached. A call goes to the attached worker with
  * the fewest live calls; when every one of them has FE_WORKER_BUSY_RUNS or
  * more, the supervisor is asked for one more (it starts one up to the
- * tenant's `workers`). A worker that retires or dies before a call's first
- * event sends that call through here again, once.
+ * tenant's `workers`). A worker that retires or dies before a run's first
+ * event sends that call through here again, once; a service call is not
+ * sent again (services.c says why).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -170,12 +173,16 @@ dispatch(struct fe_call *call, struct fe_worker *w)
 	enum fe_call_state from = call->state;
 	int rc;
 
-	req.principal = call->principal;
-	req.role = call->role;
-	req.start = call->start_req->start;
-	req.deadline_unix_ms = call->deadline_unix_ms;
-	req.runtime_agent = call->runtime_agent;
-	rc = fe_worker_start(w, call, &req);
+	if (call->start_req == NULL)
+		rc = fe_services_dispatch(call, w);
+	else {
+		req.principal = call->principal;
+		req.role = call->role;
+		req.start = call->start_req->start;
+		req.deadline_unix_ms = call->deadline_unix_ms;
+		req.runtime_agent = call->runtime_agent;
+		rc = fe_worker_start(w, call, &req);
+	}
 	if (rc == -ENOTCONN)
 		return rc;
 	if (rc == -ENOBUFS) {
@@ -198,7 +205,8 @@ dispatch(struct fe_call *call, struct fe_worker *w)
 	return 0;
 }
 
-/* call is WAITING_START (its start just arrived) or PARKED (rerouted). */
+/* call is WAITING_START (its start or service request just arrived) or
+ * PARKED (rerouted). */
 void
 fe_pool_route(struct fe_call *call)
 {

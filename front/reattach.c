@@ -30,6 +30,10 @@
  * event), or its worker died and journald has yet to interrupt it: the call
  * then waits for journald's notice like a call whose worker died
  * (FE_WORKER_LOST_GRACE_MS), else ends with UNAVAILABLE.
+ *
+ * A running call whose run journald ended past events the call was never
+ * sent (the worker died after their commit, before forwarding them) goes
+ * through the same steps from its last seq (fe_reattach_catch_up).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -159,6 +163,23 @@ fe_reattach_follow(struct fe_call *call, const char *run_id)
 	log_debug("call %d: idempotency key names run %s", call->stream_id,
 	    run_id);
 	reattach_begin(call, run_id, len, 0);
+}
+
+void
+fe_reattach_catch_up(struct fe_call *call)
+{
+	char run_id[FE_RUN_ID_MAX + 1];
+	size_t len = strnlen(call->run_id, FE_RUN_ID_MAX);
+
+	memcpy(run_id, call->run_id, len);
+	run_id[len] = '\0';
+	/* Off the worker's (or the orphans') list, and a finished replay's
+	 * state gone, before the call replays again. */
+	fe_worker_detach(call);
+	fe_reattach_end(call);
+	log_info("call %d: run %s ended past seq %llu: reading the rest",
+	    call->stream_id, run_id, (unsigned long long)call->last_seq);
+	reattach_begin(call, run_id, len, call->last_seq);
 }
 
 static void

@@ -229,7 +229,10 @@ health_check(struct fe_call *call, const uint8_t *msg, size_t len)
 	known = req->service[0] == '\0' ||
 		strcmp(req->service, "palyra.v1.GatewayService") == 0 ||
 		strcmp(req->service, "palyra.v1.ApprovalsService") == 0 ||
-		strcmp(req->service, "palyra.v1.UsageService") == 0;
+		strcmp(req->service, "palyra.v1.UsageService") == 0 ||
+		strcmp(req->service, "palyra.v1.VaultService") == 0 ||
+		strcmp(req->service, "palyra.v1.CronService") == 0 ||
+		strcmp(req->service, "palyra.v1.MemoryService") == 0;
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	if (!known) {
 		fe_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown service");
@@ -577,6 +580,23 @@ fe_rpc_message(struct fe_call *call, const uint8_t *msg, size_t len)
 	case FE_METHOD_LIST_BUDGETS:
 	case FE_METHOD_SET_BUDGET:
 	case FE_METHOD_DELETE_BUDGET:
+	case FE_METHOD_PUT_SECRET:
+	case FE_METHOD_GET_SECRET:
+	case FE_METHOD_DELETE_SECRET:
+	case FE_METHOD_LIST_SECRETS:
+	case FE_METHOD_CREATE_JOB:
+	case FE_METHOD_UPDATE_JOB:
+	case FE_METHOD_DELETE_JOB:
+	case FE_METHOD_GET_JOB:
+	case FE_METHOD_LIST_JOBS:
+	case FE_METHOD_RUN_JOB_NOW:
+	case FE_METHOD_LIST_JOB_RUNS:
+	case FE_METHOD_INGEST_MEMORY:
+	case FE_METHOD_SEARCH_MEMORY:
+	case FE_METHOD_GET_MEMORY_ITEM:
+	case FE_METHOD_LIST_MEMORY_ITEMS:
+	case FE_METHOD_DELETE_MEMORY_ITEM:
+	case FE_METHOD_PURGE_MEMORY:
 		fe_services_message(call, msg, len);
 		break;
 	default:

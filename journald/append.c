@@ -234,6 +234,10 @@ append_event(struct jnl_ctx *ctx, struct jnl_tenant *t,
 	if (jnl_status_terminal(status) &&
 	    jnl_appr_run_ended(t, ev->run_id, ev->timestamp_unix_ms) < 0)
 		return JNL_E_STORAGE;
+	/* A cron fire follows its run to the end (cron.c). */
+	if (jnl_status_terminal(status) &&
+	    jnl_cron_run_ended(t, ev->run_id, status) < 0)
+		return JNL_E_STORAGE;
 
 	t->head_seq = *chain_seq;
 	memcpy(t->head_hash, hash, CHAIN_HASH_LEN);

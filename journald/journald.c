@@ -121,6 +121,7 @@ tenant_open(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 	if (jnl_stats_load(t) < 0)
 		log_warn("tenant %s: its live runs are not counted", t->name);
 	(void)jnl_reconcile(ctx, t, reason);
+	jnl_cron_tenant_open(ctx, t);
 }
 
 static struct jnl_tenant *
@@ -272,6 +273,7 @@ worker_attach(struct jnl_ctx *ctx, const char *tenant, uint32_t index, int fd)
 	w->next = ctx->workers;
 	ctx->workers = w;
 	log_info("%s: attached", peer);
+	jnl_cron_worker_attached(ctx, w);
 }
 
 static void
@@ -567,6 +569,7 @@ ctx_free(struct jnl_ctx *ctx)
 
 	jnl_audit_free(ctx);
 	jnl_runprep_free(ctx);
+	jnl_cron_free(ctx);
 	while ((w = ctx->workers) != NULL) {
 		ctx->workers = w->next;
 		w->next = ctx->dead_workers;
@@ -591,6 +594,7 @@ ctx_free(struct jnl_ctx *ctx)
 	jnl_db_close(ctx->system_db);
 	jnl_secrets_clear(ctx);
 	jnl_usage_free(ctx);
+	jnl_memory_free(ctx);
 	free(ctx->payload_buf);
 	if (ctx->commit_ev != NULL)
 		event_free(ctx->commit_ev);
@@ -683,6 +687,8 @@ journald_main(int argc, char **argv)
 	    event_add(ctx.sigterm_ev, NULL) == -1 ||
 	    event_add(ctx.sigint_ev, NULL) == -1)
 		fatalx("cannot set up events");
+	if (jnl_memory_init(&ctx) < 0)
+		fatalx("cannot set up the memory sweep");
 
 	if (jnl_db_open("system.db", JNL_DB_SYSTEM, ctx.durability_full,
 		&ctx.system_db) < 0 ||

@@ -22,7 +22,9 @@
  * approvals.h for approvals, grants, their export and the recovery of runs
  * that wait for an approval (approvals.c, approvals_api.c,
  * approvals_export.c, recover.c);
- * audit.h for verification, checkpoints, export, backup and prune.
+ * audit.h for verification, checkpoints, export, backup and prune;
+ * memory.h for memory items, their search and expiry (memory.c,
+ * memory_db.c, memory_search.c, memory_rank.c, memory_api.c).
  */
 #ifndef PALYRA_JOURNALD_H
 #define PALYRA_JOURNALD_H
@@ -36,6 +38,7 @@
 #include "chain.h"
 #include "ipc.h"
 #include "limits.h"
+#include "redact.h"
 #include "ipc.pb-c.h"
 
 /*
@@ -147,6 +150,8 @@ struct jnl_tenant {
 	uint64_t budget_warnings;
 	uint64_t budget_refusals;
 	struct timespec batch_began; /* CLOCK_MONOTONIC, at BEGIN */
+	struct jnl_cron *cron; /* cron.c: its jobs; NULL until opened */
+	struct jnl_memory *memory; /* memory_db.c: statements; NULL: none */
 };
 
 /* A run a worker channel started and has not ended: when the channel
@@ -194,13 +199,8 @@ struct jnl_ack {
 	void *arg;
 };
 
-/* A secret value to redact (redact.c). */
-struct jnl_secret {
-	uint8_t *value;
-	size_t len;
-};
-
-#define JNL_REDACTED "[REDACTED]"
+/* A secret value to redact: struct redact_secret (redact.c, common). */
+#define JNL_REDACTED REDACT_MARK
 
 struct jnl_worker {
 	struct jnl_ctx *ctx;
@@ -259,12 +259,14 @@ struct jnl_ctx {
 
 	struct jnl_audit *audit; /* audit.h: verify, checkpoints, export */
 
-	struct jnl_secret *secrets; /* longest first */
+	struct redact_secret *secrets; /* longest first */
 	size_t nsecrets;
 
 	struct jnl_runprep *runprep; /* runprep.c, allocated on first use */
 	struct jnl_commit_stats commit_stats; /* stats.c */
 	struct jnl_zones *zones; /* usage.c: time zones read before the sandbox */
+	struct jnl_cron_sched *cron; /* cron.c: the timer, fires to offer */
+	struct event *memory_sweep_ev; /* memory.c: expiry sweep timer */
 };
 
 /* journald.c */
@@ -484,6 +486,11 @@ void jnl_memory_query(struct jnl_ctx *, struct jnl_worker *,
     const struct ipc_msg *);
 int jnl_memory_call(struct jnl_ctx *, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *);
+/* The expiry sweep's timer (0 or -ENOMEM), and its end at exit. */
+int jnl_memory_init(struct jnl_ctx *);
+void jnl_memory_free(struct jnl_ctx *);
+/* t's journal closes: its memory statements go (tenant.c). */
+void jnl_memory_close(struct jnl_tenant *);
 
 /* vault.c: vault ciphertexts (issue 8); ListSecrets and DeleteSecret. */
 void jnl_vault_store(struct jnl_ctx *, struct jnl_worker *,
@@ -500,5 +507,14 @@ void jnl_cron_fired(struct jnl_ctx *, struct jnl_worker *,
 void jnl_cron_worker_gone(struct jnl_ctx *, struct jnl_worker *);
 int jnl_cron_call(struct jnl_ctx *, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *);
+/* At a tenant's open (after reconciliation): loads its jobs, offers its
+ * pending fires again, arms the timer. */
+void jnl_cron_tenant_open(struct jnl_ctx *, struct jnl_tenant *);
+/* A worker channel attached: fires waiting for a worker go to it. */
+void jnl_cron_worker_attached(struct jnl_ctx *, struct jnl_worker *);
+/* append.c, in the batch of run_id's terminal status: its fire becomes
+ * done (COMPLETED) or failed. 0 or -EIO. */
+int jnl_cron_run_ended(struct jnl_tenant *, const char *run_id, int status);
+void jnl_cron_free(struct jnl_ctx *);
 
 #endif

@@ -276,6 +276,7 @@ jnl_tenant_close(struct jnl_tenant *t)
 		t->st[i] = NULL;
 	}
 	jnl_usage_close(t);
+	jnl_memory_close(t);
 	jnl_db_close(t->db);
 	t->db = NULL;
 	jnl_run_cache_clear(t);

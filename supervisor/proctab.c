@@ -28,6 +28,7 @@
 #include "log.h"
 #include "proc.h"
 #include "sup.h"
+#include "vault.h"
 
 #define PEER(k)	(1U << (k))
 
@@ -56,7 +57,8 @@ const struct sup_kind sup_kinds[SUP_KIND_COUNT] = {
 		.allowed = IPC_TYPE_BIT(IPC_READY) |
 		    IPC_TYPE_BIT(IPC_PROCESS_LIST_REQUEST) |
 		    IPC_TYPE_BIT(IPC_WORKER_WANTED) |
-		    IPC_TYPE_BIT(IPC_TENANT_ADMIN),
+		    IPC_TYPE_BIT(IPC_TENANT_ADMIN) |
+		    IPC_TYPE_BIT(IPC_VAULT_ADMIN),
 		.pass_listeners = 1,
 		.peers = PEER(SUP_KIND_JOURNALD) | PEER(SUP_KIND_WORKER),
 		.stop_order = 0,	/* drains its calls with the workers */
@@ -240,6 +242,11 @@ child_msg(struct ipc_chan *chan, struct ipc_msg *m, void *arg)
 		/* Only the front's channel allows this type (sup_kinds[]). */
 		sup_tenants_admin(c->ctx, c, m->hdr.request_id,
 		    (Palyra__Ipc__TenantAdminRequest *)m->msg);
+		break;
+	case IPC_VAULT_ADMIN:
+		/* Only the front's channel allows this type (sup_kinds[]). */
+		sup_vault_admin(c->ctx, c, m->hdr.request_id,
+		    (Palyra__Ipc__VaultAdmin *)m->msg);
 		break;
 	case IPC_WORKER_WANTED:
 		/* Only the front's and journald's channels allow this type

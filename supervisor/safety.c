@@ -8,13 +8,15 @@
  * A listener on a non-loopback address without tls is refused by the
  * parser itself (config_directives.c). The checks here need the file
  * system, which the parser does not look at: the secrets palyrad keeps in
- * the state directory (master.key, admin.token) are checked here too. Each
+ * the state directory (master.key, token.key, admin.token, the vault's
+ * directory, key files and host secrets) are checked here too. Each
  * error names the directive it comes from as "FILE:LINE:COL: message"
  * (palyrad.conf(5), SECURITY CONSIDERATIONS), so that an operator knows what to
  * fix.
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -154,7 +156,8 @@ state_dir_check(const struct cfg *cfg, char *err, size_t errlen)
 static int
 state_files_check(const struct cfg *cfg, char *err, size_t errlen)
 {
-	static const char *const files[] = {"master.key", "admin.token"};
+	static const char *const files[] = {"master.key", "master.key.new",
+	    "token.key", "admin.token"};
 	char path[PATH_MAX];
 	size_t i;
 
@@ -171,6 +174,73 @@ state_files_check(const struct cfg *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A vault directory (STATE/vault, STATE/vault/host): palyrad's alone,
+ * mode 0700, and every file in it with suffix a secret file.
+ */
+static int
+vault_dir_check(const struct cfg *cfg, const char *dir, const char *suffix,
+    const char *what, char *err, size_t errlen)
+{
+	const struct cfg_pos *pos = &cfg->state_dir_pos;
+	struct dirent *de;
+	char path[PATH_MAX];
+	struct stat st;
+	size_t len, slen = strlen(suffix);
+	DIR *d;
+	int rc = 0;
+
+	if (lstat(dir, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return safety_error(err, errlen, pos, "vault directory "
+		    "\"%s\": %s", dir, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return safety_error(err, errlen, pos, "vault directory \"%s\" "
+		    "is not a directory", dir);
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		return safety_error(err, errlen, pos, "vault directory \"%s\" "
+		    "is accessible by group or others (mode %04o); it must be "
+		    "0700", dir, (unsigned)(st.st_mode & 07777));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return safety_error(err, errlen, pos, "vault directory \"%s\" "
+		    "is owned by uid %u; it must belong to root or to the "
+		    "user palyrad runs as", dir, (unsigned)st.st_uid);
+	if ((d = opendir(dir)) == NULL)
+		return safety_error(err, errlen, pos, "vault directory "
+		    "\"%s\": %s", dir, strerror(errno));
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len <= slen || strcmp(de->d_name + len - slen,
+		    suffix) != 0)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+		    de->d_name) >= sizeof(path))
+			continue;
+		rc = secret_file_check(what, path, 0, pos, err, errlen);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+vault_check(const struct cfg *cfg, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/vault/host",
+	    cfg->state_dir) >= sizeof(dir))
+		return safety_error(err, errlen, &cfg->state_dir_pos,
+		    "state directory \"%s\": path too long", cfg->state_dir);
+	if (vault_dir_check(cfg, dir, ".sec", "host vault secret", err,
+	    errlen) == -1)
+		return -1;
+	dir[strlen(dir) - strlen("/host")] = '\0';
+	return vault_dir_check(cfg, dir, ".key", "vault key file", err,
+	    errlen);
+}
+
 int
 sup_safety_check(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -180,7 +250,8 @@ sup_safety_check(const struct cfg *cfg, char *err, size_t errlen)
 	size_t i;
 
 	if (state_dir_check(cfg, err, errlen) == -1 ||
-	    state_files_check(cfg, err, errlen) == -1)
+	    state_files_check(cfg, err, errlen) == -1 ||
+	    vault_check(cfg, err, errlen) == -1)
 		return -1;
 	for (i = 0; i < 2; i++)
 		if (l[i]->tls && l[i]->tls_key != NULL &&

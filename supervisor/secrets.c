@@ -3,13 +3,14 @@
  * section 8, redaction by value). Runs in palyrad, as root before any
  * child is sandboxed and at every reload; touches the files and
  * environment variables that providers' `api-key file:PATH` and
- * `api-key env:NAME` name.
+ * `api-key env:NAME` name, and the host vault's secrets that
+ * `api-key vault:host/NAME` names (vault_admin.c).
  *
  * Each credential is resolved here, sent to journald in one
  * IPC_JOURNAL_SECRETS and wiped at once (sodium_memzero): the supervisor
  * keeps no copy, and no value is ever logged, only the provider's name.
- * `vault:` values are not known here; the vault registers them itself
- * once it lands.
+ * A tenant's `vault:NAME` values are not known here: the tenant's worker
+ * decrypts them and feeds its own redaction (worker/vault.c).
  */
 #include <sys/stat.h>
 
@@ -25,14 +26,16 @@
 #include "ipc.pb-c.h"
 #include "log.h"
 #include "sup.h"
+#include "vault.h"
 
 /*
  * Reads a provider's credential into buf (JNL_SECRET_MAX_LEN + 1 bytes),
- * trailing newline stripped. Returns its length, 0 for none (vault:, an
- * unset variable), or -errno.
+ * trailing newline stripped. Returns its length, 0 for none (a tenant's
+ * vault:NAME, an unset variable), or -errno.
  */
 static ssize_t
-secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
+secret_resolve(const char *state_dir, const struct cfg_provider *p,
+    uint8_t *buf, size_t size)
 {
 	const char *v;
 	struct stat st;
@@ -80,6 +83,16 @@ secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
 			sodium_memzero(buf, size);
 			return -E2BIG;
 		}
+	} else if (strncmp(p->api_key, "vault:host/", 11) == 0) {
+		n = sup_vault_host_secret(state_dir, p->api_key + 11, buf,
+		    size);
+		if (n < 0)
+			return n;
+		len = (size_t)n;
+		if (len >= size) {
+			sodium_memzero(buf, size);
+			return -E2BIG;
+		}
 	} else
 		return 0;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -88,11 +101,12 @@ secret_resolve(const struct cfg_provider *p, uint8_t *buf, size_t size)
 }
 
 ssize_t
-sup_provider_secret(const struct cfg_provider *p, uint8_t *buf, size_t size)
+sup_provider_secret(const struct sup_ctx *ctx, const struct cfg_provider *p,
+    uint8_t *buf, size_t size)
 {
 	if (p->api_key == NULL)
 		return 0;
-	return secret_resolve(p, buf, size);
+	return secret_resolve(ctx->cfg->state_dir, p, buf, size);
 }
 
 void
@@ -115,8 +129,13 @@ sup_journal_secrets_send(struct sup_ctx *ctx, struct sup_child *c)
 			continue;
 		if ((values[n].data = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
 			fatal("malloc");
-		len = secret_resolve(p, values[n].data, JNL_SECRET_MAX_LEN + 1);
-		if (len < 0)
+		len = secret_resolve(ctx->cfg->state_dir, p, values[n].data,
+		    JNL_SECRET_MAX_LEN + 1);
+		if (len == -ENOENT &&
+		    strncmp(p->api_key, "vault:host/", 11) == 0)
+			log_warn("provider %s: host vault secret %s is not "
+			    "set", p->name, p->api_key + 11);
+		else if (len < 0)
 			log_warn("provider %s: cannot read its api-key for "
 				 "redaction: %s",
 			    p->name, strerror((int)-len));

@@ -184,6 +184,13 @@ tenant_ports(const struct sup_ctx *ctx, const struct cfg_tenant *t,
 			if (port_add(ports, &n, max, port) == -1)
 				dropped++;
 		}
+	/* The memory embedder, which may be no agent's provider. */
+	if (t->memory.embedder != NULL &&
+	    (p = cfg_provider_find(ctx->cfg, t->memory.embedder)) != NULL &&
+	    p->type != CFG_PROVIDER_OFFLINE &&
+	    (port = url_port(p->base_url)) != 0 &&
+	    port_add(ports, &n, max, port) == -1)
+		dropped++;
 	for (i = 0; (f = tenant_fetch(t, i)) != NULL; i++)
 		for (j = 0; f->set && j < f->nallow; j++) {
 			if (f->allow[j].port != 0) {
@@ -299,6 +306,14 @@ tenant_hosts(const struct sup_ctx *ctx, const struct cfg_tenant *t,
 			if (host_add(buf, len, &used, &n, one) == -1)
 				dropped++;
 		}
+	/* The memory embedder, which may be no agent's provider. */
+	if (t->memory.embedder != NULL &&
+	    (p = cfg_provider_find(ctx->cfg, t->memory.embedder)) != NULL &&
+	    p->type != CFG_PROVIDER_OFFLINE) {
+		url_hostport(p->base_url, one, sizeof(one));
+		if (host_add(buf, len, &used, &n, one) == -1)
+			dropped++;
+	}
 	for (i = 0; (f = tenant_fetch(t, i)) != NULL; i++)
 		for (j = 0; f->set && j < f->nallow; j++) {
 			a = &f->allow[j];

@@ -3,8 +3,11 @@
  * Runs in palyrad (the supervisor) before any child starts. Touches the
  * state directory and the two listening addresses of the config.
  *
- * master.key never leaves this process: the front receives only a key
- * derived from it for hashing tokens, and the admin token's keyed hash.
+ * master.key never leaves this process; it wraps the vault's keys
+ * (vault.c). The front receives token.key, the key that hashes tokens,
+ * and the admin token's keyed hash. token.key was once derived from
+ * master.key; it is a file of its own so that rotating master.key never
+ * invalidates a token.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,8 +25,10 @@
 
 #include "log.h"
 #include "sup.h"
+#include "vault.h"
 
 #define MASTER_KEY_LEN	32
+#define TOKEN_KEY_LEN	32
 #define ADMIN_TOKEN_MAX	128
 
 /* Creates dir (mode 0700) if missing; refuses anything but a directory
@@ -48,6 +53,36 @@ state_mkdir(const char *dir)
 	return 0;
 }
 
+/* Creates the secret file path (0600) with len bytes of buf. Returns
+ * len or -1. */
+static ssize_t
+state_create(const char *path, const uint8_t *buf, size_t len)
+{
+	char dir[4096];
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1) {
+		log_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (write(fd, buf, len) != (ssize_t)len || fsync(fd) == -1) {
+		log_error("cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (strrchr(dir, '/') != NULL) {
+		*strrchr(dir, '/') = '\0';
+		(void)sup_vault_dir_sync(dir);
+	}
+	log_info("created %s", path);
+	return (ssize_t)len;
+}
+
 /*
  * Reads a secret file of at most size bytes, or creates it with fresh
  * content from make() when it does not exist. Returns its length or -1.
@@ -58,30 +93,11 @@ state_secret(const char *path, uint8_t *buf, size_t size,
 {
 	struct stat st;
 	ssize_t n;
-	size_t len;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 && errno == ENOENT) {
-		len = make(buf, size);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-		    O_NOFOLLOW, 0600);
-		if (fd == -1) {
-			log_error("cannot create %s: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-		if (write(fd, buf, len) != (ssize_t)len || fsync(fd) == -1) {
-			log_error("cannot write %s: %s", path,
-			    strerror(errno));
-			close(fd);
-			unlink(path);
-			return -1;
-		}
-		close(fd);
-		log_info("created %s", path);
-		return (ssize_t)len;
-	}
+	if (fd == -1 && errno == ENOENT)
+		return state_create(path, buf, make(buf, size));
 	if (fd == -1) {
 		log_error("cannot open %s: %s", path, strerror(errno));
 		return -1;
@@ -121,6 +137,37 @@ make_admin_token(uint8_t *buf, size_t size)
 	return strlen((char *)buf);
 }
 
+/*
+ * STATE/token.key into key. When it does not exist yet, it is written
+ * once with the key that was derived from master.key before it existed,
+ * so that tokens issued by an earlier palyrad stay valid; it is never
+ * derived again. Returns 0 or -1 (logged).
+ */
+static int
+token_key_load(const char *state_dir, const uint8_t *master, uint8_t *key,
+    size_t keylen)
+{
+	uint8_t buf[TOKEN_KEY_LEN + 1];
+	char path[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/token.key", state_dir);
+	if (access(path, F_OK) == -1 && errno == ENOENT) {
+		crypto_kdf_derive_from_key(buf, TOKEN_KEY_LEN, 1, "palyratk",
+		    master);
+		n = state_create(path, buf, TOKEN_KEY_LEN);
+	} else
+		n = state_secret(path, buf, sizeof(buf), make_master_key);
+	if (n > 0 && n != TOKEN_KEY_LEN) {
+		log_error("%s: expected %d bytes", path, TOKEN_KEY_LEN);
+		n = -1;
+	}
+	if (n > 0 && keylen == TOKEN_KEY_LEN)
+		memcpy(key, buf, TOKEN_KEY_LEN);
+	sodium_memzero(buf, sizeof(buf));
+	return n > 0 && keylen == TOKEN_KEY_LEN ? 0 : -1;
+}
+
 int
 sup_state_init(struct sup_ctx *ctx)
 {
@@ -158,11 +205,16 @@ sup_state_init(struct sup_ctx *ctx)
 		log_error("%s: the admin token is too short", path);
 		goto out;
 	}
-	crypto_kdf_derive_from_key(ctx->token_hash_key,
-	    sizeof(ctx->token_hash_key), 1, "palyratk", master);
+	if (token_key_load(ctx->cfg->state_dir, master, ctx->token_hash_key,
+	    sizeof(ctx->token_hash_key)) == -1)
+		goto out;
 	crypto_generichash(ctx->admin_token_hash,
 	    sizeof(ctx->admin_token_hash), admin, (size_t)n,
 	    ctx->token_hash_key, sizeof(ctx->token_hash_key));
+	sodium_memzero(master, sizeof(master));
+	/* master.key exists: the vault's keys can be checked and made. */
+	if (sup_vault_init(ctx) == -1)
+		goto out;
 	rc = 0;
 out:
 	sodium_memzero(master, sizeof(master));

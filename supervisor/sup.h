@@ -200,11 +200,12 @@ int	sup_wire_check(const struct cfg *, char *err, size_t errlen);
 /* secrets.c: resolves the providers' credentials and sends them to
  * journald for redaction, wiping every copy. */
 void	sup_journal_secrets_send(struct sup_ctx *, struct sup_child *);
-/* A provider's credential (api-key env: or file:) into buf of size bytes,
- * for its tenant's worker (wire.c): its length, 0 for none, or -errno.
- * The caller wipes buf (sodium_memzero). */
-ssize_t	sup_provider_secret(const struct cfg_provider *, uint8_t *buf,
-	    size_t size);
+/* A provider's credential (api-key env:, file: or vault:host/) into buf
+ * of size bytes, for its tenant's worker (wire.c): its length, 0 for none
+ * (a tenant's vault:NAME), or -errno. The caller wipes buf
+ * (sodium_memzero). */
+ssize_t	sup_provider_secret(const struct sup_ctx *,
+	    const struct cfg_provider *, uint8_t *buf, size_t size);
 void	sup_child_wire(struct sup_ctx *, struct sup_child *);
 
 /* safety.c: refuses an unsafe configuration (secret files others may

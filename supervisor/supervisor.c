@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proc.h"
 #include "sup.h"
+#include "vault.h"
 
 #ifndef PALYRA_DEFAULT_CONFIG
 #define PALYRA_DEFAULT_CONFIG "/etc/palyra/palyrad.conf"
@@ -151,6 +152,13 @@ main(int argc, char *argv[])
 	}
 	if (sup_wire_check(ctx.cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
+		cfg_free(ctx.cfg);
+		return PROC_EXIT_FATAL;
+	}
+	/* Every vault key must unwrap with master.key: another master key
+	 * (a restore that mixed two hosts) is refused before any start. */
+	if (sup_vault_check(ctx.cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "palyrad: %s\n", err);
 		cfg_free(ctx.cfg);
 		return PROC_EXIT_FATAL;
 	}

@@ -22,6 +22,7 @@
 #include "ipc.pb-c.h"
 #include "log.h"
 #include "sup.h"
+#include "vault.h"
 
 static void
 send_or_warn(struct sup_child *c, enum ipc_type type,
@@ -144,6 +145,8 @@ agent_fill(Palyra__Ipc__AgentConfig *ac, const struct cfg_agent *a,
 		ac->has_fetch = 1;
 		ac->fetch = fetch;
 	}
+	ac->recall_top_k = a->recall_top_k;
+	ac->recall_min_score = a->recall_min_score;
 }
 
 /* A tenant's agents as an array of AgentConfig pointers. */
@@ -308,12 +311,16 @@ provider_type_name(enum cfg_provider_type t)
 	return "offline";
 }
 
-/* Whether one of tenant t's agents names provider name. */
+/* Whether one of tenant t's agents names provider name, or its memory
+ * block names it as the embedder. */
 static int
 tenant_uses(const struct cfg_tenant *t, const char *name)
 {
 	size_t i, j;
 
+	if (t->memory.embedder != NULL &&
+	    strcmp(t->memory.embedder, name) == 0)
+		return 1;
 	for (i = 0; i < t->nagents; i++)
 		for (j = 0; j < t->agents[i].nproviders; j++)
 			if (strcmp(t->agents[i].providers[j], name) == 0)
@@ -329,6 +336,7 @@ worker_config_fill(const struct cfg *cfg, const struct cfg_tenant *t,
 {
 	Palyra__Ipc__ProviderConfig *provs, **provp;
 	Palyra__Ipc__Pricing *prices, **pricep;
+	Palyra__Ipc__MemoryConfig *memory;
 	size_t i, np = cfg->nproviders, nprice = cfg->npricing;
 
 	palyra__ipc__worker_config__init(wc);
@@ -374,6 +382,13 @@ worker_config_fill(const struct cfg *cfg, const struct cfg_tenant *t,
 	wc->timezone = t->timezone != NULL ? t->timezone : "";
 	fetch_fill(fetch, &t->fetch, arena);
 	wc->fetch = fetch;
+	memory = arena_calloc(arena, 1, sizeof(*memory));
+	palyra__ipc__memory_config__init(memory);
+	memory->embedder = t->memory.embedder != NULL ?
+	    t->memory.embedder : "";
+	memory->default_ttl_ms = t->memory.default_ttl_ms;
+	memory->max_items = t->memory.max_items;
+	wc->memory = memory;
 }
 
 static void
@@ -384,12 +399,18 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 	const struct cfg_tenant *t = c->tenant;
 	struct wire_arena arena = { NULL, 0, 0 };
 	size_t i, np = ctx->cfg->nproviders;
-	uint8_t **keys;
+	uint8_t **keys, vault_key[SUP_VAULT_KEY_LEN];
 	ssize_t klen;
 
 	if ((keys = calloc(np + 1, sizeof(*keys))) == NULL)
 		fatal("calloc");
 	worker_config_fill(ctx->cfg, t, &wc, &fetch, &arena);
+	/* The tenant's vault data key, for this tenant's workers only;
+	 * without it the worker answers vault calls with an error. */
+	if (sup_vault_tenant_key(ctx, t->name, vault_key) == 0) {
+		wc.vault_key.data = vault_key;
+		wc.vault_key.len = sizeof(vault_key);
+	}
 	for (i = 0; i < np; i++) {
 		const struct cfg_provider *p = &ctx->cfg->providers[i];
 
@@ -397,10 +418,21 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		 * wiped once sent; never logged, only the provider's name. */
 		if (p->api_key == NULL || !tenant_uses(t, p->name))
 			continue;
+		/* vault:NAME: the worker decrypts the tenant's item NAME. */
+		if (strncmp(p->api_key, "vault:", 6) == 0 &&
+		    strncmp(p->api_key, "vault:host/", 11) != 0) {
+			wc.providers[i]->api_key_vault = p->api_key + 6;
+			continue;
+		}
 		if ((keys[i] = malloc(JNL_SECRET_MAX_LEN + 1)) == NULL)
 			fatal("malloc");
-		klen = sup_provider_secret(p, keys[i], JNL_SECRET_MAX_LEN + 1);
-		if (klen < 0)
+		klen = sup_provider_secret(ctx, p, keys[i],
+		    JNL_SECRET_MAX_LEN + 1);
+		if (klen == -ENOENT &&
+		    strncmp(p->api_key, "vault:host/", 11) == 0)
+			log_warn("provider %s: host vault secret %s is not "
+			    "set", p->name, p->api_key + 11);
+		else if (klen < 0)
 			log_warn("provider %s: cannot read its api-key: %s",
 			    p->name, strerror((int)-klen));
 		else if (klen == 0)
@@ -412,6 +444,7 @@ send_worker_config(struct sup_ctx *ctx, struct sup_child *c)
 		}
 	}
 	send_or_warn(c, IPC_WORKER_CONFIG, &wc.base, NULL, 0);
+	sodium_memzero(vault_key, sizeof(vault_key));
 	for (i = 0; i < np; i++)
 		if (keys[i] != NULL) {
 			sodium_memzero(keys[i], JNL_SECRET_MAX_LEN + 1);
@@ -436,8 +469,10 @@ sup_wire_check(const struct cfg *cfg, char *err, size_t errlen)
 	for (i = 0; i < cfg->ntenants && rc == 0; i++) {
 		t = &cfg->tenants[i];
 		worker_config_fill(cfg, t, &wc, &fetch, &arena);
-		/* Room for the credentials the worker may get. */
-		size = protobuf_c_message_get_packed_size(&wc.base);
+		/* Room for the credentials the worker may get, and for
+		 * its vault key. */
+		size = protobuf_c_message_get_packed_size(&wc.base) +
+		    SUP_VAULT_KEY_LEN + 8;
 		for (j = 0; j < cfg->nproviders; j++)
 			if (cfg->providers[j].api_key != NULL)
 				size += JNL_SECRET_MAX_LEN + 8;

@@ -227,9 +227,23 @@ wrk_emit(struct wrk_run *run, struct wrk_event *ev)
 	if (ctx->fifo_len >= WRK_MAX_INFLIGHT)
 		return -ENOBUFS;
 
+	/* The tenant's vault values never leave the worker (vault_redact.c):
+	 * a token's tail that begins one waits for the next token. */
+	if ((r = wrk_vault_redact_begin(run, ev)) != 0) {
+		if (r == -ENOBUFS)
+			return r;
+		wrk_event_clear(ev);
+		return r == 1 ? 0 : r;
+	}
 	ev->seq = run->next_seq;
 	ev->timestamp_ms = wrk_now_ms();
 	pb_event_build(run, ev, &pb);
+	if ((r = wrk_vault_redact_fields(run, ev, &pb.event)) < 0) {
+		log_warn("run %s: cannot redact event %llu: %s", run->run_id,
+		    (unsigned long long)ev->seq, strerror(-r));
+		wrk_event_clear(ev);
+		return r;
+	}
 	palyra__ipc__journal_append__init(&append);
 	append.event = &pb.event;
 	append.principal = run->principal;

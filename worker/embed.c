@@ -656,6 +656,12 @@ attempt_begin(struct wrk_embed_req *r)
 		req_fail(r, "provider %s: base-url too long", r->provider);
 		return;
 	}
+	if (pc->api_key.len == 0 && pc->api_key_vault[0] != '\0') {
+		req_fail(r, "provider %s: api-key vault:%s: the tenant's vault "
+		    "holds no secret %s", r->provider, pc->api_key_vault,
+		    pc->api_key_vault);
+		return;
+	}
 	if (pc->api_key.len == 0 && strcmp(pc->type, "openai") == 0) {
 		req_fail(r,
 		    "provider %s has no api-key (its variable or file is "

@@ -7,6 +7,7 @@
  *   start -> RUN_PREPARE -> RUN_PREPARED: existing run -> the front follows
  *                                          it (RunErrorMsg.existing_run_id)
  *                                       else history -> run->history,
+ *                                          memory recall (memory_tools.c),
  *                                          wrk_run_launch() (ACCEPTED, ...)
  *
  * Nothing of a run is journaled before the answer: a run dropped while it
@@ -28,6 +29,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "memory.h"
 #include "worker.h"
 
 /* Journald did not answer (an answer it could not queue is lost): the
@@ -58,6 +60,9 @@ wrk_prepare_send(struct wrk_run *run)
 
 	if (ctx->journald == NULL || ipc_chan_dead(ctx->journald))
 		return -ENOTCONN;
+	/* Nothing is journaled before the vault's values are known. */
+	if (wrk_vault_hold(run))
+		return 0;
 	if (run->prepare_ev == NULL && (run->prepare_ev = evtimer_new(
 	    ctx->base, prepare_timeout_cb, run)) == NULL)
 		return -ENOMEM;
@@ -152,6 +157,7 @@ redirect(struct wrk_run *run, const char *existing)
 
 	log_info("session %s: idempotency key names run %s; no new run",
 	    run->session_id, existing);
+	wrk_run_report_existing(run, existing);
 	if (run->has_call && ctx->front != NULL) {
 		msg.grpc_status = GRPC_STATUS_OK;
 		msg.message = (char *)"idempotency key names an existing run";
@@ -210,7 +216,8 @@ wrk_prepare_answer(struct wrk_ctx *ctx, uint32_t request_id,
 	}
 	log_debug("run %s: %zu earlier turns of session %s", run->run_id,
 	    run->nhistory, run->session_id);
-	wrk_run_launch(run);
+	/* The agent's memory recall, if any, before the first event. */
+	wrk_memory_recall(run);
 	return 0;
 }
 

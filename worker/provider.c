@@ -138,6 +138,9 @@ struct net_run {
 	int			 tool_is_error;
 	int			 tool_call_emitted;
 	char			 reasons[REASONS_MAX];
+	/* A provider's api-key vault:NAME named no secret of the vault:
+	 * the run fails FAILED_PRECONDITION if no provider serves it. */
+	int			 vault_missing;
 };
 
 static void	attempt_begin(struct net_run *);
@@ -1108,6 +1111,14 @@ attempt_start(struct net_run *nr, const Palyra__Ipc__ProviderConfig *pc,
 		snprintf(what, whatlen, "base-url too long");
 		return -1;
 	}
+	if (pc->api_key.len == 0 && pc->api_key_vault[0] != '\0') {
+		/* The secret's name, never a value (worker/vault.c). */
+		snprintf(what, whatlen, "api-key vault:%s: the tenant's vault "
+		    "holds no secret %s", pc->api_key_vault,
+		    pc->api_key_vault);
+		nr->vault_missing = 1;
+		return -1;
+	}
 	if (pc->api_key.len == 0 && strcmp(pc->type,
 	    "openai-compatible") != 0) {
 		snprintf(what, whatlen, "no api-key (its variable or file "
@@ -1214,7 +1225,11 @@ attempt_begin(struct net_run *nr)
 			snprintf(reason, sizeof(reason), "%s",
 			    nr->reasons[0] != '\0' ? nr->reasons :
 			    "no usable provider");
-			wrk_run_fail(run, reason);
+			if (nr->vault_missing)
+				wrk_run_fail_status(run,
+				    GRPC_STATUS_FAILED_PRECONDITION, reason);
+			else
+				wrk_run_fail(run, reason);
 			return;
 		}
 		name = run->providers[nr->pidx];

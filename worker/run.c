@@ -28,6 +28,7 @@
 
 #include "budget.h"
 #include "log.h"
+#include "memory.h"
 #include "session.h"
 #include "tools.h"
 #include "worker.h"
@@ -359,8 +360,10 @@ run_free(struct wrk_run *run)
 	free(run->provider_name);
 	free(run->model);
 	free(run->fail_message);
+	wrk_vault_run_free(run);
 	wrk_tool_abort(run);
 	wrk_tools_free(run);
+	wrk_memory_run_gone(run);
 	while (run->nproviders > 0)
 		free(run->providers[--run->nproviders]);
 	free(run->providers);
@@ -592,14 +595,25 @@ start_check(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
 	return 0;
 }
 
+/* A start refused before its run exists: told to the call, or to the
+ * detached start's callback. */
+static void
+start_refused(struct wrk_ctx *ctx, const struct wrk_start_how *how,
+    uint32_t status, const char *why)
+{
+	if (how->started != NULL)
+		how->started(ctx, how->started_id, status, why, NULL);
+	else
+		wrk_front_error(ctx, how->call_id, status, why);
+}
+
 /*
- * Starts a run for the front's call call_id. Refusals go to the call as
- * IPC_RUN_ERROR. Returns 0, or -EBADMSG for a request the front should never
- * have sent (no start, a call id already in use); the caller drops the front.
+ * The one path of every start, with a call (wrk_run_start) or without
+ * (wrk_run_start_detached): the same checks, the same run. Returns 0.
  */
-int
-wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
-    const Palyra__Ipc__RunStartRequest *req)
+static int
+run_begin(struct wrk_ctx *ctx, const Palyra__Ipc__RunStartRequest *req,
+    const struct wrk_start_how *how)
 {
 	const Palyra__Ipc__AgentConfig *agent = NULL;
 	const char	*why = NULL, *provider_name, *model;
@@ -609,40 +623,35 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	uint32_t	 status, token_delay_ms;
 	int		 r;
 
-	if (req->start == NULL) {
-		log_warn("front: run start %u without a start message",
-		    call_id);
-		return -EBADMSG;
-	}
-	if (find_call(ctx, call_id) != NULL ||
-	    find_follower(ctx, call_id, &(size_t){ 0 }) != NULL) {
-		log_warn("front: call id %u already in use", call_id);
-		return -EBADMSG;
-	}
 	if ((status = start_check(ctx, req, &agent, &why)) != 0) {
-		wrk_front_error(ctx, call_id, status, why);
+		start_refused(ctx, how, status, why);
 		return 0;
 	}
 	r = wrk_session_id(ctx->tenant, req->principal,
 	    req->start->session_id, req->start->session_key, session);
 	if (r < 0) {
-		wrk_front_error(ctx, call_id, GRPC_STATUS_INVALID_ARGUMENT,
+		start_refused(ctx, how, GRPC_STATUS_INVALID_ARGUMENT,
 		    r == -E2BIG ? "session_key too long" :
 		    "invalid session_id");
 		return 0;
 	}
 	if (pick_provider(ctx->config, agent, &provider_name, &model,
 	    &token_delay_ms, &ops) < 0) {
-		wrk_front_error(ctx, call_id, GRPC_STATUS_FAILED_PRECONDITION,
+		start_refused(ctx, how, GRPC_STATUS_FAILED_PRECONDITION,
 		    "no usable provider for agent");
 		return 0;
 	}
 	if ((run = run_new(ctx, req->principal, req->start->input, agent,
 	    provider_name, model)) == NULL) {
-		wrk_front_error(ctx, call_id, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		start_refused(ctx, how, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "out of memory");
 		return 0;
 	}
+	/* From here on wrk_run_drop() and wrk_run_launch() tell the
+	 * detached start's callback. */
+	run->started = how->started;
+	run->started_id = how->started_id;
+	run->unattended_deny = how->unattended_deny;
 	run->cancel_on_disconnect = req->start->cancel_on_disconnect;
 	memcpy(run->session_id, session, sizeof(session));
 	run->token_delay_ms = token_delay_ms;
@@ -657,15 +666,15 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	    req->start->n_tools, tools_why, sizeof(tools_why));
 	if (r < 0) {
 		/* The call learns why; no event of the run was journaled. */
-		run->has_call = 1;
-		run->call_id = call_id;
+		run->has_call = how->started == NULL;
+		run->call_id = how->call_id;
 		wrk_run_drop(run, r == -EINVAL ? GRPC_STATUS_INVALID_ARGUMENT :
 		    GRPC_STATUS_RESOURCE_EXHAUSTED, tools_why);
 		return 0;
 	}
 	run->session_named = req->start->session_id[0] != '\0';
-	run->has_call = 1;
-	run->call_id = call_id;
+	run->has_call = how->started == NULL;
+	run->call_id = how->call_id;
 	log_debug("run %s accepted: agent %s, session %s, principal %s",
 	    run->run_id, run->agent, run->session_id, run->principal);
 
@@ -687,12 +696,69 @@ wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
 	return 0;
 }
 
+/*
+ * Starts a run for the front's call call_id. Refusals go to the call as
+ * IPC_RUN_ERROR. Returns 0, or -EBADMSG for a request the front should never
+ * have sent (no start, a call id already in use); the caller drops the front.
+ */
+int
+wrk_run_start(struct wrk_ctx *ctx, uint32_t call_id,
+    const Palyra__Ipc__RunStartRequest *req)
+{
+	struct wrk_start_how how = { .call_id = call_id };
+
+	if (req->start == NULL) {
+		log_warn("front: run start %u without a start message",
+		    call_id);
+		return -EBADMSG;
+	}
+	if (find_call(ctx, call_id) != NULL ||
+	    find_follower(ctx, call_id, &(size_t){ 0 }) != NULL) {
+		log_warn("front: call id %u already in use", call_id);
+		return -EBADMSG;
+	}
+	return run_begin(ctx, req, &how);
+}
+
+int
+wrk_run_start_detached(struct wrk_ctx *ctx,
+    const Palyra__Ipc__RunStartRequest *req, int unattended_deny,
+    wrk_run_started_fn started, uint32_t started_id)
+{
+	struct wrk_start_how how = { .started = started,
+	    .started_id = started_id, .unattended_deny = unattended_deny };
+
+	if (req->start == NULL || started == NULL)
+		return -EBADMSG;
+	return run_begin(ctx, req, &how);
+}
+
+/* Tells a detached start's callback, once, how its start ended. */
+static void
+run_report_started(struct wrk_run *run, uint32_t grpc_status,
+    const char *message, const char *run_id)
+{
+	wrk_run_started_fn fn = run->started;
+
+	if (fn == NULL)
+		return;
+	run->started = NULL;
+	fn(run->ctx, run->started_id, grpc_status, message, run_id);
+}
+
+void
+wrk_run_report_existing(struct wrk_run *run, const char *existing_run_id)
+{
+	run_report_started(run, GRPC_STATUS_OK, NULL, existing_run_id);
+}
+
 void
 wrk_run_drop(struct wrk_run *run, uint32_t grpc_status, const char *message)
 {
 	struct wrk_ctx	*ctx = run->ctx;
 
 	run->preparing = 0;
+	run_report_started(run, grpc_status, message, NULL);
 	if (run->has_call) {
 		run->has_call = 0;
 		wrk_front_error(ctx, run->call_id, grpc_status, message);
@@ -717,6 +783,8 @@ wrk_run_launch(struct wrk_run *run)
 		evtimer_del(run->prepare_ev);
 	/* ACCEPTED is the initial state, not a transition, but an event. */
 	if (emit_status(run, WRK_RUN_ACCEPTED, NULL) < 0) {
+		run_report_started(run, GRPC_STATUS_UNAVAILABLE,
+		    "journal unavailable", NULL);
 		wrk_call_error(run, GRPC_STATUS_UNAVAILABLE,
 		    "journal unavailable");
 		run->state = WRK_RUN_FAILED;
@@ -724,6 +792,8 @@ wrk_run_launch(struct wrk_run *run)
 		wrk_run_maybe_free(run);
 		return;
 	}
+	/* Its ACCEPTED is on its way to journald, ahead of the answer. */
+	run_report_started(run, GRPC_STATUS_OK, NULL, run->run_id);
 	if (run->deadline_ms != 0) {
 		if (run->deadline_ms <= wrk_now_ms()) {
 			wrk_run_transition(run, WRK_RUN_CANCELLED,

@@ -182,8 +182,9 @@ arm_timer(struct wrk_tool_state *st, int64_t ms)
 static void
 call_clear(struct wrk_tool_state *st)
 {
-	if (st->phase == GATE_FETCHING)
-		wrk_fetch_cancel(st->run);
+	if (st->phase == GATE_FETCHING && st->ref.builtin != NULL &&
+	    st->ref.builtin->cancel != NULL)
+		st->ref.builtin->cancel(st->run);
 	evtimer_del(st->timer);
 	evtimer_del(st->step_ev);
 	free(st->id);
@@ -342,7 +343,9 @@ execute(struct wrk_tool_state *st)
 	}
 	if (gate_move(st, GATE_FETCHING) < 0)
 		return -EINVAL;
-	if ((r = wrk_fetch_start(st->run, st->args, fetch_done, st)) < 0) {
+	if (b->start == NULL)
+		return ready(st, 1, "unknown tool %s", st->name);
+	if ((r = b->start(st->run, st->args, fetch_done, st)) < 0) {
 		if (r == -ENOMEM)
 			return r;
 		return ready(st, 1, "%s: cannot start: %s", st->ref.name,
@@ -384,6 +387,11 @@ approval_create(struct wrk_tool_state *st)
 		return -ENOTCONN;
 	if ((summary = wrk_tool_summary(st->args)) == NULL)
 		return -ENOMEM;
+	/* Stored with the approval: no vault value in it (vault_redact.c). */
+	if (wrk_vault_redact_string(ctx, &summary) < 0) {
+		free(summary);
+		return -ENOMEM;
+	}
 	randombytes_buf(bytes, sizeof(bytes));
 	sodium_bin2hex(st->approval_id, sizeof(st->approval_id), bytes,
 	    sizeof(bytes));
@@ -493,6 +501,11 @@ wrk_tool_begin(struct wrk_run *run, const char *id, const char *name,
 		return ready(st, 1, "tool %s is denied by the policy of agent "
 		    "%s", st->ref.name, run->agent);
 	case WRK_TOOL_ASK:
+		/* A cron run whose job says deny: nobody watches it. */
+		if (run->unattended_deny)
+			return ready(st, 1, "tool %s needs an approval, and no "
+			    "one can approve in an unattended cron run",
+			    st->ref.name);
 		if ((r = approval_create(st)) == -ENOMEM)
 			return r;
 		if (r < 0)

@@ -15,7 +15,8 @@
  * size, a schema the validator supports) before the run starts.
  *
  * Built-ins: time.now (the current time, RFC 3339 UTC and Unix ms; no side
- * effects) and http.fetch (worker/fetch.c; side effects). Runs in the
+ * effects), http.fetch (worker/fetch.c; side effects), memory.search (no
+ * side effects) and memory.ingest (side effects; worker/memory_tools.c). Runs in the
  * worker's sandbox; touches nothing but the clock and the run's own tool
  * fields.
  */
@@ -32,6 +33,7 @@
 #include "fetch.h"
 #include "jsonschema.h"
 #include "limits.h"
+#include "memory.h"
 #include "tools.h"
 #include "tools_int.h"
 #include "worker.h"
@@ -89,14 +91,28 @@ static const struct wrk_builtin builtins[] = {
 		"{\"type\":\"object\",\"properties\":{\"timezone\":{"
 		"\"type\":\"string\",\"enum\":[\"UTC\"],\"description\":"
 		"\"Only UTC is supported.\"}},\"additionalProperties\":false}",
-		0, time_now,
+		0, time_now, NULL, NULL,
 	},
 	{
 		"http.fetch",
 		"Fetches an http or https URL on the agent's egress "
 		"allow-list and returns its status, content type and body.",
 		wrk_fetch_schema,
-		1, NULL,
+		1, NULL, wrk_fetch_start, wrk_fetch_cancel,
+	},
+	{
+		"memory.search",
+		"Searches the memory of the current user (and session) and "
+		"returns the best items: text, score, item_id, tags.",
+		wrk_memory_search_schema,
+		0, NULL, wrk_memory_tool_search, wrk_memory_tool_cancel,
+	},
+	{
+		"memory.ingest",
+		"Stores a text in the memory of the current user, for later "
+		"searches; returns its item_id.",
+		wrk_memory_ingest_schema,
+		1, NULL, wrk_memory_tool_ingest, wrk_memory_tool_cancel,
 	},
 };
 

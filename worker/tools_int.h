@@ -17,13 +17,22 @@
 struct wrk_run;
 struct wrk_client_tool;
 
-/* A built-in tool. run NULL: it runs asynchronously (http.fetch). */
+/* An asynchronous built-in's result: as wrk_fetch_fn (fetch.h). */
+typedef void (*wrk_builtin_done_fn)(struct wrk_run *, void *arg,
+    char *result, int is_error);
+
+/* A built-in tool. run NULL: it runs asynchronously (http.fetch,
+ * memory.search, memory.ingest): start() as wrk_fetch_start(), cancel()
+ * as wrk_fetch_cancel() (fetch.h). */
 struct wrk_builtin {
 	const char	*name;
 	const char	*description;
 	const char	*schema;	/* JSON schema text of its arguments */
 	int		 side_effects;	/* default policy ask, else allow */
 	int		(*run)(json_t *args, char **result, int *is_error);
+	int		(*start)(struct wrk_run *, const json_t *args,
+			    wrk_builtin_done_fn done, void *arg);
+	void		(*cancel)(struct wrk_run *);
 };
 
 enum wrk_tool_policy {

@@ -34,6 +34,7 @@
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
+#include "memory.h"
 #include "proc.h"
 #include "sandbox.h"
 #include "tools.h"
@@ -144,6 +145,8 @@ wrk_journald_lost(struct wrk_ctx *ctx, const char *why)
 	wrk_append_drop_all(ctx);
 	wrk_run_abandon_all(ctx);
 	wrk_budget_forget(ctx);
+	wrk_memory_journald_lost(ctx);
+	wrk_vault_journald_lost(ctx);
 	/* The runs it held were abandoned: the next journald hands out
 	 * those that wait for an approval again. */
 	ctx->recover_sent = 0;
@@ -349,6 +352,7 @@ attach_peer(struct wrk_ctx *ctx, const Palyra__Ipc__AttachPeer *ap, int fd)
 		ctx->journald = chan;
 		log_info("journald attached (generation %u)", ap->generation);
 		(void)wrk_recover_send(ctx);
+		wrk_vault_start(ctx);
 		return 0;
 	case PALYRA__IPC__PEER_KIND__PEER_FRONT:
 		front_lost(ctx, "replaced");
@@ -390,6 +394,8 @@ configure(struct wrk_ctx *ctx, Palyra__Ipc__WorkerConfig *config)
 	    config->n_providers);
 	/* Runs waiting for an approval whose worker died (recover.c). */
 	(void)wrk_recover_send(ctx);
+	/* The vault's key, values and vault:NAME credentials (vault.c). */
+	wrk_vault_start(ctx);
 	if (ctx->ready_sent)
 		return 0;
 	palyra__ipc__ready__init(&ready);
@@ -510,7 +516,7 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 	if (ctx->draining)
 		return;
 	if (ctx->nlive > 0 || ctx->fifo_len > 0 || ctx->nparked > 0 ||
-	    (ctx->front != NULL && !ipc_chan_dead(ctx->front) &&
+	    wrk_memory_pending(ctx) > 0 || (ctx->front != NULL && !ipc_chan_dead(ctx->front) &&
 	    ipc_chan_queued(ctx->front) > 0) || now < ctx->busy_last_ms)
 		ctx->busy_last_ms = now;
 	else if ((uint64_t)(now - ctx->busy_last_ms) >= ctx->idle_timeout_ms) {
@@ -560,8 +566,11 @@ ctx_fini(struct wrk_ctx *ctx)
 	wrk_run_free_all(ctx);
 	wrk_budget_forget(ctx);
 	wrk_net_free(ctx);
+	/* Before the embedders: it cancels its embeddings. */
+	wrk_memory_free(ctx);
 	wrk_embed_free(ctx);
 	wrk_append_fini(ctx);
+	wrk_vault_free(ctx);
 	if (ctx->front != NULL)
 		ipc_chan_free(ctx->front);
 	if (ctx->journald != NULL)

@@ -20,6 +20,8 @@
  *              worker died
  *   budget.c   budget reservations of provider calls (budget.h)
  *   embed.c, embed_offline.c  text embeddings (embed.h)
+ *   memory.c, memory_service.c, memory_tools.c  memory ingest and search,
+ *              the memory tools and recall (memory.h)
  */
 #ifndef PALYRA_WORKER_H
 #define PALYRA_WORKER_H
@@ -140,6 +142,24 @@ struct wrk_budget_state;
 struct wrk_budget_orphan;
 struct wrk_fetch_state;
 
+/*
+ * How a detached start (wrk_run_start_detached: a cron fire, no client)
+ * ended, told once: grpc_status 0 with run_id (the new run, its ACCEPTED
+ * sent to journald; or the existing run its idempotency key names), or
+ * a refusal with message (run_id NULL).
+ */
+typedef void	(*wrk_run_started_fn)(struct wrk_ctx *, uint32_t started_id,
+		    uint32_t grpc_status, const char *message,
+		    const char *run_id);
+
+/* Who hears of a start: the front's call, or a detached callback. */
+struct wrk_start_how {
+	uint32_t		 call_id;
+	wrk_run_started_fn	 started;	/* NULL: the call */
+	uint32_t		 started_id;
+	int			 unattended_deny;
+};
+
 /* A client-side tool declared in RunStart.tools; owned copies. */
 struct wrk_client_tool {
 	char			*name;
@@ -242,6 +262,18 @@ struct wrk_run {
 	char			*fail_message;
 	/* http.fetch (fetch.c): the fetch in flight. */
 	struct wrk_fetch_state	*fetch;
+	/* A detached start (cron.c): told once how it started, then NULL.
+	 * unattended_deny: a tool whose policy is `ask` is denied at once,
+	 * nobody can approve (toolgate.c). */
+	wrk_run_started_fn	 started;
+	uint32_t		 started_id;
+	int			 unattended_deny;	/* The vault (vault_redact.c): a token's tail held back because it
+	 * begins a vault value (owned, wiped), the flush of that tail in
+	 * progress, and since when the start waits for the vault's values
+	 * (wrk_vault_hold). */
+	char			*vault_carry;
+	int			 vault_flushing;
+	int64_t			 vault_wait_ms;
 };
 
 TAILQ_HEAD(wrk_run_list, wrk_run);
@@ -274,6 +306,11 @@ struct wrk_ctx {
 	/* The embedders' HTTP engine and breakers (embed.c); NULL until
 	 * an embedding is asked for. */
 	struct wrk_embedder	*embed;
+	/* Memory requests in flight (memory.c); NULL until the first. */
+	struct wrk_memory_state	*memory;
+	/* The tenant vault (vault.c): data key, values, requests in flight;
+	 * NULL until the configuration arrived. */
+	struct wrk_vault	*vault;
 
 	struct wrk_run_list	 runs;		/* live and draining */
 	size_t			 nlive;		/* not terminal */
@@ -328,6 +365,19 @@ int		 wrk_run_transition(struct wrk_run *, enum wrk_run_state to,
 		    const char *reason);
 int		 wrk_run_start(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunStartRequest *);
+/*
+ * A run with no client (cron fires): the checks and path of
+ * wrk_run_start, has_call 0; started is told once how the start ended
+ * (also synchronously, for a refusal). Returns 0, or -EBADMSG (no start
+ * or no callback: nothing is told).
+ */
+int		 wrk_run_start_detached(struct wrk_ctx *,
+		    const Palyra__Ipc__RunStartRequest *, int unattended_deny,
+		    wrk_run_started_fn started, uint32_t started_id);
+/* prepare.c: the idempotency key of a detached start names an existing
+ * run: its callback is told that run (before the run is dropped). */
+void		 wrk_run_report_existing(struct wrk_run *,
+		    const char *existing_run_id);
 int		 wrk_run_cancel(struct wrk_ctx *, uint32_t call_id,
 		    const Palyra__Ipc__RunCancelRequest *);
 void		 wrk_run_front_lost(struct wrk_ctx *);
@@ -497,6 +547,26 @@ int		 wrk_vault_on_changed(struct wrk_ctx *,
  * by the redaction mark (as journald's, JNL_REDACTED); NULL: ENOMEM. For
  * text that leaves the worker outside an event (memory items). */
 char		*wrk_vault_redact_text(struct wrk_ctx *, const char *text);
+/* The configuration (its data key) or a journald channel arrived: takes
+ * the key, sets vault:NAME provider keys, loads the values. */
+void		 wrk_vault_start(struct wrk_ctx *);
+void		 wrk_vault_journald_lost(struct wrk_ctx *);
+void		 wrk_vault_free(struct wrk_ctx *);
+/* prepare.c: 1 when the run's start must wait for the vault's values (it
+ * stays preparing with prepare_id 0; vault.c sends its prepare, or drops
+ * it UNAVAILABLE after WRK_VAULT_LOAD_WAIT_MS); 0: go on. */
+int		 wrk_vault_hold(struct wrk_run *);
+/* append.c, wrk_emit: before the event gets its seq, the token carry-over
+ * (0, 1: nothing to send, or -errno; -ENOBUFS: no room, ev untouched);
+ * after its protobuf view pb is built, the redaction of its fields in ev
+ * and pb (1 changed, 0, -ENOMEM). */
+int		 wrk_vault_redact_begin(struct wrk_run *, struct wrk_event *);
+int		 wrk_vault_redact_fields(struct wrk_run *, struct wrk_event *,
+		    Palyra__V1__RunEvent *pb);
+/* Redacts *s (malloc'd) in place: 1 replaced, 0 none, -ENOMEM. */
+int		 wrk_vault_redact_string(struct wrk_ctx *, char **s);
+/* run.c: a run is freed (its held-back tail wiped). */
+void		 wrk_vault_run_free(struct wrk_run *);
 
 /* cron.c: runs of cron fires (journald schedules, the worker runs). */
 int		 wrk_cron_fire(struct wrk_ctx *, uint32_t request_id,

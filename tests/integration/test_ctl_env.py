@@ -322,8 +322,9 @@ def test_completion_script_valid(tmp_path):
 
 @pytest.mark.parametrize("words,expected", [
     (["appr"], "approvals"),
-    ([""], "health token run runs sessions agent tenant reload status "
-     "journal approvals usage budget completion help"),
+    ([""], "health token run runs sessions agent tenant reload config "
+     "status journal approvals usage budget memory vault cron completion "
+     "help"),
     (["ru"], "run runs"),
     (["approvals", "ver"], "verify-export"),
     (["approvals", "list", "--st"], "--state"),

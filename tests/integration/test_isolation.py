@@ -23,6 +23,10 @@ one principal's token on another principal's ids inside A. The rule
   - /admin/v1 takes the host's admin token only: any tenant token, even
     one with role admin, is 401.
 
+Memory items, secrets and cron jobs (issue 8: MemoryService,
+VaultService, CronService and their console routes) follow the same rule;
+GetSecret and DeleteSecret are role-checked like agent writes.
+
 After the calls, B's tokens see everything as it was: the live run was
 never cancelled or noted and completes, the finished run's events are the
 same, the session is open, the agent unchanged, no token was minted or
@@ -854,6 +858,255 @@ def test_console_principal_isolation(world, method, path, body, op_status):
         assert st == op_status, f"op {method} {path}: {st} {resp!r}"
     run = get_run(w.ch, w.tok["A/alice"], w.a_live_id)
     assert run.status in (S.RUN_STATUS_IN_PROGRESS, S.RUN_STATUS_COMPLETED), run
+
+
+# ------------------------------------------- memory, vault and cron (issue 8)
+#
+# B's carol holds a memory item, B holds a secret and a cron job; A's alice
+# holds a memory item and a job. The rule is the same: another tenant's or
+# (role user) another principal's item or job is NOT_FOUND, as one that
+# never existed; PERMISSION_DENIED only where the role forbids the method
+# whatever it names (GetSecret and DeleteSecret need operator or admin,
+# answered by the front before any lookup); listings and searches answer
+# with the caller's own things only. A secret's name is the tenant's: A's
+# operator asking for B's name finds nothing in A's vault.
+
+MEMORY = "/palyra.v1.MemoryService/"
+VAULT = "/palyra.v1.VaultService/"
+CRON = "/palyra.v1.CronService/"
+B_MEMORY_TEXT = "beta keeps the zanzibar ledger"
+A_MEMORY_TEXT = "alice keeps the quokka ledger"
+B_SECRET = "beta-api-key"
+B_SECRET_VALUE = b"beta-secret-value-0451"
+B_JOB = "beta-nightly"
+A_JOB = "alice-nightly"
+
+
+@pytest.fixture(scope="module")
+def stores(world):
+    """B's and alice's memory items, B's secret and the two jobs, made
+    by their owners."""
+    w = world
+    carol, alice = w.tok["B/carol"], w.tok["A/alice"]
+    s = World()
+    s.b_item = unary(w.ch, MEMORY + "IngestMemory", pb.IngestMemoryRequest(
+        text=B_MEMORY_TEXT, tags=["ledger"]), pb.MemoryItem, carol).item_id
+    s.a_item = unary(w.ch, MEMORY + "IngestMemory", pb.IngestMemoryRequest(
+        text=A_MEMORY_TEXT, tags=["ledger"]), pb.MemoryItem, alice).item_id
+    unary(w.ch, VAULT + "PutSecret", pb.PutSecretRequest(
+        name=B_SECRET, value=B_SECRET_VALUE), pb.SecretMeta, w.tok["B/admin"])
+    job = pb.CronJob(name=B_JOB, schedule="@yearly", input="beta job",
+                     agent="assistant")
+    s.b_job = unary(w.ch, CRON + "CreateJob", pb.CreateJobRequest(
+        job=job, disabled=True), pb.CronJob, carol).job_id
+    job = pb.CronJob(name=A_JOB, schedule="@yearly", input="alice job",
+                     agent="assistant")
+    s.a_job = unary(w.ch, CRON + "CreateJob", pb.CreateJobRequest(
+        job=job, disabled=True), pb.CronJob, alice).job_id
+    s.b_before = {
+        "item": unary(w.ch, MEMORY + "GetMemoryItem", pb.GetMemoryItemRequest(
+            item_id=s.b_item), pb.MemoryItem, carol),
+        "job": unary(w.ch, CRON + "GetJob", pb.GetJobRequest(job_id=s.b_job),
+                     pb.CronJob, carol),
+        "secrets": unary(w.ch, VAULT + "ListSecrets", pb.ListSecretsRequest(),
+                         pb.ListSecretsResponse, carol),
+    }
+    return s
+
+
+def _svc(path, req_fn, resp_cls):
+    return lambda w, s, t: rpc_code(lambda: unary(w.ch, path, req_fn(s),
+                                                  resp_cls, t))
+
+
+# (name, call(world, stores, token), expected code per role of A's token,
+# control: B's own carol gets OK).
+SERVICE_ROWS = [
+    ("GetMemoryItem", _svc(MEMORY + "GetMemoryItem",
+                           lambda s: pb.GetMemoryItemRequest(item_id=s.b_item),
+                           pb.MemoryItem), NF, True),
+    ("DeleteMemoryItem", _svc(MEMORY + "DeleteMemoryItem",
+                              lambda s: pb.DeleteMemoryItemRequest(
+                                  item_id=s.b_item),
+                              pb.DeleteMemoryItemResponse), NF, False),
+    ("GetSecret", _svc(VAULT + "GetSecret",
+                       lambda s: pb.GetSecretRequest(name=B_SECRET),
+                       pb.GetSecretResponse), WRITE, False),
+    ("DeleteSecret", _svc(VAULT + "DeleteSecret",
+                          lambda s: pb.DeleteSecretRequest(name=B_SECRET),
+                          pb.DeleteSecretResponse), WRITE, False),
+    ("GetJob", _svc(CRON + "GetJob", lambda s: pb.GetJobRequest(job_id=s.b_job),
+                    pb.CronJob), NF, True),
+    ("GetJob by name", _svc(CRON + "GetJob",
+                            lambda s: pb.GetJobRequest(job_id=B_JOB),
+                            pb.CronJob), NF, True),
+    ("UpdateJob", _svc(CRON + "UpdateJob", lambda s: pb.UpdateJobRequest(
+        job_id=s.b_job, job=pb.CronJob(input="mallory", enabled=True),
+        fields=["input", "enabled"]), pb.CronJob), NF, False),
+    ("RunJobNow", _svc(CRON + "RunJobNow",
+                       lambda s: pb.RunJobNowRequest(job_id=s.b_job),
+                       pb.CronFire), NF, False),
+    ("ListJobRuns", _svc(CRON + "ListJobRuns",
+                         lambda s: pb.ListJobRunsRequest(job_id=s.b_job),
+                         pb.ListJobRunsResponse), NF, True),
+    ("DeleteJob", _svc(CRON + "DeleteJob",
+                       lambda s: pb.DeleteJobRequest(job_id=s.b_job),
+                       pb.DeleteJobResponse), NF, False),
+]
+
+
+@pytest.mark.parametrize("name,fn", [r[:2] for r in SERVICE_ROWS if r[3]],
+                         ids=[r[0] for r in SERVICE_ROWS if r[3]])
+def test_services_rows_control(world, stores, name, fn):
+    code, details, _ = fn(world, stores, world.tok["B/carol"])
+    assert code == OK, f"carol {name} on her own: {code} {details!r}"
+
+
+@pytest.mark.parametrize("who,role", A_TOKENS, ids=[t for t, _ in A_TOKENS])
+@pytest.mark.parametrize("name,fn,expect,control", SERVICE_ROWS,
+                         ids=[r[0] for r in SERVICE_ROWS])
+def test_services_cross_tenant(world, stores, who, role, name, fn, expect,
+                               control):
+    code, details, _ = fn(world, stores, world.tok[who])
+    assert code == expect[role], f"{who} {name} on B: {code} {details!r}"
+    assert B not in details and "carol" not in details, details
+
+
+@pytest.mark.parametrize("who", [t for t, _ in A_TOKENS])
+def test_services_cross_tenant_listings(world, stores, who):
+    """Listings and searches answer with A's own things only, over gRPC
+    and the console."""
+    w, s = world, stores
+    t = w.tok[who]
+    everyone = "*" if who in ("A/op", "A/root") else ""
+    items = unary(w.ch, MEMORY + "ListMemoryItems", pb.ListMemoryItemsRequest(
+        principal=everyone, page_size=1000), pb.ListMemoryItemsResponse, t)
+    assert s.b_item not in {i.item_id for i in items.items}
+    hits = unary(w.ch, MEMORY + "SearchMemory", pb.SearchMemoryRequest(
+        query="zanzibar ledger", top_k=100), pb.SearchMemoryResponse, t)
+    assert B_MEMORY_TEXT not in {h.item.text for h in hits.hits}, hits
+    secrets = unary(w.ch, VAULT + "ListSecrets", pb.ListSecretsRequest(),
+                    pb.ListSecretsResponse, t)
+    assert B_SECRET not in {m.name for m in secrets.secrets}
+    jobs = unary(w.ch, CRON + "ListJobs", pb.ListJobsRequest(),
+                 pb.ListJobsResponse, t)
+    assert B_JOB not in {j.name for j in jobs.jobs}
+    for path in ("memory?principal=" + everyone, "memory/search?q=zanzibar",
+                 "vault", "cron"):
+        st, body = http_request(w.d, "GET", "/console/v1/" + path, token=t)
+        assert st == 200, (who, path, st, body)
+        text = json.dumps(body)
+        for secret in (s.b_item, s.b_job, B_SECRET, B_JOB, "zanzibar",
+                       "carol"):
+            assert secret not in text, (who, path, secret)
+
+
+CONSOLE_SERVICE_ROWS = [
+    ("GET", "/console/v1/memory/{b_item}", None, H_NF, True),
+    ("DELETE", "/console/v1/memory/{b_item}", None, H_NF, False),
+    ("DELETE", "/console/v1/vault/" + B_SECRET, None, H_WRITE, False),
+    ("GET", "/console/v1/cron/{b_job}", None, H_NF, True),
+    ("GET", "/console/v1/cron/" + B_JOB, None, H_NF, True),
+    ("GET", "/console/v1/cron/{b_job}/runs", None, H_NF, True),
+    ("PATCH", "/console/v1/cron/{b_job}", {"input": "mallory"}, H_NF, False),
+    ("POST", "/console/v1/cron/{b_job}/run", None, H_NF, False),
+    ("DELETE", "/console/v1/cron/{b_job}", None, H_NF, False),
+]
+
+
+@pytest.mark.parametrize("method,path,body,expect,control",
+                         CONSOLE_SERVICE_ROWS,
+                         ids=[f"{r[0]} {r[1]}" for r in CONSOLE_SERVICE_ROWS])
+def test_console_services_cross_tenant(world, stores, method, path, body,
+                                       expect, control):
+    w = world
+    path = path.format(b_item=stores.b_item, b_job=stores.b_job)
+    if control:
+        st, resp = http_request(w.d, method, path, token=w.tok["B/carol"])
+        assert 200 <= st < 300, f"B's own token {method} {path}: {st} {resp!r}"
+    for who, role in A_TOKENS:
+        st, resp = http_request(w.d, method, path, body, token=w.tok[who])
+        assert st == expect[role], f"{who} {method} {path}: {st} {resp!r}"
+        assert isinstance(resp, dict) and "error" in resp, resp
+        assert B not in resp["error"]["message"], resp
+
+
+def test_services_without_token_or_role(world, stores):
+    """No token: UNAUTHENTICATED and 401; a user token on the vault's
+    value methods: PERMISSION_DENIED and 403, before any lookup."""
+    w, s = world, stores
+    for name, fn, _, _ in SERVICE_ROWS:
+        code, _, _ = fn(w, s, None)
+        assert code == grpc.StatusCode.UNAUTHENTICATED, name
+    for method, path, body, _, _ in CONSOLE_SERVICE_ROWS:
+        path = path.format(b_item=s.b_item, b_job=s.b_job)
+        st, resp = http_request(w.d, method, path, body)
+        assert st == 401, (method, path, st, resp)
+    code, details, _ = rpc_code(lambda: unary(
+        w.ch, VAULT + "PutSecret", pb.PutSecretRequest(name="x", value=b"y"),
+        pb.SecretMeta, w.tok["A/alice"]))
+    assert code == DENIED, (code, details)
+
+
+# Inside A: bob (user) gets NOT_FOUND on alice's item and job; the
+# operator reaches them.
+def test_services_principal_isolation(world, stores):
+    w, s = world, stores
+    bob, op = w.tok["A/bob"], w.tok["A/op"]
+    rows = [
+        (MEMORY + "GetMemoryItem", pb.GetMemoryItemRequest(item_id=s.a_item),
+         pb.MemoryItem),
+        (CRON + "GetJob", pb.GetJobRequest(job_id=s.a_job), pb.CronJob),
+        (CRON + "ListJobRuns", pb.ListJobRunsRequest(job_id=s.a_job),
+         pb.ListJobRunsResponse),
+    ]
+    for path, req, resp in rows:
+        code, details, _ = rpc_code(lambda: unary(w.ch, path, req, resp, bob))
+        assert code == NOT_FOUND, (path, code, details)
+        assert "alice" not in details
+        code, details, _ = rpc_code(lambda: unary(w.ch, path, req, resp, op))
+        assert code == OK, (path, code, details)
+    for path, req, resp in (
+            (MEMORY + "DeleteMemoryItem",
+             pb.DeleteMemoryItemRequest(item_id=s.a_item),
+             pb.DeleteMemoryItemResponse),
+            (CRON + "DeleteJob", pb.DeleteJobRequest(job_id=s.a_job),
+             pb.DeleteJobResponse),
+            (CRON + "RunJobNow", pb.RunJobNowRequest(job_id=s.a_job),
+             pb.CronFire)):
+        code, details, _ = rpc_code(lambda: unary(w.ch, path, req, resp, bob))
+        assert code == NOT_FOUND, (path, code, details)
+    hits = unary(w.ch, MEMORY + "SearchMemory", pb.SearchMemoryRequest(
+        query="quokka ledger", top_k=100), pb.SearchMemoryResponse, bob)
+    assert A_MEMORY_TEXT not in {h.item.text for h in hits.hits}
+    for path in (f"/console/v1/memory/{s.a_item}", f"/console/v1/cron/{s.a_job}"):
+        st, resp = http_request(w.d, "GET", path, token=bob)
+        assert st == 404, (path, st, resp)
+        st, resp = http_request(w.d, "GET", path, token=op)
+        assert st == 200, (path, st, resp)
+    # alice's own things are as she left them.
+    item = unary(w.ch, MEMORY + "GetMemoryItem", pb.GetMemoryItemRequest(
+        item_id=s.a_item), pb.MemoryItem, w.tok["A/alice"])
+    assert item.text == A_MEMORY_TEXT
+
+
+def test_services_b_unchanged(world, stores):
+    """B's item, job and secrets are as they were; the secret's value
+    is still B's."""
+    w, s = world, stores
+    carol = w.tok["B/carol"]
+    assert unary(w.ch, MEMORY + "GetMemoryItem", pb.GetMemoryItemRequest(
+        item_id=s.b_item), pb.MemoryItem, carol) == s.b_before["item"]
+    assert unary(w.ch, CRON + "GetJob", pb.GetJobRequest(job_id=s.b_job),
+                 pb.CronJob, carol) == s.b_before["job"]
+    assert unary(w.ch, VAULT + "ListSecrets", pb.ListSecretsRequest(),
+                 pb.ListSecretsResponse, carol) == s.b_before["secrets"]
+    got = unary(w.ch, VAULT + "GetSecret", pb.GetSecretRequest(name=B_SECRET),
+                pb.GetSecretResponse, w.tok["B/admin"])
+    assert got.value == B_SECRET_VALUE
+    runs = unary(w.ch, CRON + "ListJobRuns", pb.ListJobRunsRequest(
+        job_id=s.b_job), pb.ListJobRunsResponse, carol)
+    assert list(runs.fires) == []
 
 
 # ---------------------------------------------------------------- B after

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import open_journal, run_stream, grpc
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TABLES = {
     "sessions": {"session_id", "principal", "created_ms", "closed_ms"},
@@ -34,14 +34,17 @@ TABLES = {
     "budgets": {"id", "scope", "subject", "unit", "period", "amount", "hard",
                 "created_ms"},
     "agents": {"name", "config", "created_ms", "updated_ms"},
-    "cron_jobs": {"id", "name", "schedule", "timezone", "principal", "agent",
-                  "input", "misfire", "overlap", "jitter_ms", "enabled",
-                  "created_ms"},
-    "cron_fires": {"job_id", "scheduled_ms", "run_id", "state"},
-    "memory_items": {"id", "principal", "session_id", "tags", "source",
-                     "text", "embedding", "created_ms", "expires_ms"},
-    "vault_items": {"name", "ciphertext", "nonce", "created_ms",
-                    "updated_ms"},
+    "cron_jobs": {"job_id", "name", "schedule", "timezone", "principal",
+                  "role", "agent", "input", "misfire", "catch_up_max",
+                  "allow_overlap", "jitter_ms", "enabled", "unattended",
+                  "session_key", "created_ms", "updated_ms", "last_fire_ms"},
+    "cron_fires": {"job_id", "scheduled_ms", "fired_ms", "state", "run_id",
+                   "reason", "manual"},
+    "memory_items": {"seq", "item_id", "principal", "session_id", "tags",
+                     "source", "text", "embedding", "embedding_model",
+                     "created_ms", "expires_ms"},
+    "vault_items": {"name", "version", "size", "description", "ciphertext",
+                    "nonce", "created_ms", "updated_ms", "updated_by"},
 }
 
 
@@ -87,17 +90,57 @@ def test_check_constraints(journal_copy):
         ("INSERT INTO usage(day, agent, principal, provider, model,"
          " input_tokens) VALUES ('2026-12-02', 'a', 'p', 'x', 'm', -1)"),
         "INSERT INTO agents VALUES ('a', 'not json', 1, 1)",
-        ("INSERT INTO cron_jobs(id, name, schedule, principal, agent, input,"
-         " misfire, created_ms) VALUES ('j0', 'n0', '* * * * *', 'p', 'a',"
-         " 'i', 'sometimes', 1)"),
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " misfire, created_ms, updated_ms) VALUES ('j0', 'n0', '* * * * *',"
+         " 'p', 'i', 'sometimes', 1, 1)"),
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " role, created_ms, updated_ms) VALUES ('j0', 'n0', '* * * * *',"
+         " 'p', 'i', 'root', 1, 1)"),
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " unattended, created_ms, updated_ms) VALUES ('j0', 'n0', '@daily',"
+         " 'p', 'i', 'maybe', 1, 1)"),
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " catch_up_max, created_ms, updated_ms) VALUES ('j0', 'n0',"
+         " '@daily', 'p', 'i', 0, 1, 1)"),
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " jitter_ms, created_ms, updated_ms) VALUES ('j0', 'n0', '@daily',"
+         " 'p', 'i', 3600001, 1, 1)"),
+        # updated before it was created
+        ("INSERT INTO cron_jobs(job_id, name, schedule, principal, input,"
+         " created_ms, updated_ms) VALUES ('j0', 'n0', '@daily', 'p', 'i',"
+         " 5, 4)"),
         # a fire of a job that does not exist (foreign key)
-        "INSERT INTO cron_fires(job_id, scheduled_ms) VALUES ('nojob', 1)",
+        ("INSERT INTO cron_fires(job_id, scheduled_ms, fired_ms)"
+         " VALUES ('nojob', 1, 1)"),
+        # empty text, a negative expiry, an embedding of no whole float
+        ("INSERT INTO memory_items(item_id, principal, text, created_ms)"
+         " VALUES ('m0', 'p', '', 1)"),
+        ("INSERT INTO memory_items(item_id, principal, text, created_ms,"
+         " expires_ms) VALUES ('m0', 'p', 'x', 1, -1)"),
+        ("INSERT INTO memory_items(item_id, principal, text, created_ms,"
+         " embedding) VALUES ('m0', 'p', 'x', 1, x'000000')"),
+        ("INSERT INTO memory_items(item_id, principal, text, created_ms,"
+         " embedding) VALUES ('m0', 'p', 'x', 1, x'')"),
+        # a nonce that is not 24 bytes, version 0, an empty secret
+        ("INSERT INTO vault_items(name, version, size, ciphertext, nonce,"
+         " created_ms, updated_ms) VALUES ('v', 1, 3, x'00', x'00', 1, 1)"),
+        ("INSERT INTO vault_items(name, version, size, ciphertext, nonce,"
+         " created_ms, updated_ms) VALUES ('v', 0, 3, x'00', zeroblob(24),"
+         " 1, 1)"),
+        ("INSERT INTO vault_items(name, version, size, ciphertext, nonce,"
+         " created_ms, updated_ms) VALUES ('v', 1, 0, x'00', zeroblob(24),"
+         " 1, 1)"),
     ]
     for sql in bad:
         with pytest.raises(sqlite3.IntegrityError):
             db.execute(sql)
     db.execute("INSERT INTO budgets(id, scope, subject, unit, period, amount)"
                " VALUES ('b3', 'agent', 'assistant', 'tokens', 'month', 9)")
+    db.execute("INSERT INTO memory_items(item_id, principal, text, created_ms,"
+               " embedding) VALUES ('m1', 'p', 'x', 1, x'0000803f')")
+    db.execute("INSERT INTO vault_items(name, version, size, ciphertext,"
+               " nonce, created_ms, updated_ms) VALUES ('v', 1, 3, x'00',"
+               " zeroblob(24), 1, 1)")
     db.execute("INSERT INTO usage(day, agent, principal, provider, model,"
                " input_tokens) VALUES ('2026-12-02', 'a', 'p', 'x', 'm', 3)")
     with pytest.raises(sqlite3.IntegrityError):
@@ -107,19 +150,34 @@ def test_check_constraints(journal_copy):
 
 def test_cron_fire_unique(journal_copy):
     db = journal_copy
-    db.execute("INSERT INTO cron_jobs(id, name, schedule, principal, agent,"
-               " input, created_ms) VALUES ('j1', 'nightly', '0 3 * * *',"
-               " 'alice', 'assistant', 'report', 1)")
-    db.execute("INSERT INTO cron_fires(job_id, scheduled_ms) VALUES ('j1', 1000)")
-    db.execute("INSERT INTO cron_fires(job_id, scheduled_ms) VALUES ('j1', 2000)")
+    db.execute("INSERT INTO cron_jobs(job_id, name, schedule, principal,"
+               " agent, input, created_ms, updated_ms) VALUES ('j1',"
+               " 'nightly', '0 3 * * *', 'alice', 'assistant', 'report', 1,"
+               " 1)")
+    db.execute("INSERT INTO cron_fires(job_id, scheduled_ms, fired_ms)"
+               " VALUES ('j1', 1000, 1000)")
+    db.execute("INSERT INTO cron_fires(job_id, scheduled_ms, fired_ms)"
+               " VALUES ('j1', 2000, 2000)")
+    # the same (job, scheduled time) again, whatever its state
     with pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO cron_fires(job_id, scheduled_ms, state)"
-                   " VALUES ('j1', 1000, 'started')")
+        db.execute("INSERT INTO cron_fires(job_id, scheduled_ms, fired_ms,"
+                   " state, run_id) VALUES ('j1', 1000, 1001, 'started',"
+                   " 'r1')")
+    # a started fire names its run
     with pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO cron_jobs(id, name, schedule, principal,"
-                   " agent, input, created_ms) VALUES ('j2', 'nightly', '*',"
-                   " 'alice', 'assistant', 'x', 1)")
+        db.execute("UPDATE cron_fires SET state = 'started'"
+                   " WHERE job_id = 'j1' AND scheduled_ms = 2000")
+    db.execute("UPDATE cron_fires SET state = 'started', run_id = 'r2'"
+               " WHERE job_id = 'j1' AND scheduled_ms = 2000")
+    # names are unique
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO cron_jobs(job_id, name, schedule, principal,"
+                   " input, created_ms, updated_ms) VALUES ('j2', 'nightly',"
+                   " '*', 'alice', 'x', 1, 1)")
     assert db.execute("SELECT count(*) FROM cron_fires").fetchone()[0] == 2
+    # a job's fires go with it
+    db.execute("DELETE FROM cron_jobs WHERE job_id = 'j1'")
+    assert db.execute("SELECT count(*) FROM cron_fires").fetchone()[0] == 0
 
 
 def test_memory_fts_follows_the_table(journal_copy):
@@ -130,16 +188,20 @@ def test_memory_fts_follows_the_table(journal_copy):
             "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?"
             " ORDER BY rowid", (word,))]
 
-    db.execute("INSERT INTO memory_items(id, principal, text, created_ms)"
-               " VALUES (1, 'alice', 'the quick brown fox', 1)")
-    db.execute("INSERT INTO memory_items(id, principal, text, created_ms)"
-               " VALUES (2, 'alice', 'a lazy brown dog', 1)")
+    db.execute("INSERT INTO memory_items(seq, item_id, principal, text,"
+               " created_ms) VALUES (1, 'i1', 'alice', 'the quick brown fox',"
+               " 1)")
+    db.execute("INSERT INTO memory_items(seq, item_id, principal, text,"
+               " created_ms) VALUES (2, 'i2', 'alice', 'a lazy brown dog', 1)")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO memory_items(item_id, principal, text,"
+                   " created_ms) VALUES ('i1', 'bob', 'same id', 1)")
     assert search("brown") == [1, 2]
     assert search("fox") == [1]
-    db.execute("UPDATE memory_items SET text = 'a quick red fox' WHERE id = 1")
+    db.execute("UPDATE memory_items SET text = 'a quick red fox' WHERE seq = 1")
     assert search("brown") == [2]
     assert search("red") == [1]
-    db.execute("DELETE FROM memory_items WHERE id = 2")
+    db.execute("DELETE FROM memory_items WHERE seq = 2")
     assert search("dog") == []
     assert search("fox") == [1]
     db.execute("INSERT INTO memory_fts(memory_fts) VALUES ('integrity-check')")

@@ -12,7 +12,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from conftest import PY_GEN
 
 SERVICES = {"palyra.v1.GatewayService", "palyra.v1.ApprovalsService",
-            "palyra.v1.UsageService", "grpc.health.v1.Health",
+            "palyra.v1.UsageService", "palyra.v1.VaultService",
+            "palyra.v1.CronService", "palyra.v1.MemoryService",
+            "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection"}
 
@@ -112,6 +114,30 @@ def test_symbols_of_every_kind(channel):
     health = files_of(out[5])[0]
     watch = [m for m in health.service[0].method if m.name == "Watch"][0]
     assert watch.server_streaming and not watch.client_streaming
+
+
+def test_new_services_methods(channel):
+    """The vault, cron and memory services are described with every
+    method, so stock tools can call them."""
+    want = {
+        "palyra.v1.VaultService": {"PutSecret", "GetSecret", "DeleteSecret",
+                                   "ListSecrets"},
+        "palyra.v1.CronService": {"CreateJob", "UpdateJob", "DeleteJob",
+                                  "GetJob", "ListJobs", "RunJobNow",
+                                  "ListJobRuns"},
+        "palyra.v1.MemoryService": {"IngestMemory", "SearchMemory",
+                                    "GetMemoryItem", "ListMemoryItems",
+                                    "DeleteMemoryItem", "PurgeMemory"},
+    }
+    out, code = reflect(channel, "v1",
+                        [{"file_containing_symbol": s} for s in want])
+    assert code == grpc.StatusCode.OK
+    for r, (name, methods) in zip(out, want.items()):
+        f = files_of(r)[0]
+        assert f.name == "palyra/v1/gateway.proto"
+        svc = [s for s in f.service if f.package + "." + s.name == name]
+        assert len(svc) == 1, name
+        assert {m.name for m in svc[0].method} == methods
 
 
 def test_file_by_filename(channel):

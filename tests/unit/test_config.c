@@ -1143,13 +1143,16 @@ static const struct golden errors[] = {
 	    "provider \"p\" of type anthropic has no \"api-key\"" },
 	{ "provider \"p\" { type openai; api-key sk-123 }\n",
 	    "t.conf:1:37: invalid api-key \"sk-123\" (expected env:NAME, "
-	    "file:PATH or vault:NAME)" },
+	    "file:PATH, vault:NAME or vault:host/NAME)" },
 	{ "provider \"p\" { type openai; api-key env:1X }\n",
 	    "t.conf:1:37: invalid api-key \"env:1X\" (expected env:NAME, "
-	    "file:PATH or vault:NAME)" },
+	    "file:PATH, vault:NAME or vault:host/NAME)" },
+	{ "provider \"p\" { type openai; api-key vault:host/.x }\n",
+	    "t.conf:1:37: invalid api-key \"vault:host/.x\" (expected env:NAME, "
+	    "file:PATH, vault:NAME or vault:host/NAME)" },
 	{ "provider \"p\" { type openai; api-key file: }\n",
 	    "t.conf:1:37: invalid api-key \"file:\" (expected env:NAME, "
-	    "file:PATH or vault:NAME)" },
+	    "file:PATH, vault:NAME or vault:host/NAME)" },
 	{ "provider \"p\" { type openai; base-url ftp://x }\n",
 	    "t.conf:1:38: invalid URL \"ftp://x\" for \"base-url\" (expected "
 	    "http:// or https://)" },
@@ -1163,6 +1166,37 @@ static const struct golden errors[] = {
 	    "directory" },
 	{ "include \"/dev/null\"\n", "t.conf:1:9: include \"/dev/null\": not "
 	    "a regular file" },
+	/* memory block and memory-recall */
+	{ "tenant \"t\" { memory { embedder \"nope\" } }\n",
+	    "t.conf:1:32: unknown provider \"nope\"" },
+	{ "provider \"p\" { type openai-compatible; base-url \"http://x/v1\"; "
+	    "model \"m\" }\ntenant \"t\" { memory { embedder \"p\" } }\n",
+	    "t.conf:2:32: embedder \"p\" has no embedding-model" },
+	{ "tenant \"t\" { memory { default-ttl 4000d } }\n",
+	    "t.conf:1:35: value \"4000d\" out of range for \"default-ttl\" "
+	    "(0ms..3650d)" },
+	{ "tenant \"t\" { memory { max-items 0 } }\n",
+	    "t.conf:1:33: value \"0\" out of range for \"max-items\" "
+	    "(1..100000)" },
+	{ "tenant \"t\" { memory { embedder \"offline\" } memory { } }\n",
+	    "t.conf:1:44: duplicate \"memory\"" },
+	{ "tenant \"t\" { memory { workers 2 } }\n",
+	    "t.conf:1:23: \"workers\" is not allowed in a memory block" },
+	{ "tenant \"t\" { memory-recall top-k 5 min-score 0.2 }\n",
+	    "t.conf:1:14: \"memory-recall\" is not allowed in a tenant block" },
+	{ "tenant \"t\" { agent \"a\" { memory-recall top-k 21 min-score 0.2 } }"
+	    "\n", "t.conf:1:46: value \"21\" out of range for \"top-k\" (1..20)" },
+	{ "tenant \"t\" { agent \"a\" { memory-recall top-k 5 min-score 1.5 } }"
+	    "\n", "t.conf:1:58: value \"1.5\" out of range for \"min-score\" "
+	    "(0..1)" },
+	{ "tenant \"t\" { agent \"a\" { memory-recall top 5 min-score 0.2 } }\n",
+	    "t.conf:1:40: invalid value \"top\" for \"memory-recall\" (expected "
+	    "top-k)" },
+	{ "tenant \"t\" { agent \"a\" { memory-recall top-k 5 score 0.2 } }\n",
+	    "t.conf:1:48: invalid value \"score\" for \"memory-recall\" "
+	    "(expected min-score)" },
+	{ "tenant \"t\" { agent \"a\" { memory-recall top-k 5 } }\n",
+	    "t.conf:1:26: missing argument to \"memory-recall\"" },
 };
 
 static void
@@ -1630,6 +1664,56 @@ test_tools_budgets_fetch(void **state)
 	cfg_free(cfg);
 }
 
+/* The memory block and memory-recall: values, defaults, the dump. */
+static void
+test_memory(void **state)
+{
+	const struct cfg_tenant *tn;
+	struct cfg *cfg, *again;
+	char *text;
+
+	(void)state;
+	cfg = parse_ok(
+	    "provider \"emb\" { type openai-compatible; "
+	    "base-url \"http://127.0.0.1:9/v1\"; model \"m\"; "
+	    "embedding-model \"e1\" }\n"
+	    "tenant \"t\" {\n"
+	    "\tmemory { embedder \"emb\"; default-ttl 30d; max-items 500 }\n"
+	    "\tagent \"a\" { memory-recall top-k 5 min-score 0.2 }\n"
+	    "\tagent \"b\" { }\n"
+	    "}\n"
+	    "tenant \"u\" { memory { embedder offline } }\n"
+	    "tenant \"v\" { }\n");
+	tn = &cfg->tenants[0];
+	assert_true(tn->memory.set);
+	assert_string_equal(tn->memory.embedder, "emb");
+	assert_int_equal(tn->memory.default_ttl_ms, 30ULL * 86400 * 1000);
+	assert_int_equal(tn->memory.max_items, 500);
+	assert_int_equal(tn->agents[0].recall_top_k, 5);
+	assert_true(tn->agents[0].recall_min_score == 0.2);
+	assert_int_equal(tn->agents[1].recall_top_k, 0);
+	assert_string_equal(cfg->tenants[1].memory.embedder, "offline");
+	assert_int_equal(cfg->tenants[1].memory.default_ttl_ms, 0);
+	assert_false(cfg->tenants[2].memory.set);
+	assert_null(cfg->tenants[2].memory.embedder);
+	assert_round_trip(cfg);
+	text = dump_to_string(cfg);
+	assert_non_null(strstr(text, "\tmemory {\n\t\tembedder \"emb\"\n"));
+	assert_non_null(strstr(text,
+	    "\t\tmemory-recall top-k 5 min-score 0.2\n"));
+	again = parse_ok(text);
+	assert_string_equal(again->tenants[0].memory.embedder, "emb");
+	assert_int_equal(again->tenants[0].memory.default_ttl_ms,
+	    30ULL * 86400 * 1000);
+	assert_int_equal(again->tenants[0].memory.max_items, 500);
+	assert_int_equal(again->tenants[0].agents[0].recall_top_k, 5);
+	assert_true(again->tenants[0].agents[0].recall_min_score == 0.2);
+	assert_false(again->tenants[2].memory.set);
+	cfg_free(again);
+	free(text);
+	cfg_free(cfg);
+}
+
 static void
 test_round_trip_escapes(void **state)
 {
@@ -1729,6 +1813,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_includes),
 		cmocka_unit_test(test_tools_budgets_fetch),
+		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_round_trip_escapes),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_garbage),

@@ -16,6 +16,7 @@
 
 #include "ipc.h"
 #include "ipc.pb-c.h"
+#include "palyra/v1/gateway.pb-c.h"
 #include "log.h"
 
 static uint8_t buf[IPC_DATAGRAM_MAX];
@@ -433,6 +434,55 @@ test_chan_high_water(void **state)
 	close(sv[1]);
 }
 
+/*
+ * protobuf-c decodes field number 0 written as a two-byte tag (0x82 0x00)
+ * but packs it back as 0x02, which it then refuses: a client's RunStart
+ * holding one, carried in IPC_RUN_START, made the worker drop its channel
+ * to the front. ipc_encode() refuses such a message instead, at any depth
+ * (tests/fuzz/regress/ipc/).
+ */
+static void
+test_field_zero_not_reencoded(void **state)
+{
+	static const uint8_t client_start[] = { 0x12, 0x02, 'h', 'i',
+		0x82, 0x00, 0x01, 'x' };
+	Palyra__Ipc__RunStartRequest req = PALYRA__IPC__RUN_START_REQUEST__INIT;
+	Palyra__Ipc__Ready rd = PALYRA__IPC__READY__INIT;
+	Palyra__V1__RunStart *start;
+	struct ipc_msg m;
+	uint8_t dgram[IPC_HEADER_LEN + 8];
+	struct ipc_header h = { IPC_READY, 0, 9, 0 };
+	ssize_t n;
+
+	start = palyra__v1__run_start__unpack(NULL, sizeof(client_start),
+	    client_start);
+	assert_non_null(start);
+	req.principal = "p";
+	req.start = start;
+	assert_int_equal(ipc_encode(buf, sizeof(buf), IPC_RUN_START, 1,
+	    &req.base), -EINVAL);
+	palyra__v1__run_start__free_unpacked(start, NULL);
+
+	/* The same at the top level of a received datagram: decoded (the
+	 * field is unknown), refused when sent on. */
+	h.length = 5;
+	memcpy(dgram, &h, sizeof(h));
+	memcpy(dgram + IPC_HEADER_LEN, "\x08\x07\x82\x00\x00", 5);
+	assert_int_equal(ipc_decode(dgram, IPC_HEADER_LEN + 5, 0, &m), 0);
+	assert_int_equal(ipc_encode(buf, sizeof(buf), IPC_READY, 9, m.msg),
+	    -EINVAL);
+	ipc_msg_clear(&m);
+
+	/* Unknown fields with a real number still travel. */
+	memcpy(dgram + IPC_HEADER_LEN, "\x08\x07\xf8\x07\x01", 5);
+	assert_int_equal(ipc_decode(dgram, IPC_HEADER_LEN + 5, 0, &m), 0);
+	n = ipc_encode(buf, sizeof(buf), IPC_READY, 9, m.msg);
+	assert_int_equal(n, IPC_HEADER_LEN + 5);
+	ipc_msg_clear(&m);
+	rd.pid = 7;
+	assert_true(ipc_encode(buf, sizeof(buf), IPC_READY, 9, &rd.base) > 0);
+}
+
 int
 main(void)
 {
@@ -452,6 +502,7 @@ main(void)
 		cmocka_unit_test(test_chan_malformed),
 		cmocka_unit_test(test_empty_datagram_is_not_eof),
 		cmocka_unit_test(test_chan_high_water),
+		cmocka_unit_test(test_field_zero_not_reencoded),
 	};
 
 	log_init("test_ipc", NULL, 0, 1);

@@ -283,6 +283,50 @@ test_pattern(void **state)
 	check_fails("{\"pattern\":3}", ": \"pattern\" must be a string");
 }
 
+/*
+ * Repetitions that glibc's regcomp() expands into a huge tree are refused
+ * before it runs: "a?" and 99 '+' took over a gigabyte (found by
+ * tests/fuzz/fuzz_jsonschema.c, tests/fuzz/regress/jsonschema/), "^ht*"
+ * and 13 '+' over 10 s; x{1,9999} takes seconds. Ordinary bounded
+ * patterns still pass.
+ */
+static void
+test_pattern_expansion(void **state)
+{
+	char schema[256];
+	json_t *s;
+
+	(void)state;
+	snprintf(schema, sizeof(schema), "{\"pattern\":\"^a?%.99s\"}",
+	    "++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"
+	    "+++++++++++++++++++++++++++++++++++++");
+	s = load(schema);
+	assert_int_equal(jschema_check(s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too complex"));
+	json_decref(s);
+	check_fails("{\"pattern\":\"((a{99}){99}){99}\"}",
+	    ": invalid pattern \"((a{99}){99}){99}\": too complex (a "
+	    "repeated repetition, a count over 1000 or more than 10000 atoms "
+	    "once expanded)");
+	check_fails("{\"pattern\":\"x{1,65535}\"}",
+	    ": invalid pattern \"x{1,65535}\": too complex (a "
+	    "repeated repetition, a count over 1000 or more than 10000 atoms "
+	    "once expanded)");
+	valid("{\"pattern\":\"^[a-z0-9]{1,64}(\\\\.[a-z]{2,8}){0,4}$\"}",
+	    "\"example.co.uk\"");
+	check_fails("{\"pattern\":\"^ht*++\"}", ": invalid pattern "
+	    "\"^ht*++\": too complex (a repeated repetition, a count over "
+	    "1000 or more than 10000 atoms once expanded)");
+	check_fails("{\"pattern\":\"a{2}{3}\"}", ": invalid pattern "
+	    "\"a{2}{3}\": too complex (a repeated repetition, a count over "
+	    "1000 or more than 10000 atoms once expanded)");
+	valid("{\"pattern\":\"^[a-z0-9]{1,64}(\\\\.[a-z0-9]{1,63}){0,126}$\"}",
+	    "\"a.b\"");
+	valid("{\"pattern\":\"^([0-9]{3}-){2}[0-9]{4}$\"}",
+	    "\"555-123-4567\"");
+	valid("{\"pattern\":\"[[:alpha:]]+[]a{]*(b+)+\"}", "\"xb\"");
+}
+
 /* uniqueItems compares pairs: past 2048 items it refuses to. */
 static void
 test_unique_bound(void)
@@ -527,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_string_lengths_unicode),
 		cmocka_unit_test(test_pattern),
+		cmocka_unit_test(test_pattern_expansion),
 		cmocka_unit_test(test_arrays),
 		cmocka_unit_test(test_object_sizes),
 		cmocka_unit_test(test_combinators),

@@ -7,7 +7,9 @@
  *
  * tools.c runs in palyra-worker and is not part of the common library: it
  * is compiled into this test directly, with a stand-in for the schema of
- * http.fetch (worker/fetch.c). Runs are plain structs built here.
+ * http.fetch (worker/fetch.c), the memory tools' real schemas (memory.h)
+ * and stand-ins for the asynchronous starts (never called here). Runs
+ * are plain structs built here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +26,44 @@
 const char wrk_fetch_schema[] = "{\"type\":\"object\",\"properties\":{"
     "\"url\":{\"type\":\"string\"}},\"required\":[\"url\"],"
     "\"additionalProperties\":false}";
+const char wrk_memory_search_schema[] = WRK_MEMORY_SEARCH_SCHEMA;
+const char wrk_memory_ingest_schema[] = WRK_MEMORY_INGEST_SCHEMA;
+
+int
+wrk_fetch_start(struct wrk_run *run, const json_t *args, wrk_fetch_fn done,
+    void *arg)
+{
+	(void)run; (void)args; (void)done; (void)arg;
+	return -ENOSYS;
+}
+
+void
+wrk_fetch_cancel(struct wrk_run *run)
+{
+	(void)run;
+}
+
+int
+wrk_memory_tool_search(struct wrk_run *run, const json_t *args,
+    wrk_memory_tool_fn done, void *arg)
+{
+	(void)run; (void)args; (void)done; (void)arg;
+	return -ENOSYS;
+}
+
+int
+wrk_memory_tool_ingest(struct wrk_run *run, const json_t *args,
+    wrk_memory_tool_fn done, void *arg)
+{
+	(void)run; (void)args; (void)done; (void)arg;
+	return -ENOSYS;
+}
+
+void
+wrk_memory_tool_cancel(struct wrk_run *run)
+{
+	(void)run;
+}
 
 /* Runs a tool; returns the result, and its error flag in *is_error. */
 static char *
@@ -306,6 +346,9 @@ test_policy(void **state)
 	assert_int_equal(policy(run, "time.now"), WRK_TOOL_ALLOW);
 	assert_int_equal(policy(run, "time_now"), WRK_TOOL_ALLOW);
 	assert_int_equal(policy(run, "http.fetch"), WRK_TOOL_ASK);
+	/* memory.search reads, memory.ingest stores: it asks. */
+	assert_int_equal(policy(run, "memory.search"), WRK_TOOL_ALLOW);
+	assert_int_equal(policy(run, "memory_ingest"), WRK_TOOL_ASK);
 	assert_int_equal(policy(run, "shell.run"), WRK_TOOL_ALLOW);
 	assert_int_equal(policy(run, "shell_run"), WRK_TOOL_ALLOW);
 	assert_int_equal((int)policy(run, "rm"), -1);
@@ -473,7 +516,7 @@ test_declarations(void **state)
 	decl = json_loads(text, 0, &jerr);
 	assert_non_null(decl);
 	assert_true(json_is_array(decl));
-	assert_int_equal(json_array_size(decl), 3);
+	assert_int_equal(json_array_size(decl), 5);
 	for (i = 0; i < json_array_size(decl); i++) {
 		assert_string_equal(json_string_value(json_object_get(
 		    json_array_get(decl, i), "type")), "function");
@@ -494,7 +537,7 @@ test_declarations(void **state)
 	run = run_make(deny_time, 1, NULL, 0, &st, why, sizeof(why));
 	decl = json_loads(wrk_tools_declarations(run), 0, &jerr);
 	assert_non_null(decl);
-	assert_int_equal(json_array_size(decl), 1);
+	assert_int_equal(json_array_size(decl), 3);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    json_array_get(decl, 0), "function"), "name")), "http.fetch");
 	json_decref(decl);

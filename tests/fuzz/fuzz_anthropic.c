@@ -1,0 +1,17 @@
+/*
+ * fuzz_anthropic.c: libFuzzer target for the Anthropic Messages response
+ * stream of palyra-worker (worker/anthropic.c, worker/proto.c) behind the SSE
+ * parser, and for its error bodies: see provider_stream.h.
+ * Runs in the fuzzer only; touches nothing but memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "../../worker/anthropic.c"
+#include "../../worker/proto.c"
+
+#define FUZZ_PROTO wrk_anthropic_proto
+#include "provider_stream.h"
