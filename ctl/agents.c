@@ -243,19 +243,12 @@ list(const struct ctl_ctx *ctx, const char *token)
 {
 	Palyra__V1__ListAgentsRequest req = PALYRA__V1__LIST_AGENTS_REQUEST__INIT;
 	Palyra__V1__ListAgentsResponse *resp;
-	struct ctl_unary_reply reply;
 	size_t i;
 
-	if (ctl_unary(ctx, "agent list", GATEWAY "ListAgents", token, &req.base,
-		&reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "agent list", GATEWAY "ListAgents",
+	    token, &req.base,
+	    &palyra__v1__list_agents_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__list_agents_response__unpack(
-	    NULL, reply.len, reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: agent list: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	for (i = 0; i < resp->n_agents; i++)
 		print_agent(ctx, resp->agents[i], 0);
 	palyra__v1__list_agents_response__free_unpacked(resp, NULL);
@@ -275,7 +268,6 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 	Palyra__V1__Agent agent = PALYRA__V1__AGENT__INIT, *a;
 	const ProtobufCMessage *req = &get.base;
 	const char *method = GATEWAY "GetAgent", *what = "agent show";
-	struct ctl_unary_reply reply;
 
 	if (strcmp(o->command, "create") == 0) {
 		agent.name = (char *)o->name;
@@ -314,14 +306,9 @@ one_agent(const struct ctl_ctx *ctx, const struct agent_opts *o,
 		what = "agent update";
 	} else
 		get.name = (char *)o->name;
-	if (ctl_unary(ctx, what, method, token, req, &reply) < 0)
+	if ((a = ctl_unary_msg(ctx, what, method, token, req,
+	    &palyra__v1__agent__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	a = palyra__v1__agent__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (a == NULL) {
-		fprintf(stderr, "palyractl: %s: undecodable reply\n", what);
-		return CTL_EXIT_FAIL;
-	}
 	print_agent(ctx, a, 1);
 	palyra__v1__agent__free_unpacked(a, NULL);
 	return CTL_EXIT_OK;

@@ -214,8 +214,7 @@ approvals_parse(
     struct ctl_ctx *ctx, int argc, char **argv, struct approvals_opts *o)
 {
 	static const struct option opts[] = {
-	    {"tenant", required_argument, NULL, 't'},
-	    {"token", required_argument, NULL, 'T'},
+	    CTL_TENANT_OPTIONS,
 	    {"state", required_argument, NULL, 's'},
 	    {"run", required_argument, NULL, 'r'},
 	    {"scope", required_argument, NULL, 'S'},
@@ -224,15 +223,10 @@ approvals_parse(
 	    {"all", no_argument, NULL, 'a'},
 	    {"output", required_argument, NULL, 'o'},
 	    {"since", required_argument, NULL, 'n'},
-	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
 	/* Which options each command takes, by their letters. */
-	static const struct {
-		const char *name;
-		const char *options;
-		int nargs;
-	} commands[] = {
+	static const struct ctl_subcommand commands[] = {
 	    {"list", "tTsrj", 0},
 	    {"show", "tTj", 1},
 	    {"decide", "tTSLRj", 2},
@@ -241,10 +235,11 @@ approvals_parse(
 	    {"export", "tTon", 0},
 	    {"verify-export", "j", 1},
 	};
-	const char *allowed = NULL;
+	struct ctl_subparse p = {
+	    .group = "approvals", .shortopts = "o:", .opts = opts};
 	long long ttl;
 	size_t i;
-	int ch, nargs = 0;
+	int ch, nargs;
 
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
@@ -252,27 +247,14 @@ approvals_parse(
 		    "approvals needs list, show, decide, "
 		    "grants, revoke, export or verify-export");
 	o->command = argv[1];
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(o->command, commands[i].name) == 0) {
-			allowed = commands[i].options;
-			nargs = commands[i].nargs;
-		}
-	if (allowed == NULL)
+	if (ctl_subparse_begin(&p, commands,
+		sizeof(commands) / sizeof(commands[0]), o->command) == NULL)
 		return approvals_usage("unknown approvals command");
-	optind = 0;
-	while ((ch = getopt_long(argc - 1, argv + 1, "o:", opts, NULL)) != -1) {
-		if (ch == '?' || ch == ':')
-			return approvals_usage("bad option");
-		if (strchr(allowed, ch) == NULL)
-			return approvals_usage("that option does not go with "
-					       "this approvals command");
+	nargs = p.sub->nargs;
+	while ((ch = ctl_subparse_next(ctx, &p, argc, argv)) != -1) {
 		switch (ch) {
-		case 't':
-			o->tenant = optarg;
-			break;
-		case 'T':
-			o->token = optarg;
-			break;
+		case 0:
+			return approvals_usage(p.why);
 		case 's':
 			if ((o->state = state_value(optarg)) < 0)
 				return approvals_usage(
@@ -329,11 +311,10 @@ approvals_parse(
 				    "(2026-12-01) or a UTC time "
 				    "(2026-12-01T08:00:00Z)");
 			break;
-		case 'j':
-			ctx->json = 1;
-			break;
 		}
 	}
+	o->tenant = p.tenant;
+	o->token = p.token;
 	if (argc - 1 - optind != nargs)
 		return approvals_usage(
 		    nargs == 0 ? "too many arguments"
@@ -539,7 +520,6 @@ one_approval(const struct ctl_ctx *ctx, const struct approvals_opts *o,
 	    PALYRA__V1__DECIDE_APPROVAL_REQUEST__INIT;
 	Palyra__V1__ApprovalDecision d = PALYRA__V1__APPROVAL_DECISION__INIT;
 	Palyra__V1__Approval *a;
-	struct ctl_unary_reply reply;
 	const ProtobufCMessage *req = &get.base;
 	const char *what = "approvals show";
 	const char *method = APPROVALS "GetApproval";
@@ -565,14 +545,9 @@ one_approval(const struct ctl_ctx *ctx, const struct approvals_opts *o,
 		method = APPROVALS "DecideApproval";
 	} else
 		get.approval_id = (char *)o->args[0];
-	if (ctl_unary(ctx, what, method, token, req, &reply) < 0)
+	if ((a = ctl_unary_msg(ctx, what, method, token, req,
+		 &palyra__v1__approval__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	a = palyra__v1__approval__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (a == NULL) {
-		fprintf(stderr, "palyractl: %s: undecodable reply\n", what);
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		print_json(approval_json(a));
 	else if (strcmp(o->command, "decide") == 0) {
@@ -626,23 +601,15 @@ cmd_grants(const struct ctl_ctx *ctx, const struct approvals_opts *o,
 	    "EXPIRES",
 	    "APPROVAL",
 	};
-	struct ctl_unary_reply reply;
 	struct ctl_table *table = NULL;
 	size_t i;
 	int rc = CTL_EXIT_OK;
 
 	req.include_expired = o->all;
-	if (ctl_unary(ctx, "approvals grants", APPROVALS "ListGrants", token,
-		&req.base, &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "approvals grants",
+		 APPROVALS "ListGrants", token, &req.base,
+		 &palyra__v1__list_grants_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__list_grants_response__unpack(
-	    NULL, reply.len, reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: approvals grants: undecodable "
-				"reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (!ctx->json &&
 	    (table = ctl_table_new(9, "lllllllll", header)) == NULL)
 		rc = CTL_EXIT_FAIL;

@@ -75,23 +75,6 @@ cron_usage(const char *why)
 	return CTL_EXIT_USAGE;
 }
 
-static int
-parse_uint(const char *s, unsigned long min, unsigned long max,
-    uint32_t *out)
-{
-	unsigned long	 v;
-	char		*end;
-
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 /* Printable, without white space at either end, 1 to max bytes. */
 static int
 valid_text(const char *s, size_t max)
@@ -110,8 +93,7 @@ static int
 cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 {
 	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "token", required_argument, NULL, 'T' },
+		CTL_TENANT_OPTIONS,
 		{ "schedule", required_argument, NULL, 's' },
 		{ "agent", required_argument, NULL, 'a' },
 		{ "tz", required_argument, NULL, 'z' },
@@ -125,26 +107,23 @@ cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 		{ "file", required_argument, NULL, 'f' },
 		{ "follow", no_argument, NULL, 'F' },
 		{ "limit", required_argument, NULL, 'l' },
-		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct {
-		const char	*name;
-		const char	*options;
-	} commands[] = {
-		{ "add", "tTsazmcoJukdfj" },
-		{ "list", "tTj" },
-		{ "show", "tTj" },
-		{ "rm", "tTj" },
-		{ "run", "tTFj" },
-		{ "runs", "tTlj" },
-		{ "enable", "tTj" },
-		{ "disable", "tTj" },
+	/* add takes one operand less with --file. */
+	static const struct ctl_subcommand commands[] = {
+		{ "add", "tTsazmcoJukdfj", 2 },
+		{ "list", "tTj", 0 },
+		{ "show", "tTj", 1 },
+		{ "rm", "tTj", 1 },
+		{ "run", "tTFj", 1 },
+		{ "runs", "tTlj", 1 },
+		{ "enable", "tTj", 1 },
+		{ "disable", "tTj", 1 },
 	};
-	const char	*allowed = NULL;
-	long long	 d;
-	size_t		 i;
-	int		 ch, left, nargs;
+	struct ctl_subparse	 p = { .group = "cron", .shortopts = "",
+	    .opts = opts };
+	long long		 d;
+	int			 ch, left, nargs;
 
 	memset(o, 0, sizeof(*o));
 	o->limit = 20;
@@ -152,25 +131,13 @@ cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 		return cron_usage("cron needs add, list, show, rm, run, runs, "
 		    "enable or disable");
 	o->command = argv[1];
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(o->command, commands[i].name) == 0)
-			allowed = commands[i].options;
-	if (allowed == NULL)
+	if (ctl_subparse_begin(&p, commands, sizeof(commands) /
+	    sizeof(commands[0]), o->command) == NULL)
 		return cron_usage("unknown cron command");
-	optind = 0;
-	while ((ch = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		if (ch == '?' || ch == ':')
-			return cron_usage("bad option");
-		if (strchr(allowed, ch) == NULL)
-			return cron_usage("that option does not go with this "
-			    "cron command");
+	while ((ch = ctl_subparse_next(ctx, &p, argc, argv)) != -1) {
 		switch (ch) {
-		case 't':
-			o->tenant = optarg;
-			break;
-		case 'T':
-			o->token = optarg;
-			break;
+		case 0:
+			return cron_usage(p.why);
 		case 's':
 			if (!valid_text(optarg, SCHEDULE_MAX))
 				return cron_usage("--schedule takes a schedule "
@@ -206,7 +173,8 @@ cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 				    "or once");
 			break;
 		case 'c':
-			if (parse_uint(optarg, 1, 100, &o->catch_up_max) < 0)
+			if (ctl_parse_uint(optarg, 1, 100,
+			    &o->catch_up_max) < 0)
 				return cron_usage("--catch-up-max is 1 to 100");
 			break;
 		case 'o':
@@ -249,17 +217,15 @@ cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 			o->follow = 1;
 			break;
 		case 'l':
-			if (parse_uint(optarg, 1, 1000, &o->limit) < 0)
+			if (ctl_parse_uint(optarg, 1, 1000, &o->limit) < 0)
 				return cron_usage("--limit is 1 to 1000");
-			break;
-		case 'j':
-			ctx->json = 1;
 			break;
 		}
 	}
+	o->tenant = p.tenant;
+	o->token = p.token;
 	left = argc - 1 - optind;
-	nargs = strcmp(o->command, "list") == 0 ? 0 :
-	    strcmp(o->command, "add") == 0 && o->file == NULL ? 2 : 1;
+	nargs = p.sub->nargs - (o->file != NULL ? 1 : 0);
 	if (left != nargs)
 		return cron_usage(nargs == 0 ? "cron list takes no arguments" :
 		    strcmp(o->command, "add") == 0 ? "cron add needs a name "
@@ -371,18 +337,15 @@ print_job(const Palyra__V1__CronJob *j)
 
 /* One job: from CreateJob, GetJob or UpdateJob. */
 static int
-job_reply(const struct ctl_ctx *ctx, const char *what,
-    struct ctl_unary_reply *reply, int full)
+job_call(const struct ctl_ctx *ctx, const char *what, const char *method,
+    const char *token, const ProtobufCMessage *req, int full)
 {
 	Palyra__V1__CronJob	*j;
 	char			 t[32];
 
-	j = palyra__v1__cron_job__unpack(NULL, reply->len, reply->data);
-	free(reply->data);
-	if (j == NULL) {
-		fprintf(stderr, "palyractl: %s: undecodable reply\n", what);
+	if ((j = ctl_unary_msg(ctx, what, method, token, req,
+	    &palyra__v1__cron_job__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&j->base);
 	else if (full)
@@ -406,9 +369,9 @@ cmd_add(const struct ctl_ctx *ctx, const struct cron_opts *o,
 	Palyra__V1__CreateJobRequest	 req =
 	    PALYRA__V1__CREATE_JOB_REQUEST__INIT;
 	Palyra__V1__CronJob		 job = PALYRA__V1__CRON_JOB__INIT;
-	struct ctl_unary_reply		 reply;
 	char				*input = NULL;
 	size_t				 len;
+	int				 rc;
 
 	if (o->file != NULL) {
 		if (ctl_read_input("cron add", o->file, TEXT_MAX_LEN, &input,
@@ -438,13 +401,9 @@ cmd_add(const struct ctl_ctx *ctx, const struct cron_opts *o,
 		job.session_key = (char *)o->session_key;
 	req.job = &job;
 	req.disabled = o->disabled;
-	if (ctl_unary(ctx, "cron add", CRON "CreateJob", token, &req.base,
-	    &reply) < 0) {
-		free(input);
-		return CTL_EXIT_FAIL;
-	}
+	rc = job_call(ctx, "cron add", CRON "CreateJob", token, &req.base, 0);
 	free(input);
-	return job_reply(ctx, "cron add", &reply, 0);
+	return rc;
 }
 
 static int
@@ -452,13 +411,9 @@ cmd_show(const struct ctl_ctx *ctx, const struct cron_opts *o,
     const char *token)
 {
 	Palyra__V1__GetJobRequest	 req = PALYRA__V1__GET_JOB_REQUEST__INIT;
-	struct ctl_unary_reply		 reply;
 
 	req.job_id = (char *)o->job;
-	if (ctl_unary(ctx, "cron show", CRON "GetJob", token, &req.base,
-	    &reply) < 0)
-		return CTL_EXIT_FAIL;
-	return job_reply(ctx, "cron show", &reply, 1);
+	return job_call(ctx, "cron show", CRON "GetJob", token, &req.base, 1);
 }
 
 static int
@@ -468,7 +423,6 @@ cmd_enable(const struct ctl_ctx *ctx, const struct cron_opts *o,
 	Palyra__V1__UpdateJobRequest	 req =
 	    PALYRA__V1__UPDATE_JOB_REQUEST__INIT;
 	Palyra__V1__CronJob		 job = PALYRA__V1__CRON_JOB__INIT;
-	struct ctl_unary_reply		 reply;
 	char				*fields[] = { "enabled" };
 	char				 what[32];
 
@@ -478,10 +432,22 @@ cmd_enable(const struct ctl_ctx *ctx, const struct cron_opts *o,
 	req.job = &job;
 	req.fields = fields;
 	req.n_fields = 1;
-	if (ctl_unary(ctx, what, CRON "UpdateJob", token, &req.base,
-	    &reply) < 0)
-		return CTL_EXIT_FAIL;
-	return job_reply(ctx, what, &reply, 0);
+	return job_call(ctx, what, CRON "UpdateJob", token, &req.base, 0);
+}
+
+static int
+job_row(struct ctl_table *t, const ProtobufCMessage *msg)
+{
+	const Palyra__V1__CronJob *j = (const Palyra__V1__CronJob *)msg;
+	char		 nt[32], lt[32];
+	const char	*row[] = { j->name, j->job_id, j->schedule,
+	    j->timezone[0] != '\0' ? j->timezone : "-",
+	    j->enabled ? "yes" : "no",
+	    ctl_time_string(j->next_fire_unix_ms, nt, sizeof(nt)),
+	    ctl_time_string(j->last_fire_unix_ms, lt, sizeof(lt)),
+	    j->agent[0] != '\0' ? j->agent : "-" };
+
+	return ctl_table_add(t, row);
 }
 
 static int
@@ -492,80 +458,27 @@ cmd_list(const struct ctl_ctx *ctx, const char *token)
 		"AGENT",
 	};
 	Palyra__V1__ListJobsRequest	 req = PALYRA__V1__LIST_JOBS_REQUEST__INIT;
-	Palyra__V1__ListJobsResponse	*resp;
-	const Palyra__V1__CronJob	*j;
-	struct ctl_unary_reply		 reply;
-	struct ctl_table		*t;
-	json_t				*jobs = NULL, *v;
-	char				*next = NULL, nt[32], lt[32];
-	size_t				 i, total = 0;
-	int				 pages = 0, bad, rc = CTL_EXIT_FAIL;
+	struct ctl_listing		 l = {
+		.what = "cron list", .method = CRON "ListJobs",
+		.reply = &palyra__v1__list_jobs_response__descriptor,
+		.field = "jobs", .all = 1, .ncols = 8, .align = "llllllll",
+		.header = header, .row = job_row,
+	};
+	int				 rc = CTL_EXIT_FAIL;
 
-	if ((t = ctl_table_new(8, "llllllll", header)) == NULL ||
-	    (jobs = json_array()) == NULL) {
-		fprintf(stderr, "palyractl: cron list: out of memory\n");
-		goto out;
-	}
 	req.page_size = 1000;
-	do {
-		req.page_token = next != NULL ? next : "";
-		if (ctl_unary(ctx, "cron list", CRON "ListJobs", token,
-		    &req.base, &reply) < 0)
-			goto out;
-		resp = palyra__v1__list_jobs_response__unpack(NULL, reply.len,
-		    reply.data);
-		free(reply.data);
-		free(next);
-		next = NULL;
-		if (resp == NULL) {
-			fprintf(stderr, "palyractl: cron list: undecodable "
-			    "reply\n");
-			goto out;
-		}
-		for (i = 0, bad = 0; !bad && i < resp->n_jobs; i++) {
-			j = resp->jobs[i];
-			if (ctx->json) {
-				bad = (v = ctl_pb_json(&j->base)) == NULL ||
-				    json_array_append_new(jobs, v) < 0;
-				continue;
-			}
-			{
-				const char *row[] = { j->name, j->job_id,
-				    j->schedule, j->timezone[0] != '\0' ?
-				    j->timezone : "-", j->enabled ? "yes" :
-				    "no", ctl_time_string(j->next_fire_unix_ms,
-				    nt, sizeof(nt)),
-				    ctl_time_string(j->last_fire_unix_ms, lt,
-				    sizeof(lt)), j->agent[0] != '\0' ?
-				    j->agent : "-" };
-
-				bad = ctl_table_add(t, row) < 0;
-			}
-		}
-		total += resp->n_jobs;
-		if (!bad && resp->next_page_token[0] != '\0' &&
-		    (next = strdup(resp->next_page_token)) == NULL)
-			bad = 1;
-		palyra__v1__list_jobs_response__free_unpacked(resp, NULL);
-		if (bad) {
-			fprintf(stderr, "palyractl: cron list: out of "
-			    "memory\n");
-			goto out;
-		}
-		/* A server that hands out pages forever is not followed. */
-	} while (next != NULL && ++pages < 10000);
+	if (ctl_list(ctx, token, &req.base, &l) < 0)
+		goto out;
 	if (ctx->json)
-		ctl_print_json(json_pack("{s:O, s:s}", "jobs", jobs,
+		ctl_print_json(json_pack("{s:O, s:s}", "jobs", l.items,
 		    "next_page_token", ""));
 	else {
-		ctl_table_print(t, stdout);
-		printf("%zu job%s\n", total, total == 1 ? "" : "s");
+		ctl_table_print(l.table, stdout);
+		printf("%zu job%s\n", l.total, l.total == 1 ? "" : "s");
 	}
 	rc = CTL_EXIT_OK;
 out:
-	free(next);
-	json_decref(jobs);
-	ctl_table_free(t);
+	ctl_listing_free(&l);
 	return rc;
 }
 
@@ -582,13 +495,7 @@ cmd_rm(const struct ctl_ctx *ctx, const struct cron_opts *o,
 	    &reply) < 0)
 		return CTL_EXIT_FAIL;
 	free(reply.data);
-	if (ctx->json)
-		ctl_print_json(json_pack("{s:s, s:b}", "job", o->job,
-		    "deleted", 1));
-	else {
-		ctl_print_clean(stdout, o->job);
-		printf(" deleted\n");
-	}
+	ctl_print_deleted(ctx, "job", o->job);
 	return CTL_EXIT_OK;
 }
 
@@ -613,20 +520,11 @@ list_fires(const struct ctl_ctx *ctx, const char *job, uint32_t limit,
 {
 	Palyra__V1__ListJobRunsRequest	 req =
 	    PALYRA__V1__LIST_JOB_RUNS_REQUEST__INIT;
-	Palyra__V1__ListJobRunsResponse	*resp;
-	struct ctl_unary_reply		 reply;
 
 	req.job_id = (char *)job;
 	req.page_size = limit;
-	if (ctl_unary(ctx, "cron runs", CRON "ListJobRuns", token, &req.base,
-	    &reply) < 0)
-		return NULL;
-	resp = palyra__v1__list_job_runs_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL)
-		fprintf(stderr, "palyractl: cron runs: undecodable reply\n");
-	return resp;
+	return ctl_unary_msg(ctx, "cron runs", CRON "ListJobRuns", token,
+	    &req.base, &palyra__v1__list_job_runs_response__descriptor);
 }
 
 static int
@@ -769,20 +667,13 @@ cmd_run(const struct ctl_ctx *ctx, const struct cron_opts *o,
 	Palyra__V1__RunJobNowRequest	 req =
 	    PALYRA__V1__RUN_JOB_NOW_REQUEST__INIT;
 	Palyra__V1__CronFire		*f;
-	struct ctl_unary_reply		 reply;
 	char				 when[32], st[32];
 	int				 rc = CTL_EXIT_OK;
 
 	req.job_id = (char *)o->job;
-	if (ctl_unary(ctx, "cron run", CRON "RunJobNow", token, &req.base,
-	    &reply) < 0)
+	if ((f = ctl_unary_msg(ctx, "cron run", CRON "RunJobNow", token,
+	    &req.base, &palyra__v1__cron_fire__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	f = palyra__v1__cron_fire__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (f == NULL) {
-		fprintf(stderr, "palyractl: cron run: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&f->base);
 	else {

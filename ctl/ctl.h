@@ -27,6 +27,8 @@
  *   prompt.c the approval prompt of run on a terminal
  *   config.c the config check command (runs palyrad -n)
  *   completion.c the bash completion script, from the command table
+ *   common_cmd.c what the tenant commands share: subcommand options,
+ *            decoded unary calls, listings page by page
  */
 #ifndef PALYRA_CTL_H
 #define PALYRA_CTL_H
@@ -366,6 +368,83 @@ void		 ctl_progress_end(struct ctl_progress *);
  */
 int		 ctl_prompt_approval(const char *tool, const char *arguments,
 		    int *decision, int *scope, uint64_t *ttl_ms);
+
+/*
+ * common_cmd.c: the options of "GROUP SUBCOMMAND [options] operands".
+ * CTL_TENANT_OPTIONS go in its option table; the subcommands are a
+ * table of names, the letters of the options each takes and how many
+ * operands. begin finds the subcommand (NULL: unknown) and readies
+ * getopt; next returns the letter of the next option (--tenant, --token
+ * and --json are kept in p and ctx->json instead), -1 after the last, or
+ * 0 with the complaint in p->why (a bad option, or one that does not go
+ * with this subcommand). optind then counts from argv + 1.
+ */
+#define CTL_TENANT_OPTIONS \
+	{ "tenant", required_argument, NULL, 't' }, \
+	{ "token", required_argument, NULL, 'T' }, \
+	{ "json", no_argument, NULL, 'j' }
+struct option;
+struct ctl_subcommand {
+	const char	*name;
+	const char	*options;	/* letters */
+	int		 nargs;
+};
+struct ctl_subparse {
+	const char			*group;	/* "memory" */
+	const char			*shortopts;
+	const struct option		*opts;
+	const struct ctl_subcommand	*sub;
+	const char			*tenant;
+	const char			*token;
+	char				 why[96];
+};
+const struct ctl_subcommand *ctl_subparse_begin(struct ctl_subparse *,
+		    const struct ctl_subcommand *, size_t n, const char *name);
+int		 ctl_subparse_next(struct ctl_ctx *, struct ctl_subparse *,
+		    int argc, char **argv);
+/* A decimal number from min to max into *out: 0, or -1. */
+int		 ctl_parse_uint(const char *, unsigned long min,
+		    unsigned long max, uint32_t *out);
+/*
+ * common_cmd.c: ctl_unary with its reply decoded as desc (free it with
+ * protobuf_c_message_free_unpacked), or NULL after a message on stderr
+ * naming what.
+ */
+void		*ctl_unary_msg(const struct ctl_ctx *, const char *what,
+		    const char *method, const char *bearer,
+		    const ProtobufCMessage *req,
+		    const ProtobufCMessageDescriptor *desc);
+/* {"KEY":"VALUE","deleted":true} with --json, else "VALUE deleted". */
+void		 ctl_print_deleted(const struct ctl_ctx *, const char *key,
+		    const char *value);
+/*
+ * common_cmd.c: a listing page by page: method with req (its page_token
+ * set from the reply's next_page_token), each reply of type reply, its
+ * repeated message field called field appended to items (--json) or
+ * handed to row for table (made of ncols, align, header). Without all,
+ * the first page alone. Returns 0 with total and next (the page token
+ * left, or NULL), or -1 after a message on stderr naming what. Free it
+ * with ctl_listing_free.
+ */
+struct ctl_listing {
+	const char			*what;
+	const char			*method;
+	const ProtobufCMessageDescriptor *reply;
+	const char			*field;
+	int				 all;
+	size_t				 ncols;
+	const char			*align;
+	const char *const		*header;
+	int				(*row)(struct ctl_table *,
+					    const ProtobufCMessage *);
+	struct ctl_table		*table;
+	struct json_t			*items;
+	size_t				 total;
+	char				*next;
+};
+int		 ctl_list(const struct ctl_ctx *, const char *bearer,
+		    ProtobufCMessage *req, struct ctl_listing *);
+void		 ctl_listing_free(struct ctl_listing *);
 
 /* config.c: config check [-v] [-f file] (palyrad -n). */
 int		 ctl_cmd_config(struct ctl_ctx *, int argc, char **argv);

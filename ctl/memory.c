@@ -85,29 +85,11 @@ valid_tag(const char *s)
 }
 
 static int
-parse_uint(const char *s, unsigned long min, unsigned long max,
-    uint32_t *out)
-{
-	unsigned long	 v;
-	char		*end;
-
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int
 memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
     struct memory_opts *o)
 {
 	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "token", required_argument, NULL, 'T' },
+		CTL_TENANT_OPTIONS,
 		{ "session", required_argument, NULL, 's' },
 		{ "tag", required_argument, NULL, 'g' },
 		{ "source", required_argument, NULL, 'S' },
@@ -120,14 +102,9 @@ memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
 		{ "all", no_argument, NULL, 'a' },
 		{ "expired", no_argument, NULL, 'e' },
 		{ "yes", no_argument, NULL, 'y' },
-		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct {
-		const char	*name;
-		const char	*options;
-		int		 nargs;
-	} commands[] = {
+	static const struct ctl_subcommand commands[] = {
 		{ "add", "tTsgSLpfj", 1 },
 		{ "search", "tTkmsgpj", 1 },
 		{ "list", "tTpsgPaj", 0 },
@@ -135,38 +112,25 @@ memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
 		{ "rm", "tTj", 1 },
 		{ "purge", "tTpsgeyj", 0 },
 	};
-	const char	*allowed = NULL;
-	long long	 ttl;
-	size_t		 i;
-	char		*end;
-	int		 ch, nargs = 0, left;
+	struct ctl_subparse	 p = { .group = "memory", .shortopts = "",
+	    .opts = opts };
+	long long		 ttl;
+	char			*end;
+	int			 ch, nargs, left;
 
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
 		return memory_usage("memory needs add, search, list, show, rm "
 		    "or purge");
 	o->command = argv[1];
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(o->command, commands[i].name) == 0) {
-			allowed = commands[i].options;
-			nargs = commands[i].nargs;
-		}
-	if (allowed == NULL)
+	if (ctl_subparse_begin(&p, commands, sizeof(commands) /
+	    sizeof(commands[0]), o->command) == NULL)
 		return memory_usage("unknown memory command");
-	optind = 0;
-	while ((ch = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		if (ch == '?' || ch == ':')
-			return memory_usage("bad option");
-		if (strchr(allowed, ch) == NULL)
-			return memory_usage("that option does not go with this "
-			    "memory command");
+	nargs = p.sub->nargs;
+	while ((ch = ctl_subparse_next(ctx, &p, argc, argv)) != -1) {
 		switch (ch) {
-		case 't':
-			o->tenant = optarg;
-			break;
-		case 'T':
-			o->token = optarg;
-			break;
+		case 0:
+			return memory_usage(p.why);
 		case 's':
 			if (optarg[0] == '\0' || strlen(optarg) > ID_MAX)
 				return memory_usage("bad session id");
@@ -214,7 +178,7 @@ memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
 			o->file = optarg;
 			break;
 		case 'k':
-			if (parse_uint(optarg, 1, 100, &o->top_k) < 0)
+			if (ctl_parse_uint(optarg, 1, 100, &o->top_k) < 0)
 				return memory_usage("--top-k is 1 to 100");
 			break;
 		case 'm':
@@ -226,7 +190,7 @@ memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
 				    "from 0 to 1");
 			break;
 		case 'P':
-			if (parse_uint(optarg, 1, 1000, &o->page_size) < 0)
+			if (ctl_parse_uint(optarg, 1, 1000, &o->page_size) < 0)
 				return memory_usage("--page-size is 1 to 1000");
 			break;
 		case 'a':
@@ -238,11 +202,10 @@ memory_parse(struct ctl_ctx *ctx, int argc, char **argv,
 		case 'y':
 			o->yes = 1;
 			break;
-		case 'j':
-			ctx->json = 1;
-			break;
 		}
 	}
+	o->tenant = p.tenant;
+	o->token = p.token;
 	left = argc - 1 - optind;
 	if (strcmp(o->command, "add") == 0) {
 		if (o->file != NULL ? left != 0 : left != 1)
@@ -344,8 +307,9 @@ print_item(const Palyra__V1__MemoryItem *m)
 }
 
 static int
-item_row(struct ctl_table *t, const Palyra__V1__MemoryItem *m)
+item_row(struct ctl_table *t, const ProtobufCMessage *msg)
 {
+	const Palyra__V1__MemoryItem *m = (const Palyra__V1__MemoryItem *)msg;
 	char	 created[32], expires[32], text[SHORT_TEXT + 8];
 	char	 tags[TAGS_MAX * (TAG_MAX + 1) + 1];
 	const char *row[] = {
@@ -370,7 +334,6 @@ cmd_add(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	Palyra__V1__IngestMemoryRequest	 req =
 	    PALYRA__V1__INGEST_MEMORY_REQUEST__INIT;
 	Palyra__V1__MemoryItem		*m;
-	struct ctl_unary_reply		 reply;
 	char				*text = NULL;
 	size_t				 len;
 
@@ -396,18 +359,11 @@ cmd_add(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	req.ttl_ms = o->ttl_ms;
 	if (o->principal != NULL)
 		req.principal = (char *)o->principal;
-	if (ctl_unary(ctx, "memory add", MEMORY "IngestMemory", token,
-	    &req.base, &reply) < 0) {
-		free(text);
-		return CTL_EXIT_FAIL;
-	}
+	m = ctl_unary_msg(ctx, "memory add", MEMORY "IngestMemory", token,
+	    &req.base, &palyra__v1__memory_item__descriptor);
 	free(text);
-	m = palyra__v1__memory_item__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (m == NULL) {
-		fprintf(stderr, "palyractl: memory add: undecodable reply\n");
+	if (m == NULL)
 		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&m->base);
 	else
@@ -427,7 +383,6 @@ cmd_search(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	    PALYRA__V1__SEARCH_MEMORY_REQUEST__INIT;
 	Palyra__V1__SearchMemoryResponse *resp;
 	const Palyra__V1__MemoryHit	*h;
-	struct ctl_unary_reply		 reply;
 	struct ctl_table		*t = NULL;
 	char				 s[3][16], text[SHORT_TEXT + 8];
 	char				 tags[TAGS_MAX * (TAG_MAX + 1) + 1];
@@ -443,17 +398,10 @@ cmd_search(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	req.n_tags = o->ntags;
 	if (o->principal != NULL)
 		req.principal = (char *)o->principal;
-	if (ctl_unary(ctx, "memory search", MEMORY "SearchMemory", token,
-	    &req.base, &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "memory search", MEMORY "SearchMemory",
+	    token, &req.base, &palyra__v1__search_memory_response__descriptor))
+	    == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__search_memory_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: memory search: undecodable "
-		    "reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json) {
 		rc = ctl_print_pb_json(&resp->base) < 0 ? CTL_EXIT_FAIL :
 		    CTL_EXIT_OK;
@@ -501,20 +449,14 @@ cmd_list(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	};
 	Palyra__V1__ListMemoryItemsRequest	 req =
 	    PALYRA__V1__LIST_MEMORY_ITEMS_REQUEST__INIT;
-	Palyra__V1__ListMemoryItemsResponse	*resp;
-	struct ctl_unary_reply			 reply;
-	struct ctl_table			*t;
-	json_t					*items = NULL, *v;
-	char					*next = NULL;
-	size_t					 i, total = 0;
-	int					 pages = 0, bad;
+	struct ctl_listing			 l = {
+		.what = "memory list", .method = MEMORY "ListMemoryItems",
+		.reply = &palyra__v1__list_memory_items_response__descriptor,
+		.field = "items", .all = o->all, .ncols = 7,
+		.align = "lllllll", .header = header, .row = item_row,
+	};
 	int					 rc = CTL_EXIT_FAIL;
 
-	if ((t = ctl_table_new(7, "lllllll", header)) == NULL ||
-	    (items = json_array()) == NULL) {
-		fprintf(stderr, "palyractl: memory list: out of memory\n");
-		goto out;
-	}
 	if (o->principal != NULL)
 		req.principal = (char *)o->principal;
 	if (o->session != NULL)
@@ -522,58 +464,19 @@ cmd_list(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	if (o->ntags > 0)
 		req.tag = o->tags[0];
 	req.page_size = o->page_size;
-	for (;;) {
-		req.page_token = next != NULL ? next : "";
-		if (ctl_unary(ctx, "memory list", MEMORY "ListMemoryItems",
-		    token, &req.base, &reply) < 0)
-			goto out;
-		resp = palyra__v1__list_memory_items_response__unpack(NULL,
-		    reply.len, reply.data);
-		free(reply.data);
-		free(next);
-		next = NULL;
-		if (resp == NULL) {
-			fprintf(stderr, "palyractl: memory list: undecodable "
-			    "reply\n");
-			goto out;
-		}
-		for (i = 0, bad = 0; !bad && i < resp->n_items; i++) {
-			if (ctx->json)
-				bad = (v = ctl_pb_json(&resp->items[i]->base))
-				    == NULL || json_array_append_new(items,
-				    v) < 0;
-			else
-				bad = item_row(t, resp->items[i]) < 0;
-		}
-		total += resp->n_items;
-		if (!bad && resp->next_page_token[0] != '\0' &&
-		    (next = strdup(resp->next_page_token)) == NULL)
-			bad = 1;
-		palyra__v1__list_memory_items_response__free_unpacked(resp,
-		    NULL);
-		if (bad) {
-			fprintf(stderr, "palyractl: memory list: out of "
-			    "memory\n");
-			goto out;
-		}
-		/* Without --all, one page; a server that hands out pages
-		 * forever is not followed. */
-		if (next == NULL || !o->all || ++pages >= 10000)
-			break;
-	}
+	if (ctl_list(ctx, token, &req.base, &l) < 0)
+		goto out;
 	if (ctx->json)
-		ctl_print_json(json_pack("{s:O, s:s}", "items", items,
-		    "next_page_token", next != NULL ? next : ""));
+		ctl_print_json(json_pack("{s:O, s:s}", "items", l.items,
+		    "next_page_token", l.next != NULL ? l.next : ""));
 	else {
-		ctl_table_print(t, stdout);
-		printf("%zu item%s%s\n", total, total == 1 ? "" : "s",
-		    next != NULL ? " (more with --all)" : "");
+		ctl_table_print(l.table, stdout);
+		printf("%zu item%s%s\n", l.total, l.total == 1 ? "" : "s",
+		    l.next != NULL ? " (more with --all)" : "");
 	}
 	rc = CTL_EXIT_OK;
 out:
-	free(next);
-	json_decref(items);
-	ctl_table_free(t);
+	ctl_listing_free(&l);
 	return rc;
 }
 
@@ -584,18 +487,11 @@ cmd_show(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	Palyra__V1__GetMemoryItemRequest	 req =
 	    PALYRA__V1__GET_MEMORY_ITEM_REQUEST__INIT;
 	Palyra__V1__MemoryItem			*m;
-	struct ctl_unary_reply			 reply;
 
 	req.item_id = (char *)o->arg;
-	if (ctl_unary(ctx, "memory show", MEMORY "GetMemoryItem", token,
-	    &req.base, &reply) < 0)
+	if ((m = ctl_unary_msg(ctx, "memory show", MEMORY "GetMemoryItem",
+	    token, &req.base, &palyra__v1__memory_item__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	m = palyra__v1__memory_item__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (m == NULL) {
-		fprintf(stderr, "palyractl: memory show: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&m->base);
 	else
@@ -617,13 +513,7 @@ cmd_rm(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	    &req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	free(reply.data);
-	if (ctx->json)
-		ctl_print_json(json_pack("{s:s, s:b}", "item_id", o->arg,
-		    "deleted", 1));
-	else {
-		ctl_print_clean(stdout, o->arg);
-		printf(" deleted\n");
-	}
+	ctl_print_deleted(ctx, "item_id", o->arg);
 	return CTL_EXIT_OK;
 }
 
@@ -654,7 +544,6 @@ cmd_purge(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	Palyra__V1__PurgeMemoryRequest	 req =
 	    PALYRA__V1__PURGE_MEMORY_REQUEST__INIT;
 	Palyra__V1__PurgeMemoryResponse	*resp;
-	struct ctl_unary_reply		 reply;
 
 	if (o->principal != NULL)
 		req.principal = (char *)o->principal;
@@ -663,16 +552,10 @@ cmd_purge(const struct ctl_ctx *ctx, const struct memory_opts *o,
 	if (o->ntags > 0)
 		req.tag = o->tags[0];
 	req.expired_only = o->expired;
-	if (ctl_unary(ctx, "memory purge", MEMORY "PurgeMemory", token,
-	    &req.base, &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "memory purge", MEMORY "PurgeMemory",
+	    token, &req.base, &palyra__v1__purge_memory_response__descriptor))
+	    == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__purge_memory_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: memory purge: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&resp->base);
 	else

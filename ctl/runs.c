@@ -125,19 +125,12 @@ show(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 {
 	Palyra__V1__GetRunRequest	 req =
 	    PALYRA__V1__GET_RUN_REQUEST__INIT;
-	struct ctl_unary_reply		 reply;
 	Palyra__V1__Run			*run;
 
 	req.run_id = (char *)o->run_id;
-	if (ctl_unary(ctx, "runs show", GATEWAY "GetRun", token, &req.base,
-	    &reply) < 0)
+	if ((run = ctl_unary_msg(ctx, "runs show", GATEWAY "GetRun", token,
+	    &req.base, &palyra__v1__run__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	run = palyra__v1__run__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (run == NULL) {
-		fprintf(stderr, "palyractl: runs show: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json) {
 		json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
 		    "s:I}", "run_id", run->run_id, "session_id",
@@ -170,22 +163,14 @@ abort_run(const struct ctl_ctx *ctx, const struct runs_opts *o,
 {
 	Palyra__V1__AbortRunRequest	 req =
 	    PALYRA__V1__ABORT_RUN_REQUEST__INIT;
-	struct ctl_unary_reply		 reply;
 	Palyra__V1__AbortRunResponse	*resp;
 
 	req.run_id = (char *)o->run_id;
 	if (o->reason != NULL)
 		req.reason = (char *)o->reason;
-	if (ctl_unary(ctx, "runs abort", GATEWAY "AbortRun", token, &req.base,
-	    &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "runs abort", GATEWAY "AbortRun", token,
+	    &req.base, &palyra__v1__abort_run_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__abort_run_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: runs abort: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_json(json_pack("{s:s, s:s}", "run_id", o->run_id,
 		    "status", ctl_run_status_name(resp->status)));
@@ -200,21 +185,14 @@ note(const struct ctl_ctx *ctx, const struct runs_opts *o, const char *token)
 {
 	Palyra__V1__AppendEventRequest	 req =
 	    PALYRA__V1__APPEND_EVENT_REQUEST__INIT;
-	struct ctl_unary_reply		 reply;
 	Palyra__V1__AppendEventResponse	*resp;
 
 	req.run_id = (char *)o->run_id;
 	req.text = (char *)o->text;
-	if (ctl_unary(ctx, "runs note", GATEWAY "AppendEvent", token, &req.base,
-	    &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "runs note", GATEWAY "AppendEvent",
+	    token, &req.base,
+	    &palyra__v1__append_event_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__append_event_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: runs note: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_json(json_pack("{s:s, s:I}", "run_id", o->run_id,
 		    "seq", (json_int_t)resp->seq));

@@ -180,19 +180,12 @@ resolve(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	Palyra__V1__ResolveSessionRequest	 req =
 	    PALYRA__V1__RESOLVE_SESSION_REQUEST__INIT;
 	Palyra__V1__Session			*s;
-	struct ctl_unary_reply			 reply;
 
 	req.session_key = (char *)o->arg;
-	if (ctl_unary(ctx, "sessions resolve", GATEWAY "ResolveSession", token,
-	    &req.base, &reply) < 0)
+	if ((s = ctl_unary_msg(ctx, "sessions resolve",
+	    GATEWAY "ResolveSession", token, &req.base,
+	    &palyra__v1__session__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	s = palyra__v1__session__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (s == NULL) {
-		fprintf(stderr, "palyractl: sessions resolve: "
-		    "undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	print_session(ctx, s);
 	palyra__v1__session__free_unpacked(s, NULL);
 	return CTL_EXIT_OK;
@@ -205,20 +198,12 @@ cleanup(const struct ctl_ctx *ctx, const struct sessions_opts *o,
 	Palyra__V1__CleanupSessionRequest	 req =
 	    PALYRA__V1__CLEANUP_SESSION_REQUEST__INIT;
 	Palyra__V1__CleanupSessionResponse	*resp;
-	struct ctl_unary_reply			 reply;
 
 	req.session_id = (char *)o->arg;
-	if (ctl_unary(ctx, "sessions cleanup", GATEWAY "CleanupSession", token,
-	    &req.base, &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "sessions cleanup",
+	    GATEWAY "CleanupSession", token, &req.base,
+	    &palyra__v1__cleanup_session_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__cleanup_session_response__unpack(NULL, reply.len,
-	    reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: sessions cleanup: "
-		    "undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_json(json_pack("{s:s, s:I}", "session_id", o->arg,
 		    "runs_removed", (json_int_t)resp->runs_removed));

@@ -519,19 +519,12 @@ budget_list(const struct ctl_ctx *ctx, const char *token)
 	Palyra__V1__ListBudgetsRequest req =
 	    PALYRA__V1__LIST_BUDGETS_REQUEST__INIT;
 	Palyra__V1__ListBudgetsResponse *resp;
-	struct ctl_unary_reply reply;
 	int rc = CTL_EXIT_OK;
 
-	if (ctl_unary(ctx, "budget list", USAGE_SERVICE "ListBudgets", token,
-		&req.base, &reply) < 0)
+	if ((resp = ctl_unary_msg(ctx, "budget list",
+	    USAGE_SERVICE "ListBudgets", token, &req.base,
+	    &palyra__v1__list_budgets_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	resp = palyra__v1__list_budgets_response__unpack(
-	    NULL, reply.len, reply.data);
-	free(reply.data);
-	if (resp == NULL) {
-		fprintf(stderr, "palyractl: budget list: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (!ctx->json && resp->n_budgets == 0)
 		printf("no budgets\n");
 	else if (print_budgets(ctx, resp->budgets, resp->n_budgets) < 0) {
@@ -599,19 +592,12 @@ budget_set(const struct ctl_ctx *ctx, Palyra__V1__Budget *b, const char *token)
 {
 	Palyra__V1__SetBudgetRequest req = PALYRA__V1__SET_BUDGET_REQUEST__INIT;
 	Palyra__V1__Budget *got;
-	struct ctl_unary_reply reply;
 	int rc;
 
 	req.budget = b;
-	if (ctl_unary(ctx, "budget set", USAGE_SERVICE "SetBudget", token,
-		&req.base, &reply) < 0)
+	if ((got = ctl_unary_msg(ctx, "budget set", USAGE_SERVICE "SetBudget",
+	    token, &req.base, &palyra__v1__budget__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	got = palyra__v1__budget__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (got == NULL) {
-		fprintf(stderr, "palyractl: budget set: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	rc = print_budgets(ctx, &got, 1) < 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 	if (rc != CTL_EXIT_OK)
 		fprintf(stderr, "palyractl: budget set: out of memory\n");
@@ -631,13 +617,7 @@ budget_delete(const struct ctl_ctx *ctx, const char *id, const char *token)
 		&req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	free(reply.data);
-	if (ctx->json) {
-		print_json(
-		    json_pack("{s:s, s:b}", "budget_id", id, "deleted", 1));
-	} else {
-		ctl_print_clean(stdout, id);
-		printf(" deleted\n");
-	}
+	ctl_print_deleted(ctx, "budget_id", id);
 	return CTL_EXIT_OK;
 }
 

@@ -160,57 +160,38 @@ vault_parse(struct ctl_ctx *ctx, int argc, char **argv,
     struct vault_opts *o)
 {
 	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "token", required_argument, NULL, 'T' },
+		CTL_TENANT_OPTIONS,
 		{ "description", required_argument, NULL, 'd' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "strip-newline", no_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "host", no_argument, NULL, 'H' },
-		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct {
-		const char	*name;
-		const char	*options;
-		int		 nargs;
-	} commands[] = {
+	static const struct ctl_subcommand commands[] = {
 		{ "put", "tTdfnHj", 1 },
 		{ "get", "tTFj", 1 },
 		{ "list", "tTHj", 0 },
 		{ "rm", "tTHj", 1 },
 		{ "rotate-master", "j", 0 },
 	};
-	const char	*allowed = NULL;
-	size_t		 i;
-	int		 ch, nargs = 0, left;
+	struct ctl_subparse	 p = { .group = "vault", .shortopts = "",
+	    .opts = opts };
+	int			 ch, nargs, left;
 
 	memset(o, 0, sizeof(*o));
 	if (argc < 2)
 		return vault_usage("vault needs put, get, list, rm or "
 		    "rotate-master");
 	o->command = argv[1];
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(o->command, commands[i].name) == 0) {
-			allowed = commands[i].options;
-			nargs = commands[i].nargs;
-		}
-	if (allowed == NULL)
+	if (ctl_subparse_begin(&p, commands, sizeof(commands) /
+	    sizeof(commands[0]), o->command) == NULL)
 		return vault_usage("unknown vault command");
-	optind = 0;
-	while ((ch = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		if (ch == '?' || ch == ':')
-			return vault_usage("bad option");
-		if (strchr(allowed, ch) == NULL)
-			return vault_usage("that option does not go with this "
-			    "vault command");
+	nargs = p.sub->nargs;
+	while ((ch = ctl_subparse_next(ctx, &p, argc, argv)) != -1) {
 		switch (ch) {
-		case 't':
-			o->tenant = optarg;
-			break;
-		case 'T':
-			o->token = optarg;
-			break;
+		case 0:
+			return vault_usage(p.why);
 		case 'd':
 			if (strlen(optarg) > DESCRIPTION_MAX)
 				return vault_usage("--description is at most "
@@ -231,11 +212,10 @@ vault_parse(struct ctl_ctx *ctx, int argc, char **argv,
 		case 'H':
 			o->host = 1;
 			break;
-		case 'j':
-			ctx->json = 1;
-			break;
 		}
 	}
+	o->tenant = p.tenant;
+	o->token = p.token;
 	left = argc - 1 - optind;
 	if (strcmp(o->command, "put") == 0 && left > 1)
 		return vault_usage("vault put reads the value from standard "
@@ -364,22 +344,15 @@ cmd_put(const struct ctl_ctx *ctx, const struct vault_opts *o,
 	Palyra__V1__PutSecretRequest	 req =
 	    PALYRA__V1__PUT_SECRET_REQUEST__INIT;
 	Palyra__V1__SecretMeta		*m;
-	struct ctl_unary_reply		 reply;
 
 	req.name = (char *)o->name;
 	req.value.data = (uint8_t *)value;
 	req.value.len = len;
 	if (o->description != NULL)
 		req.description = (char *)o->description;
-	if (ctl_unary(ctx, "vault put", VAULT "PutSecret", token, &req.base,
-	    &reply) < 0)
+	if ((m = ctl_unary_msg(ctx, "vault put", VAULT "PutSecret", token,
+	    &req.base, &palyra__v1__secret_meta__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	m = palyra__v1__secret_meta__unpack(NULL, reply.len, reply.data);
-	free(reply.data);
-	if (m == NULL) {
-		fprintf(stderr, "palyractl: vault put: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json)
 		ctl_print_pb_json(&m->base);
 	else
@@ -395,21 +368,13 @@ cmd_get(const struct ctl_ctx *ctx, const struct vault_opts *o,
 	Palyra__V1__GetSecretRequest	 req =
 	    PALYRA__V1__GET_SECRET_REQUEST__INIT;
 	Palyra__V1__GetSecretResponse	*g;
-	struct ctl_unary_reply		 reply;
 	int				 rc = CTL_EXIT_OK;
 
 	req.name = (char *)o->name;
-	if (ctl_unary(ctx, "vault get", VAULT "GetSecret", token, &req.base,
-	    &reply) < 0)
+	/* ctl_unary_msg wipes the reply it decoded. */
+	if ((g = ctl_unary_msg(ctx, "vault get", VAULT "GetSecret", token,
+	    &req.base, &palyra__v1__get_secret_response__descriptor)) == NULL)
 		return CTL_EXIT_FAIL;
-	g = palyra__v1__get_secret_response__unpack(NULL, reply.len,
-	    reply.data);
-	explicit_bzero(reply.data, reply.len);
-	free(reply.data);
-	if (g == NULL) {
-		fprintf(stderr, "palyractl: vault get: undecodable reply\n");
-		return CTL_EXIT_FAIL;
-	}
 	if (ctx->json) {
 		if (ctl_print_pb_json(&g->base) < 0)
 			rc = CTL_EXIT_FAIL;
@@ -445,77 +410,40 @@ secret_row(struct ctl_table *t, const char *name, unsigned long long version,
 }
 
 static int
+meta_row(struct ctl_table *t, const ProtobufCMessage *msg)
+{
+	const Palyra__V1__SecretMeta *m = (const Palyra__V1__SecretMeta *)msg;
+
+	return secret_row(t, m->name, m->version, m->size, m->updated_unix_ms,
+	    m->updated_by, m->description);
+}
+
+static int
 cmd_list(const struct ctl_ctx *ctx, const char *token)
 {
 	Palyra__V1__ListSecretsRequest	 req =
 	    PALYRA__V1__LIST_SECRETS_REQUEST__INIT;
-	Palyra__V1__ListSecretsResponse	*resp;
-	const Palyra__V1__SecretMeta	*m;
-	struct ctl_unary_reply		 reply;
-	struct ctl_table		*table;
-	json_t				*all = NULL, *page;
-	char				*next = NULL;
-	size_t				 i, total = 0;
-	int				 pages = 0, short_page;
+	struct ctl_listing		 l = {
+		.what = "vault list", .method = VAULT "ListSecrets",
+		.reply = &palyra__v1__list_secrets_response__descriptor,
+		.field = "secrets", .all = 1, .ncols = 6, .align = "lrrlll",
+		.header = secret_header, .row = meta_row,
+	};
 	int				 rc = CTL_EXIT_FAIL;
 
-	if ((table = ctl_table_new(6, "lrrlll", secret_header)) == NULL ||
-	    (ctx->json && (all = json_array()) == NULL)) {
-		fprintf(stderr, "palyractl: vault list: out of memory\n");
-		goto out;
-	}
 	req.page_size = 1000;
-	do {
-		req.page_token = next != NULL ? next : "";
-		if (ctl_unary(ctx, "vault list", VAULT "ListSecrets", token,
-		    &req.base, &reply) < 0)
-			goto out;
-		resp = palyra__v1__list_secrets_response__unpack(NULL,
-		    reply.len, reply.data);
-		free(reply.data);
-		free(next);
-		next = NULL;
-		if (resp == NULL) {
-			fprintf(stderr, "palyractl: vault list: undecodable "
-			    "reply\n");
-			goto out;
-		}
-		for (i = 0; i < resp->n_secrets; i++) {
-			m = resp->secrets[i];
-			if (ctx->json) {
-				page = ctl_pb_json(&m->base);
-				if (page == NULL ||
-				    json_array_append_new(all, page) < 0)
-					break;
-			} else if (secret_row(table, m->name, m->version,
-			    m->size, m->updated_unix_ms, m->updated_by,
-			    m->description) < 0)
-				break;
-		}
-		total += resp->n_secrets;
-		short_page = i < resp->n_secrets;
-		if (!short_page && resp->next_page_token[0] != '\0')
-			next = strdup(resp->next_page_token);
-		palyra__v1__list_secrets_response__free_unpacked(resp, NULL);
-		if (short_page) {
-			fprintf(stderr, "palyractl: vault list: out of "
-			    "memory\n");
-			goto out;
-		}
-		/* A server that hands out pages forever is not followed. */
-	} while (next != NULL && ++pages < 10000);
+	if (ctl_list(ctx, token, &req.base, &l) < 0)
+		goto out;
 	if (ctx->json)
-		ctl_print_json(json_pack("{s:O, s:s}", "secrets", all,
+		ctl_print_json(json_pack("{s:O, s:s}", "secrets", l.items,
 		    "next_page_token", ""));
 	else {
-		ctl_table_print(table, stdout);
-		printf("%zu secret%s\n", total, total == 1 ? "" : "s");
+		ctl_table_print(l.table, stdout);
+		printf("%zu secret%s\n", l.total, l.total == 1 ? "" : "s");
 	}
 	rc = CTL_EXIT_OK;
 out:
-	free(next);
-	json_decref(all);
-	ctl_table_free(table);
+	ctl_listing_free(&l);
 	return rc;
 }
 
@@ -532,11 +460,7 @@ cmd_rm(const struct ctl_ctx *ctx, const struct vault_opts *o,
 	    &req.base, &reply) < 0)
 		return CTL_EXIT_FAIL;
 	free(reply.data);
-	if (ctx->json)
-		ctl_print_json(json_pack("{s:s, s:b}", "name", o->name,
-		    "deleted", 1));
-	else
-		printf("%s deleted\n", o->name);
+	ctl_print_deleted(ctx, "name", o->name);
 	return CTL_EXIT_OK;
 }
 

@@ -60,28 +60,12 @@ jnl_appr_holder(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *run_id)
 	return NULL;
 }
 
-/*
- * Sends a message to a worker. A worker whose channel holds
- * IPC_QUEUE_HIGH_WATER unread messages is stuck: it is read no more, as
- * batch.c does with a worker it cannot acknowledge.
- */
+/* Sends to a worker; jnl_worker_send drops one that stopped reading. */
 static void
 worker_send(struct jnl_worker *w, enum ipc_type type, uint32_t request_id,
     const ProtobufCMessage *msg)
 {
-	int rc;
-
-	if (w == NULL || w->closing)
-		return;
-	if ((rc = ipc_chan_send(w->chan, type, request_id, msg, NULL, 0)) ==
-	    -ENOBUFS) {
-		log_error("%s: not reading; dropping the worker",
-		    ipc_chan_peer(w->chan));
-		w->closing = 1;
-		ipc_chan_pause(w->chan);
-	} else if (rc < 0)
-		log_warn("%s: cannot send an approval message: %s",
-		    ipc_chan_peer(w->chan), strerror(-rc));
+	jnl_worker_send(w, type, request_id, msg, "an approval message");
 }
 
 void
@@ -210,7 +194,6 @@ static int
 defer(struct jnl_ctx *ctx, struct jnl_tenant *t, struct jnl_worker *w,
     uint32_t request_id, enum deferred_kind kind, Palyra__V1__Approval *a)
 {
-	struct jnl_ack ack;
 	struct deferred *d;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
@@ -219,19 +202,11 @@ defer(struct jnl_ctx *ctx, struct jnl_tenant *t, struct jnl_worker *w,
 	}
 	d->kind = kind;
 	d->approval = a;
-	memset(&ack, 0, sizeof(ack));
-	ack.worker = w;
-	ack.tenant = t;
-	ack.request_id = request_id;
-	ack.ok = 1;
-	ack.deliver = deferred_deliver;
-	ack.arg = d;
-	if (jnl_ack_push(ctx, &ack) < 0) {
+	if (jnl_ack_defer(ctx, t, w, request_id, deferred_deliver, d) < 0) {
 		jnl_appr_free(a);
 		free(d);
 		return -ENOMEM;
 	}
-	jnl_schedule_commit(ctx);
 	return 0;
 }
 

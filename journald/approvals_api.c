@@ -479,11 +479,20 @@ int
 jnl_approvals_call(struct jnl_ctx *ctx, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *call)
 {
-	const ProtobufCMessageDescriptor *desc;
+	static const struct jnl_method methods[] = {
+	    {"ListApprovals", &palyra__v1__list_approvals_request__descriptor},
+	    {"GetApproval", &palyra__v1__get_approval_request__descriptor},
+	    {"DecideApproval",
+		&palyra__v1__decide_approval_request__descriptor},
+	    {"ExportApprovals",
+		&palyra__v1__export_approvals_request__descriptor},
+	    {"ListGrants", &palyra__v1__list_grants_request__descriptor},
+	    {"RevokeGrant", &palyra__v1__revoke_grant_request__descriptor},
+	};
 	const char *method = call->method + strlen(PREFIX);
 	ProtobufCMessage *in;
 	struct caller c;
-	int rc;
+	int i, rc;
 
 	memset(&c, 0, sizeof(c));
 	if (!jnl_name_valid(call->tenant) || !jnl_name_valid(call->principal))
@@ -495,46 +504,40 @@ jnl_approvals_call(struct jnl_ctx *ctx, uint32_t request_id,
 		return reply_status(
 		    ctx, request_id, GRPC_STATUS_UNAVAILABLE, E_UNAVAILABLE);
 	c.principal = call->principal;
-	if (strcmp(call->role, "operator") != 0 &&
-	    strcmp(call->role, "admin") != 0)
+	if (!jnl_service_privileged(call))
 		c.only = call->principal;
-	if (strcmp(method, "ListApprovals") == 0)
-		desc = &palyra__v1__list_approvals_request__descriptor;
-	else if (strcmp(method, "GetApproval") == 0)
-		desc = &palyra__v1__get_approval_request__descriptor;
-	else if (strcmp(method, "DecideApproval") == 0)
-		desc = &palyra__v1__decide_approval_request__descriptor;
-	else if (strcmp(method, "ExportApprovals") == 0)
-		desc = &palyra__v1__export_approvals_request__descriptor;
-	else if (strcmp(method, "ListGrants") == 0)
-		desc = &palyra__v1__list_grants_request__descriptor;
-	else if (strcmp(method, "RevokeGrant") == 0)
-		desc = &palyra__v1__revoke_grant_request__descriptor;
-	else
-		return reply_status(ctx, request_id, GRPC_STATUS_UNIMPLEMENTED,
-		    "unknown method");
-	if ((in = protobuf_c_message_unpack(
-		 desc, NULL, call->request.len, call->request.data)) == NULL)
-		return reply_status(ctx, request_id,
-		    GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
-	if (desc == &palyra__v1__list_approvals_request__descriptor)
+	if ((i = jnl_service_method(ctx, request_id, methods,
+		 sizeof(methods) / sizeof(methods[0]), method, &rc)) < 0)
+		return rc;
+	if ((in = jnl_service_request(
+		 ctx, request_id, call, methods[i].desc, &rc)) == NULL)
+		return rc;
+	switch (i) {
+	case 0:
 		rc = list_approvals(ctx, request_id, &c,
 		    (Palyra__V1__ListApprovalsRequest *)in);
-	else if (desc == &palyra__v1__get_approval_request__descriptor)
+		break;
+	case 1:
 		rc = get_approval(
 		    ctx, request_id, &c, (Palyra__V1__GetApprovalRequest *)in);
-	else if (desc == &palyra__v1__decide_approval_request__descriptor)
+		break;
+	case 2:
 		rc = decide_approval(ctx, request_id, &c,
 		    (Palyra__V1__DecideApprovalRequest *)in);
-	else if (desc == &palyra__v1__export_approvals_request__descriptor)
+		break;
+	case 3:
 		rc = export_approvals(ctx, request_id, &c,
 		    (Palyra__V1__ExportApprovalsRequest *)in);
-	else if (desc == &palyra__v1__list_grants_request__descriptor)
+		break;
+	case 4:
 		rc = list_grants(
 		    ctx, request_id, &c, (Palyra__V1__ListGrantsRequest *)in);
-	else
+		break;
+	default:
 		rc = revoke_grant(
 		    ctx, request_id, &c, (Palyra__V1__RevokeGrantRequest *)in);
+		break;
+	}
 	protobuf_c_message_free_unpacked(in, NULL);
 	return rc;
 }

@@ -390,19 +390,11 @@ committed_deliver(struct jnl_ctx *ctx, struct jnl_ack *ack)
 static int
 committed_push(struct jnl_ctx *ctx, struct jnl_tenant *t, struct committed *c)
 {
-	struct jnl_ack ack;
-
-	memset(&ack, 0, sizeof(ack));
-	ack.tenant = t;
-	ack.ok = 1;
-	ack.deliver = committed_deliver;
-	ack.arg = c;
-	if (jnl_ack_push(ctx, &ack) < 0) {
+	if (jnl_ack_defer(ctx, t, NULL, 0, committed_deliver, c) < 0) {
 		free(c->offer);
 		free(c);
 		return -ENOMEM;
 	}
-	jnl_schedule_commit(ctx);
 	return 0;
 }
 

@@ -131,21 +131,12 @@ static int
 written_push(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t request_id,
     struct written *w)
 {
-	struct jnl_ack ack;
-
-	memset(&ack, 0, sizeof(ack));
-	ack.tenant = t;
-	ack.request_id = request_id;
-	ack.ok = 1;
-	ack.deliver = written_deliver;
-	ack.arg = w;
-	if (jnl_ack_push(ctx, &ack) < 0) {
+	if (jnl_ack_defer(ctx, t, NULL, request_id, written_deliver, w) < 0) {
 		free(w);
 		jnl_batch_fail(ctx, t);
 		return reply_status(
 		    ctx, request_id, GRPC_STATUS_UNAVAILABLE, "out of memory");
 	}
-	jnl_schedule_commit(ctx);
 	return 0;
 }
 
@@ -200,7 +191,7 @@ create_job(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	if ((j.name = strdup(req->job->name)) == NULL ||
 	    (j.principal = strdup(call->principal)) == NULL ||
 	    (j.role = strdup(
-		 jnl_cron_privileged(call) ? call->role : "user")) == NULL ||
+		 jnl_service_privileged(call) ? call->role : "user")) == NULL ||
 	    jnl_cron_row_apply(&j, req->job, JNL_CRON_F_ALL) < 0) {
 		jnl_cron_row_clear(&j);
 		return reply_status(
@@ -403,7 +394,7 @@ list_jobs(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	    &st);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, req->page_token, -1, SQLITE_STATIC);
-		if (!jnl_cron_privileged(call))
+		if (!jnl_service_privileged(call))
 			sqlite3_bind_text(
 			    st, 2, call->principal, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, (int)size + 1);
@@ -592,14 +583,23 @@ list_job_runs(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	return rc;
 }
 
+/* A valid principal and an open journal, or the tenant is not found. */
+static int
+cron_check(struct jnl_ctx *ctx, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *call, struct jnl_tenant *t, int *rc)
+{
+	if (jnl_name_valid(call->principal) && t->db != NULL)
+		return 0;
+	*rc = reply_status(
+	    ctx, request_id, GRPC_STATUS_NOT_FOUND, "unknown tenant");
+	return -1;
+}
+
 int
 jnl_cron_call(struct jnl_ctx *ctx, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *call)
 {
-	static const struct {
-		const char *name;
-		const ProtobufCMessageDescriptor *desc;
-	} methods[] = {
+	static const struct jnl_method methods[] = {
 	    {"CreateJob", &palyra__v1__create_job_request__descriptor},
 	    {"UpdateJob", &palyra__v1__update_job_request__descriptor},
 	    {"DeleteJob", &palyra__v1__delete_job_request__descriptor},
@@ -608,26 +608,15 @@ jnl_cron_call(struct jnl_ctx *ctx, uint32_t request_id,
 	    {"RunJobNow", &palyra__v1__run_job_now_request__descriptor},
 	    {"ListJobRuns", &palyra__v1__list_job_runs_request__descriptor},
 	};
-	const char *method = call->method + strlen(CRON_PREFIX);
+	static const struct jnl_service svc = {
+	    methods, sizeof(methods) / sizeof(methods[0]), cron_check};
 	ProtobufCMessage *in;
 	struct jnl_tenant *t;
-	size_t i;
-	int rc;
+	int i, rc;
 
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strcmp(method, methods[i].name) == 0)
-			break;
-	if (i == sizeof(methods) / sizeof(methods[0]))
-		return reply_status(ctx, request_id, GRPC_STATUS_UNIMPLEMENTED,
-		    "unknown method");
-	if (!jnl_name_valid(call->tenant) || !jnl_name_valid(call->principal) ||
-	    (t = jnl_tenant_find(ctx, call->tenant)) == NULL || t->db == NULL)
-		return reply_status(
-		    ctx, request_id, GRPC_STATUS_NOT_FOUND, "unknown tenant");
-	if ((in = protobuf_c_message_unpack(methods[i].desc, NULL,
-		 call->request.len, call->request.data)) == NULL)
-		return reply_status(ctx, request_id,
-		    GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
+	if ((i = jnl_service_open(ctx, request_id, call,
+		 call->method + strlen(CRON_PREFIX), &svc, &t, &in, &rc)) < 0)
+		return rc;
 	switch (i) {
 	case 0:
 		rc = create_job(ctx, t, request_id, call,

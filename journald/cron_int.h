@@ -180,8 +180,6 @@ enum {
 	JNL_CRON_F_ALL = (1 << 11) - 1,
 };
 
-/* Whether the call's token is an operator's or an admin's. */
-int jnl_cron_privileged(const Palyra__Ipc__ServiceCall *);
 void jnl_cron_row_clear(struct jnl_cron_row *);
 /* A column's text, copied ("" for NULL); NULL without memory. */
 char *jnl_cron_column_dup(sqlite3_stmt *, int col);

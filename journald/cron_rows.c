@@ -29,13 +29,6 @@ static const char *const misfire_names[] = {
     [MISFIRE(ONCE)] = "once",
 };
 
-int
-jnl_cron_privileged(const Palyra__Ipc__ServiceCall *call)
-{
-	return strcmp(call->role, "operator") == 0 ||
-	       strcmp(call->role, "admin") == 0;
-}
-
 void
 jnl_cron_row_clear(struct jnl_cron_row *j)
 {
@@ -122,7 +115,7 @@ jnl_cron_row_find(struct jnl_tenant *t, const Palyra__Ipc__ServiceCall *call,
 		&st) < 0)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (!jnl_cron_privileged(call))
+	if (!jnl_service_privileged(call))
 		sqlite3_bind_text(st, 2, call->principal, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)

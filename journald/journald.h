@@ -435,6 +435,54 @@ void jnl_service_call(struct jnl_ctx *, const struct ipc_msg *);
  * on OK the response message packed; more: another reply follows. */
 int jnl_service_reply(struct jnl_ctx *, uint32_t request_id, uint32_t code,
     const char *message, const ProtobufCMessage *response, int more);
+/*
+ * dispatch.c: a service's methods: the index of the one called name among
+ * n, or -1 after answering UNIMPLEMENTED; then its request decoded as
+ * desc (free it with protobuf_c_message_free_unpacked), or NULL after
+ * answering INVALID_ARGUMENT. *rc is then what the answer returned.
+ */
+struct jnl_method {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+};
+int jnl_service_method(struct jnl_ctx *, uint32_t request_id,
+    const struct jnl_method *, size_t n, const char *name, int *rc);
+ProtobufCMessage *jnl_service_request(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *, const ProtobufCMessageDescriptor *,
+    int *rc);
+/*
+ * dispatch.c: a service's table, and the tenant checks it makes between
+ * finding the tenant and decoding the request (NULL: none; nonzero after
+ * answering, *rc what the answer returned). open finds the method, the
+ * tenant of call (NOT_FOUND "unknown tenant" when the name is bad or no
+ * tenant has it), checks and decodes: the method's index with *t and
+ * *in, or -1 after an answer, *rc what it returned.
+ */
+struct jnl_service {
+	const struct jnl_method *methods;
+	size_t n;
+	int (*check)(struct jnl_ctx *, uint32_t request_id,
+	    const Palyra__Ipc__ServiceCall *, struct jnl_tenant *, int *rc);
+};
+int jnl_service_open(struct jnl_ctx *, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *, const char *name,
+    const struct jnl_service *, struct jnl_tenant **, ProtobufCMessage **in,
+    int *rc);
+/* dispatch.c: operator or admin role. */
+int jnl_service_privileged(const Palyra__Ipc__ServiceCall *);
+/*
+ * dispatch.c: answers request_id of w (NULL: the front's call, or
+ * none) through deliver, which owns arg, once t's open batch committed
+ * or was refused, and schedules the commit. 0, or -ENOMEM (arg is then
+ * the caller's).
+ */
+int jnl_ack_defer(struct jnl_ctx *, struct jnl_tenant *, struct jnl_worker *,
+    uint32_t request_id, void (*deliver)(struct jnl_ctx *, struct jnl_ack *),
+    void *arg);
+/* dispatch.c: msg to a worker (none when w is NULL or closing); one whose
+ * channel is full is dropped; what names the message in a warning. */
+void jnl_worker_send(struct jnl_worker *, enum ipc_type, uint32_t request_id,
+    const ProtobufCMessage *, const char *what);
 int jnl_approvals_call(struct jnl_ctx *, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *);
 int jnl_usage_call(struct jnl_ctx *, uint32_t request_id,

@@ -34,28 +34,12 @@
 #define MEMORY_PREFIX "/palyra.v1.MemoryService/"
 #define E_UNAVAILABLE "journal unavailable"
 
-/*
- * Sends an answer to a worker. A worker whose channel holds
- * IPC_QUEUE_HIGH_WATER unread messages is stuck: it is read no more, as
- * batch.c does with a worker it cannot acknowledge.
- */
+/* Sends to a worker; jnl_worker_send drops one that stopped reading. */
 static void
 worker_send(struct jnl_worker *w, enum ipc_type type, uint32_t request_id,
     const ProtobufCMessage *msg)
 {
-	int rc;
-
-	if (w == NULL || w->closing)
-		return;
-	if ((rc = ipc_chan_send(w->chan, type, request_id, msg, NULL, 0)) ==
-	    -ENOBUFS) {
-		log_error("%s: not reading; dropping the worker",
-		    ipc_chan_peer(w->chan));
-		w->closing = 1;
-		ipc_chan_pause(w->chan);
-	} else if (rc < 0)
-		log_warn("%s: cannot send a memory answer: %s",
-		    ipc_chan_peer(w->chan), strerror(-rc));
+	jnl_worker_send(w, type, request_id, msg, "a memory answer");
 }
 
 static void
@@ -105,7 +89,6 @@ static int
 stored_defer(struct jnl_ctx *ctx, struct jnl_tenant *t, struct jnl_worker *w,
     uint32_t request_id, const Palyra__V1__MemoryItem *item)
 {
-	struct jnl_ack ack;
 	struct stored *s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -116,19 +99,11 @@ stored_defer(struct jnl_ctx *ctx, struct jnl_tenant *t, struct jnl_worker *w,
 		return -ENOMEM;
 	}
 	palyra__v1__memory_item__pack(item, s->item);
-	memset(&ack, 0, sizeof(ack));
-	ack.worker = w;
-	ack.tenant = t;
-	ack.request_id = request_id;
-	ack.ok = 1;
-	ack.deliver = stored_deliver;
-	ack.arg = s;
-	if (jnl_ack_push(ctx, &ack) < 0) {
+	if (jnl_ack_defer(ctx, t, w, request_id, stored_deliver, s) < 0) {
 		free(s->item);
 		free(s);
 		return -ENOMEM;
 	}
-	jnl_schedule_commit(ctx);
 	return 0;
 }
 

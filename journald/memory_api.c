@@ -39,11 +39,18 @@ reply_status(
 	return jnl_service_reply(ctx, id, code, message, NULL, 0);
 }
 
-static int
-privileged(const Palyra__Ipc__ServiceCall *call)
+/* The filters of a List or Purge statement, parameters 1 to 3: each
+ * bound only when given (not NULL, not empty). */
+static void
+bind_filters(sqlite3_stmt *st, const char *principal, const char *session_id,
+    const char *tag)
 {
-	return strcmp(call->role, "operator") == 0 ||
-	       strcmp(call->role, "admin") == 0;
+	if (principal != NULL)
+		sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
+	if (session_id[0] != '\0')
+		sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
+	if (tag[0] != '\0')
+		sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
 }
 
 /*
@@ -61,7 +68,7 @@ scope_principal(const Palyra__Ipc__ServiceCall *call, const char *asked,
 	}
 	if (strcmp(asked, "*") == 0) {
 		*out = NULL;
-		if (privileged(call))
+		if (jnl_service_privileged(call))
 			return 0;
 		*why = "every principal's items take an operator or admin "
 		       "token";
@@ -72,7 +79,7 @@ scope_principal(const Palyra__Ipc__ServiceCall *call, const char *asked,
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	*out = asked;
-	if (privileged(call) || strcmp(asked, call->principal) == 0)
+	if (jnl_service_privileged(call) || strcmp(asked, call->principal) == 0)
 		return 0;
 	*why = "a user token reaches its own items only";
 	return GRPC_STATUS_PERMISSION_DENIED;
@@ -123,7 +130,7 @@ get_item(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	if (step == SQLITE_ROW && item == NULL)
 		return reply_status(
 		    ctx, id, GRPC_STATUS_UNAVAILABLE, "out of memory");
-	if (item == NULL || (!privileged(call) &&
+	if (item == NULL || (!jnl_service_privileged(call) &&
 				strcmp(item->principal, call->principal) != 0))
 		rc = reply_status(
 		    ctx, id, GRPC_STATUS_NOT_FOUND, "no such memory item");
@@ -175,12 +182,7 @@ list_items(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	if ((items = calloc(limit, sizeof(*items))) == NULL)
 		return reply_status(
 		    ctx, id, GRPC_STATUS_UNAVAILABLE, "out of memory");
-	if (principal != NULL)
-		sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
-	if (req->session_id[0] != '\0')
-		sqlite3_bind_text(st, 2, req->session_id, -1, SQLITE_STATIC);
-	if (tag[0] != '\0')
-		sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
+	bind_filters(st, principal, req->session_id, tag);
 	sqlite3_bind_int64(st, 4, (int64_t)jnl_now_ms());
 	if (req->page_token[0] != '\0') {
 		sqlite3_bind_int64(st, 5, after_ms);
@@ -263,24 +265,16 @@ static int
 deleted_defer(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id, int purge,
     uint64_t count)
 {
-	struct jnl_ack ack;
 	struct deleted *d;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -ENOMEM;
 	d->purge = purge;
 	d->count = count;
-	memset(&ack, 0, sizeof(ack));
-	ack.tenant = t;
-	ack.request_id = id;
-	ack.ok = 1;
-	ack.deliver = deleted_deliver;
-	ack.arg = d;
-	if (jnl_ack_push(ctx, &ack) < 0) {
+	if (jnl_ack_defer(ctx, t, NULL, id, deleted_deliver, d) < 0) {
 		free(d);
 		return -ENOMEM;
 	}
-	jnl_schedule_commit(ctx);
 	return 0;
 }
 
@@ -315,7 +309,7 @@ delete_item(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 		return reply_status(
 		    ctx, id, GRPC_STATUS_UNAVAILABLE, E_UNAVAILABLE);
 	sqlite3_bind_text(st, 1, req->item_id, -1, SQLITE_STATIC);
-	if (!privileged(call))
+	if (!jnl_service_privileged(call))
 		sqlite3_bind_text(st, 2, call->principal, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (int64_t)jnl_now_ms());
 	if ((n = delete_step(ctx, t, st)) < 0)
@@ -354,12 +348,7 @@ purge(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	    (st = jnl_memory_stmt(t, JNL_MS_PURGE)) == NULL)
 		return reply_status(
 		    ctx, id, GRPC_STATUS_UNAVAILABLE, E_UNAVAILABLE);
-	if (principal != NULL)
-		sqlite3_bind_text(st, 1, principal, -1, SQLITE_STATIC);
-	if (req->session_id[0] != '\0')
-		sqlite3_bind_text(st, 2, req->session_id, -1, SQLITE_STATIC);
-	if (tag[0] != '\0')
-		sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
+	bind_filters(st, principal, req->session_id, tag);
 	sqlite3_bind_int(st, 4, req->expired_only ? 1 : 0);
 	sqlite3_bind_int64(st, 5, (int64_t)jnl_now_ms());
 	if ((n = delete_step(ctx, t, st)) < 0)
@@ -376,14 +365,27 @@ purge(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 
 /* Dispatch. */
 
+/* A valid principal and an open journal. */
+static int
+memory_check(struct jnl_ctx *ctx, uint32_t request_id,
+    const Palyra__Ipc__ServiceCall *call, struct jnl_tenant *t, int *rc)
+{
+	if (!jnl_name_valid(call->principal))
+		*rc = reply_status(ctx, request_id,
+		    GRPC_STATUS_PERMISSION_DENIED, "invalid principal");
+	else if (t->db == NULL)
+		*rc = reply_status(
+		    ctx, request_id, GRPC_STATUS_UNAVAILABLE, E_UNAVAILABLE);
+	else
+		return 0;
+	return -1;
+}
+
 int
 jnl_memory_api(struct jnl_ctx *ctx, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *call)
 {
-	static const struct {
-		const char *name;
-		const ProtobufCMessageDescriptor *desc;
-	} methods[] = {
+	static const struct jnl_method methods[] = {
 	    {"GetMemoryItem", &palyra__v1__get_memory_item_request__descriptor},
 	    {"ListMemoryItems",
 		&palyra__v1__list_memory_items_request__descriptor},
@@ -391,32 +393,15 @@ jnl_memory_api(struct jnl_ctx *ctx, uint32_t request_id,
 		&palyra__v1__delete_memory_item_request__descriptor},
 	    {"PurgeMemory", &palyra__v1__purge_memory_request__descriptor},
 	};
-	const char *method = strrchr(call->method, '/') + 1;
+	static const struct jnl_service svc = {
+	    methods, sizeof(methods) / sizeof(methods[0]), memory_check};
 	ProtobufCMessage *in;
 	struct jnl_tenant *t;
-	size_t i;
-	int rc;
+	int i, rc;
 
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strcmp(method, methods[i].name) == 0)
-			break;
-	if (i == sizeof(methods) / sizeof(methods[0]))
-		return reply_status(ctx, request_id, GRPC_STATUS_UNIMPLEMENTED,
-		    "unknown method");
-	if (!jnl_name_valid(call->tenant) ||
-	    (t = jnl_tenant_find(ctx, call->tenant)) == NULL)
-		return reply_status(
-		    ctx, request_id, GRPC_STATUS_NOT_FOUND, "unknown tenant");
-	if (!jnl_name_valid(call->principal))
-		return reply_status(ctx, request_id,
-		    GRPC_STATUS_PERMISSION_DENIED, "invalid principal");
-	if (t->db == NULL)
-		return reply_status(
-		    ctx, request_id, GRPC_STATUS_UNAVAILABLE, E_UNAVAILABLE);
-	if ((in = protobuf_c_message_unpack(methods[i].desc, NULL,
-		 call->request.len, call->request.data)) == NULL)
-		return reply_status(ctx, request_id,
-		    GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
+	if ((i = jnl_service_open(ctx, request_id, call,
+		 strrchr(call->method, '/') + 1, &svc, &t, &in, &rc)) < 0)
+		return rc;
 	switch (i) {
 	case 0:
 		rc = get_item(ctx, t, request_id, call,

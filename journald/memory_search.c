@@ -46,6 +46,8 @@ lexical_find(struct lexical *lex, size_t n, int64_t seq)
 {
 	struct lexical key;
 
+	if (n == 0)
+		return NULL;	/* lex is NULL without a lexical part */
 	key.seq = seq;
 	return bsearch(&key, lex, n, sizeof(*lex), lexical_by_seq);
 }

@@ -50,13 +50,6 @@ reply_status(
 	return jnl_service_reply(ctx, id, code, message, NULL, 0);
 }
 
-static int
-privileged(const Palyra__Ipc__ServiceCall *call)
-{
-	return strcmp(call->role, "operator") == 0 ||
-	       strcmp(call->role, "admin") == 0;
-}
-
 /* GetUsage. */
 
 struct usage_rows {
@@ -414,7 +407,7 @@ set_budget(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	struct jnl_usage *u;
 	const char *day;
 
-	if (!privileged(call))
+	if (!jnl_service_privileged(call))
 		return reply_status(ctx, id, GRPC_STATUS_PERMISSION_DENIED,
 		    "setting a budget takes an operator or admin token");
 	if (in == NULL)
@@ -497,7 +490,7 @@ delete_budget(struct jnl_ctx *ctx, struct jnl_tenant *t, uint32_t id,
 	char message[200];
 	int changed = -1;
 
-	if (!privileged(call))
+	if (!jnl_service_privileged(call))
 		return reply_status(ctx, id, GRPC_STATUS_PERMISSION_DENIED,
 		    "deleting a budget takes an operator or admin token");
 	if (req->budget_id[0] == '\0' ||
@@ -545,35 +538,21 @@ int
 jnl_usage_call(struct jnl_ctx *ctx, uint32_t request_id,
     const Palyra__Ipc__ServiceCall *call)
 {
-	static const struct {
-		const char *name;
-		const ProtobufCMessageDescriptor *desc;
-	} methods[] = {
+	static const struct jnl_method methods[] = {
 	    {"GetUsage", &palyra__v1__get_usage_request__descriptor},
 	    {"ListBudgets", &palyra__v1__list_budgets_request__descriptor},
 	    {"SetBudget", &palyra__v1__set_budget_request__descriptor},
 	    {"DeleteBudget", &palyra__v1__delete_budget_request__descriptor},
 	};
-	const char *method = call->method + strlen(USAGE_PREFIX);
+	static const struct jnl_service svc = {
+	    methods, sizeof(methods) / sizeof(methods[0]), NULL};
 	ProtobufCMessage *in;
 	struct jnl_tenant *t;
-	size_t i;
-	int rc;
+	int i, rc;
 
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strcmp(method, methods[i].name) == 0)
-			break;
-	if (i == sizeof(methods) / sizeof(methods[0]))
-		return reply_status(ctx, request_id, GRPC_STATUS_UNIMPLEMENTED,
-		    "unknown method");
-	if (!jnl_name_valid(call->tenant) ||
-	    (t = jnl_tenant_find(ctx, call->tenant)) == NULL)
-		return reply_status(
-		    ctx, request_id, GRPC_STATUS_NOT_FOUND, "unknown tenant");
-	if ((in = protobuf_c_message_unpack(methods[i].desc, NULL,
-		 call->request.len, call->request.data)) == NULL)
-		return reply_status(ctx, request_id,
-		    GRPC_STATUS_INVALID_ARGUMENT, "invalid request message");
+	if ((i = jnl_service_open(ctx, request_id, call,
+		 call->method + strlen(USAGE_PREFIX), &svc, &t, &in, &rc)) < 0)
+		return rc;
 	switch (i) {
 	case 0:
 		rc = get_usage(ctx, t, request_id, call,

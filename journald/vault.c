@@ -61,23 +61,12 @@ name_valid(const char *s)
 	return 1;
 }
 
+/* Sends to a worker; jnl_worker_send drops one that stopped reading. */
 static void
 worker_send(struct jnl_worker *w, enum ipc_type type, uint32_t request_id,
     const ProtobufCMessage *msg)
 {
-	int rc;
-
-	if (w == NULL || w->closing)
-		return;
-	if ((rc = ipc_chan_send(w->chan, type, request_id, msg, NULL, 0)) ==
-	    -ENOBUFS) {
-		log_error("%s: not reading; dropping the worker",
-		    ipc_chan_peer(w->chan));
-		w->closing = 1;
-		ipc_chan_pause(w->chan);
-	} else if (rc < 0)
-		log_warn("%s: cannot send a vault message: %s",
-		    ipc_chan_peer(w->chan), strerror(-rc));
+	jnl_worker_send(w, type, request_id, msg, "a vault message");
 }
 
 /* Tells every worker of t that name changed. */
@@ -140,19 +129,7 @@ static int
 defer(struct jnl_ctx *ctx, struct jnl_tenant *t, struct jnl_worker *w,
     uint32_t request_id, struct deferred *d)
 {
-	struct jnl_ack ack;
-
-	memset(&ack, 0, sizeof(ack));
-	ack.worker = w;
-	ack.tenant = t;
-	ack.request_id = request_id;
-	ack.ok = 1;
-	ack.deliver = deferred_deliver;
-	ack.arg = d;
-	if (jnl_ack_push(ctx, &ack) < 0)
-		return -ENOMEM;
-	jnl_schedule_commit(ctx);
-	return 0;
+	return jnl_ack_defer(ctx, t, w, request_id, deferred_deliver, d);
 }
 
 /* Checks a VaultStore; NULL when it is well-formed, else why not. */
@@ -633,8 +610,7 @@ jnl_vault_call(struct jnl_ctx *ctx, uint32_t request_id,
 	if (!jnl_name_valid(call->tenant) || !jnl_name_valid(call->principal))
 		return reply(ctx, request_id, GRPC_STATUS_INVALID_ARGUMENT,
 		    "invalid tenant or principal");
-	privileged = strcmp(call->role, "operator") == 0 ||
-	    strcmp(call->role, "admin") == 0;
+	privileged = jnl_service_privileged(call);
 	if (strcmp(method, "ListSecrets") == 0)
 		desc = &palyra__v1__list_secrets_request__descriptor;
 	else if (strcmp(method, "DeleteSecret") == 0)

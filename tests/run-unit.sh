@@ -3,7 +3,9 @@
 # (build/tests/test_*), shows its output, and ends with the line
 #   unit: N passed, N failed
 # counting cmocka's per-test results. A binary that crashes, exits non-zero
-# without reporting a failure, or reports nothing counts as one failure.
+# without reporting a failure, or reports nothing counts as one failure;
+# so does one whose output holds a sanitizer report (make SANITIZE=1: UBSan
+# reports and goes on, the test itself would pass).
 # Exits 1 if anything failed.
 set -u
 
@@ -32,6 +34,10 @@ for bin in "$@"; do
 	elif (( seen == 0 && p == 0 && f == 0 )); then
 		echo "run-unit.sh: $bin reported no test results" >&2
 		f=1
+	fi
+	if printf '%s\n' "$out" | grep -Eq ': runtime error: |ERROR: (Address|Leak)Sanitizer'; then
+		echo "run-unit.sh: $bin: sanitizer report" >&2
+		f=$((f + 1))
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))

@@ -11,6 +11,12 @@ provider pointing at it, and measures through gRPC RunStream (grpc.aio):
       loopback, the fake's own writes, Python's reading);
   runs/s at 64 concurrent streams through the fake provider, against the
       same load on the built-in offline provider;
+  RunStream time to first event (the call's start to its first event) and
+      to first token, one stream at a time: p50 through the fake provider,
+      against the offline provider's first event from the same client, and
+      the first token against the plain HTTP client's request to its first
+      token read straight from the fake provider; and the p99 time to first
+      event at 64 concurrent streams, fake against offline, same load;
   the worker's VmRSS holding 1,000 concurrent runs whose provider streams
       stay open (a keep-alive comment each second), against its VmRSS
       before them.
@@ -86,18 +92,28 @@ def channel(d, i):
         ("grpc.use_local_subchannel_pool", 1), ("palyra.bench.channel", i)])
 
 
-async def one_run(ch, token, agent, text, on_token=None, cancel_disconnect=False):
-    """One RunStream to its end; returns the terminal status."""
+async def one_run(ch, token, agent, text, on_token=None, cancel_disconnect=False,
+                  times=None):
+    """One RunStream to its end; returns the terminal status. times, a
+    dict, receives "first" and "token": ms from the call to its first event
+    and to its first token."""
     call = ch.stream_stream(METHOD,
                             request_serializer=pb.RunStreamRequest.SerializeToString,
                             response_deserializer=pb.RunEvent.FromString)
     req = pb.RunStreamRequest(start=pb.RunStart(
         agent=agent, input=text, cancel_on_disconnect=cancel_disconnect))
+    t0 = time.monotonic()
     stream = call(iter([req]), metadata=[("authorization", f"Bearer {token}")],
                   timeout=120)
     status = None
     async for ev in stream:
         kind = ev.WhichOneof("event")
+        if times is not None:
+            times.setdefault("t0", t0)
+            ms = (time.monotonic() - t0) * 1000
+            times.setdefault("first", ms)
+            if kind == "token":
+                times.setdefault("token", ms)
         if kind == "token" and on_token is not None:
             on_token(time.monotonic(), ev.token.text)
         elif kind == "status" and ev.status.status in TERMINAL:
@@ -108,10 +124,12 @@ async def one_run(ch, token, agent, text, on_token=None, cancel_disconnect=False
 # ---------------------------------------------------------------- relay
 
 def relay_floor(fp, runs):
-    """Per-token latency of a plain HTTP client reading the fake directly."""
-    lat = []
+    """Per-token latency of a plain HTTP client reading the fake directly,
+    and its request's time to the first token (ms)."""
+    lat, firsts = [], []
     for r in range(runs):
         k = f"floor{r:04d}"
+        t0 = time.monotonic()
         conn = http.client.HTTPConnection(fp.host, fp.port, timeout=30)
         body = json.dumps({"model": "m", "stream": True, "messages": [
             {"role": "user", "content":
@@ -133,14 +151,17 @@ def relay_floor(fp, runs):
                 got += 1
         resp.read()
         conn.close()
+        if recv:
+            firsts.append((recv[0] - t0) * 1000)
         (ent,) = fp.entries(tag=f"key={k}")
         sent = [t for t, kind, _ in ent.sent if kind == "token"]
         lat += [(recv[i] - sent[i]) * 1000 for i in range(min(len(recv), len(sent)))]
-    return lat
+    return lat, firsts
 
 
 async def relay_palyra(d, fp, token, runs):
-    lat = []
+    """Per-token relay latency; times to first event and first token."""
+    lat, firsts, ftoks, reqs = [], [], [], []
     ch = channel(d, 0)
     try:
         for r in range(runs):
@@ -152,18 +173,42 @@ async def relay_palyra(d, fp, token, runs):
                 while len(recv) < TOKENS_PER_RUN and acc[0] >= prefix_len(len(recv)):
                     recv.append(t)
 
+            times = {}
             st = await one_run(ch, token, "oa",
                                f"fp:text n={TOKENS_PER_RUN} gap=0.01 key={k}",
-                               on_token)
+                               on_token, times=times)
             if st is None or st.status != S.RUN_STATUS_COMPLETED:
                 raise RuntimeError(f"relay run ended with {st}")
             (ent,) = fp.entries(tag=f"key={k}")
             sent = [t for t, kind, _ in ent.sent if kind == "token"]
             lat += [(recv[i] - sent[i]) * 1000
                     for i in range(min(len(recv), len(sent)))]
+            firsts.append(times["first"])
+            ftoks.append(times["token"])
+            reqs.append(((ent.t_start - times["t0"]) * 1000,
+                         (sent[0] - times["t0"]) * 1000 if sent else 0))
     finally:
         await ch.close()
-    return lat
+    log(f"the call's start to its request read whole by the fake provider: "
+        f"p50 {pct([r for r, _ in reqs], 50):.2f} ms, to its first token "
+        f"written by it: p50 {pct([t for _, t in reqs], 50):.2f} ms")
+    return lat, firsts, ftoks
+
+
+async def first_event_offline(d, token, runs):
+    """Times to first event of offline runs, one at a time (ms)."""
+    firsts = []
+    ch = channel(d, 1)
+    try:
+        for _ in range(runs):
+            times = {}
+            st = await one_run(ch, token, "off", "bench", times=times)
+            if st is None or st.status != S.RUN_STATUS_COMPLETED:
+                raise RuntimeError(f"offline run ended with {st}")
+            firsts.append(times["first"])
+    finally:
+        await ch.close()
+    return firsts
 
 
 # ---------------------------------------------------------------- rate
@@ -172,12 +217,16 @@ async def rate(d, token, agent, text, seconds, conc):
     chans = [channel(d, 100 + i) for i in range(2)]
     done = [0]
     failed = [0]
+    firsts = []
     stop = time.monotonic() + seconds
 
     async def loop(i):
         ch = chans[i % len(chans)]
         while time.monotonic() < stop:
-            st = await one_run(ch, token, agent, text)
+            times = {}
+            st = await one_run(ch, token, agent, text, times=times)
+            if "first" in times:
+                firsts.append(times["first"])
             if st is not None and st.status == S.RUN_STATUS_COMPLETED:
                 done[0] += 1
             else:
@@ -193,7 +242,7 @@ async def rate(d, token, agent, text, seconds, conc):
     if failed[0]:
         raise RuntimeError(f"{failed[0]} of {done[0] + failed[0]} runs on "
                            f"{agent} did not complete")
-    return done[0] / el
+    return done[0] / el, firsts
 
 
 # ---------------------------------------------------------------- RSS
@@ -271,17 +320,29 @@ class Rows(list):
 
 async def amain(d, fp, token):
     rows = Rows()
-    floor = relay_floor(fp, max(2, RELAY_RUNS // 2))
+    floor, floor_first = relay_floor(fp, max(2, RELAY_RUNS // 2))
     log(f"floor: {len(floor)} tokens")
-    lat = await relay_palyra(d, fp, token, RELAY_RUNS)
+    lat, first, ftok = await relay_palyra(d, fp, token, RELAY_RUNS)
     log(f"relay: {len(lat)} tokens")
     for p in (50, 99):
         rows.append((f"provider relay per token p{p}", f"{pct(lat, p):.3f}",
                      "fake provider read directly", f"{pct(floor, p):.3f}", "ms"))
-    off = await rate(d, token, "off", "bench", RATE_SECONDS, CONCURRENCY)
-    fake = await rate(d, token, "oa", "fp:text n=5", RATE_SECONDS, CONCURRENCY)
+    off_first = await first_event_offline(d, token, RELAY_RUNS)
+    rows.append(("RunStream first event p50, fake provider, 1 stream",
+                 f"{pct(first, 50):.2f}", "offline provider, same client",
+                 f"{pct(off_first, 50):.2f}", "ms"))
+    rows.append(("RunStream first token p50, fake provider, 1 stream",
+                 f"{pct(ftok, 50):.2f}", "fake provider read directly",
+                 f"{pct(floor_first, 50):.2f}", "ms"))
+    off, off_firsts = await rate(d, token, "off", "bench", RATE_SECONDS,
+                                 CONCURRENCY)
+    fake, fake_firsts = await rate(d, token, "oa", "fp:text n=5",
+                                   RATE_SECONDS, CONCURRENCY)
     rows.append((f"provider runs/s, {CONCURRENCY} streams", f"{fake:.1f}",
                  "offline provider, same load", f"{off:.1f}", "runs/s"))
+    rows.append((f"RunStream first event p99, fake, {CONCURRENCY} streams",
+                 f"{pct(fake_firsts, 99):.2f}", "offline provider, same load",
+                 f"{pct(off_firsts, 99):.2f}", "ms"))
     rss, base = await idle_rss(d, fp, token, IDLE_RUNS)
     rows.append((f"worker RSS, {IDLE_RUNS} idle provider streams",
                  f"{rss / 1024:.1f}", "worker RSS, no run", f"{base / 1024:.1f}",

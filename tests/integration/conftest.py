@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import sqlite3
@@ -57,9 +58,21 @@ def _load_health():
 health_pb = _load_health()
 
 OFFLINE_REPLY = "I am the offline model of palyrad. You said: {}"
-RPC_TIMEOUT = 15.0
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
+
+# `make test SANITIZE=1`: the binaries run under AddressSanitizer and UBSan,
+# several times slower. slow(x) scales a deadline by SANITIZE_FACTOR then
+# and only then: the normal build keeps every deadline as written.
+SANITIZE = os.environ.get("PALYRA_SANITIZE") == "1"
+SANITIZE_FACTOR = 3.0
+
+
+def slow(x):
+    return x * SANITIZE_FACTOR if SANITIZE else x
+
+
+RPC_TIMEOUT = slow(15.0)
+READY_TIMEOUT = slow(10.0)
+STOP_TIMEOUT = slow(5.0)
 
 CHANNEL_OPTIONS = [
     ("grpc.enable_http_proxy", 0),
@@ -190,6 +203,7 @@ class Daemon:
         self.state = os.path.join(self.workdir, "state")
         self.conf = os.path.join(self.workdir, "palyrad.conf")
         self.log_path = os.path.join(self.workdir, "palyrad.log")
+        watch_log(self.log_path)
         self.template = config_template
         self.tenants = tenants
         self.proc = None
@@ -593,6 +607,7 @@ def palyra(tmp_path_factory):
     except AssertionError:
         sys.stderr.write("\n--- palyrad log ---\n" + d.log_text())
         raise
+    fail_on_sanitizer_reports()
 
 
 @pytest.fixture(scope="session")
@@ -613,6 +628,71 @@ def fresh_daemon(tmp_path):
     yield d.start()
     if not d.stopped:
         d.kill()
+
+
+# ---------------------------------------------------------------- sanitizers
+
+# Under SANITIZE every process of a daemon writes its AddressSanitizer and
+# UBSan reports to the stderr it inherited: the daemon's log. A report fails
+# the test during which it appeared (at its teardown, once its daemons are
+# stopped); one written after the last test fails the session.
+SANITIZER_REPORT = re.compile(
+    rb"(?:: runtime error: |ERROR: AddressSanitizer|ERROR: LeakSanitizer"
+    rb"|SUMMARY: (?:Address|UndefinedBehavior)Sanitizer)")
+SANITIZER_CONTEXT = 40      # lines of the report shown from its first one
+_watched_logs = {}          # log path -> bytes already read
+
+
+def watch_log(path):
+    """Adds a log to those read for sanitizer reports after each test."""
+    _watched_logs.setdefault(os.path.abspath(path), 0)
+
+
+def sanitizer_reports():
+    """The reports appended to the watched logs since the last call."""
+    out = []
+    for path, off in list(_watched_logs.items()):
+        try:
+            with open(path, "rb") as f:
+                f.seek(off)
+                data = f.read()
+        except OSError:
+            continue
+        data = data[:data.rfind(b"\n") + 1]     # whole lines only
+        _watched_logs[path] = off + len(data)
+        lines = data.splitlines()
+        for i, line in enumerate(lines):
+            if SANITIZER_REPORT.search(line):
+                text = b"\n".join(lines[i:i + SANITIZER_CONTEXT])
+                out.append(f"{path}:\n" + text.decode("utf-8", "replace"))
+                break
+    return out
+
+
+def fail_on_sanitizer_reports():
+    if not SANITIZE:
+        return
+    reports = sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer report in a daemon's log:\n"
+                    + "\n".join(reports), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_reports():
+    """Autouse, so set up first and torn down last: after the test's own
+    daemons are stopped."""
+    yield
+    fail_on_sanitizer_reports()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SANITIZE:
+        reports = sanitizer_reports()
+        if reports:
+            sys.stderr.write("\nsanitizer report in a daemon's log after "
+                             "the last test:\n" + "\n".join(reports) + "\n")
+            session.exitstatus = 1
 
 
 # Attach palyrad's log to the report of every failed test that used one.

@@ -278,6 +278,10 @@ class _Server(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fakeprov/1"
+    # TCP_NODELAY, as a provider's real front end: with Nagle's algorithm a
+    # chunk written after an unacknowledged one waits for the worker's
+    # delayed ACK (about 40 ms), which is no property of palyrad.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # quiet
         pass

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, PY_GEN, REPO, pb, poll, verify_chain
+from conftest import BUILD, PY_GEN, REPO, pb, poll, verify_chain, watch_log
 
 sys.path.insert(0, PY_GEN)
 import ipc_pb2  # noqa: E402
@@ -220,6 +220,7 @@ class Journald:
         self.state = os.path.join(self.workdir, "state")
         os.makedirs(self.state, mode=0o700)
         self.log_path = os.path.join(self.workdir, "journald.log")
+        watch_log(self.log_path)
         args = [JOURNALD, "-s", self.state, "-d", "-v"]
         if os.geteuid() == 0:
             os.chown(self.state, *SANDBOX_IDS)

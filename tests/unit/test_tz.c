@@ -70,6 +70,8 @@ static void
 put(struct image *im, const void *p, size_t n)
 {
 	assert_true(im->len + n <= sizeof(im->buf));
+	if (n == 0)
+		return;		/* p may be NULL then */
 	memcpy(im->buf + im->len, p, n);
 	im->len += n;
 }
