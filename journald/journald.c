@@ -122,6 +122,10 @@ tenant_open(struct jnl_ctx *ctx, struct jnl_tenant *t, const char *reason)
 		log_warn("tenant %s: its live runs are not counted", t->name);
 	(void)jnl_reconcile(ctx, t, reason);
 	jnl_cron_tenant_open(ctx, t);
+	/* Opening read the schema and whatever the loads above touched into
+	 * the page cache; an idle tenant needs none of it until its next
+	 * append, and a host may carry thousands of them. */
+	(void)sqlite3_db_release_memory(t->db);
 }
 
 static struct jnl_tenant *
