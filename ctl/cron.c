@@ -90,7 +90,7 @@ valid_text(const char *s, size_t max)
 }
 
 static int
-cron_parse(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
+cron_options(struct ctl_ctx *ctx, int argc, char **argv, struct cron_opts *o)
 {
 	static const struct option opts[] = {
 		CTL_TENANT_OPTIONS,
@@ -698,7 +698,7 @@ ctl_cmd_cron(struct ctl_ctx *ctx, int argc, char **argv)
 	char			*token, what[64];
 	int			 rc;
 
-	if ((rc = cron_parse(ctx, argc, argv, &o)) != 0)
+	if ((rc = cron_options(ctx, argc, argv, &o)) != 0)
 		return rc;
 	snprintf(what, sizeof(what), "cron %s", o.command);
 	if ((token = ctl_command_token(ctx, o.token, o.tenant, what, &rc)) ==
